@@ -1,0 +1,60 @@
+# Quick start: `make course` (the main job) and `make test` (the test suite).
+# Both create .venv and install the pinned packages on first use.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+# The offline MovieLens copy beside the repository, when there is one; otherwise TFDS downloads.
+SHARED_TFDS := $(abspath ../shared/tensorflow_datasets)
+ifneq ($(wildcard $(SHARED_TFDS)),)
+export TFDS_DATA_DIR ?= $(SHARED_TFDS)
+endif
+export TF_USE_LEGACY_KERAS := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+export NO_MKDOCS_2_WARNING := 1
+export PYTHONHASHSEED := 0
+
+.PHONY: help install build course test test-fast lint site serve clean
+
+help:
+	@echo "make course     build editions, notebooks and site; run and grade every lesson; write build/course-report.json"
+	@echo "make test       run the test suite (what CI runs)"
+	@echo "make test-fast  the tests that do not execute lessons"
+	@echo "make build      regenerate student editions, library modules and notebooks"
+	@echo "make lint       ruff over the code and the lessons"
+	@echo "make site       build the site into build/site;  make serve  previews it"
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (ipykernel)" >/dev/null
+	@touch $@
+
+install: $(STAMP)
+
+build: $(STAMP)
+	$(PY) -m grader build
+
+course: $(STAMP)
+	$(PY) -m grader course
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow"
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
+site: build
+	$(PY) -m mkdocs build --strict
+
+serve: build
+	$(PY) -m mkdocs serve
+
+clean:
+	rm -rf build

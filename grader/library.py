@@ -1,0 +1,80 @@
+"""Export ``export``-tagged cells of a lesson into the ``movierec`` package.
+
+This is d2l's ``#@save`` idea: a later lesson imports an earlier lesson's building
+blocks (data split, towers, trained-model helpers) from ``movierec.<name>`` rather than
+copying code or depending on the student's own answers. Imports are hoisted to the top
+of the module and de-duplicated, so the generated module reads like a hand-written one.
+"""
+
+from __future__ import annotations
+
+import ast
+
+from grader.lessons import Lesson, is_exercise, read_source, tags
+
+EXPORT_TAG = "export"
+
+
+class ExportError(ValueError):
+    """An export cell breaks a rule from site/authoring.md."""
+
+
+def _is_definition(node: ast.stmt) -> bool:
+    """Functions, classes, constants and docstrings: nothing that runs work on import."""
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Assign, ast.AnnAssign)):
+        return True
+    return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+
+
+def export_cells(lesson: Lesson) -> list[str]:
+    sources = []
+    for index, cell in enumerate(read_source(lesson.solution).cells):
+        if cell.cell_type != "code" or EXPORT_TAG not in tags(cell):
+            continue
+        if is_exercise(cell):
+            raise ExportError(
+                f"{lesson.solution} cell {index}: an exercise cell cannot be exported "
+                "(the movierec library must not contain answers)"
+            )
+        if any(line.lstrip().startswith(("%", "!")) for line in cell.source.splitlines()):
+            raise ExportError(f"{lesson.solution} cell {index}: export cells must be plain Python (no magics)")
+        sources.append(cell.source.strip("\n"))
+    return sources
+
+
+def module_source(lesson: Lesson) -> str | None:
+    """The text of ``movierec/<name>.py``, or None when the lesson exports nothing."""
+    cells = export_cells(lesson)
+    if not cells:
+        return None
+    imports: list[str] = []
+    body: list[str] = []
+    for cell in cells:
+        tree = ast.parse(cell)
+        lines = cell.splitlines()
+        import_lines: set[int] = set()
+        for node in tree.body:
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                segment = "\n".join(lines[node.lineno - 1 : node.end_lineno])
+                if segment not in imports:
+                    imports.append(segment)
+                import_lines.update(range(node.lineno - 1, node.end_lineno))
+            elif not _is_definition(node):
+                raise ExportError(
+                    f"{lesson.solution}: export cells may only define functions, classes and "
+                    f"constants; line {node.lineno} does work at import time"
+                )
+        kept = [line for i, line in enumerate(lines) if i not in import_lines]
+        text = "\n".join(kept).strip("\n")
+        if text:
+            body.append(text)
+    future = [imp for imp in imports if imp.startswith("from __future__")]
+    others = [imp for imp in imports if imp not in future]
+    header = (
+        f'"""Building blocks from lesson {lesson.slug}: {lesson.title()}.\n\n'
+        f"Generated from the cells tagged ``export`` in solutions/{lesson.slug}.py by\n"
+        '``python -m grader build`` — edit the lesson, not this file.\n"""\n'
+    )
+    sections = ["\n".join(future + others)] if imports else []
+    sections.append("\n\n\n".join(body))
+    return header + "\n" + "\n\n\n".join(sections) + "\n"

@@ -1,0 +1,47 @@
+"""The quality bars the course promises, checked against the metrics ``make course`` collects.
+
+Each bar names a metric that a lesson reports with ``movierec.report.record``. A bar
+whose metric is absent (its lesson is not written yet) is reported as ``absent`` and
+does not fail the run; a bar that is measured and missed does.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+
+_OPS = {">=": operator.ge, "<=": operator.le, "<": operator.lt, ">": operator.gt}
+
+
+@dataclass(frozen=True)
+class Bar:
+    metric: str
+    op: str
+    threshold: float
+    why: str
+
+    def check(self, metrics: dict[str, float]) -> tuple[str, float | None]:
+        value = metrics.get(self.metric)
+        if value is None:
+            return "absent", None
+        return ("pass" if _OPS[self.op](value, self.threshold) else "FAIL"), value
+
+
+BARS = (
+    Bar("retrieval.baseline.top_100", ">=", 0.233, "id-only model matches the TFRS basic-retrieval tutorial"),
+    Bar("retrieval.features.top_100", ">=", 0.28, "feature-rich retrieval beats the best TFRS tutorial"),
+    Bar("retrieval.features.seconds", "<", 90, "feature-rich retrieval trains in under 90 s on 2 cores"),
+    Bar("ranking.baseline.rmse", "<=", 1.106, "id-only ranking matches the TFRS basic-ranking tutorial"),
+    Bar("ranking.best.rmse", "<=", 0.92, "best ranking model beats the TFRS deep & cross tutorial"),
+    Bar("ranking.best.seconds", "<", 120, "best ranking model trains in under 120 s on 2 cores"),
+    Bar("annoy.recall_at_10", ">=", 0.95, "Annoy keeps recall@10 at 0.95 or better on the movie embeddings"),
+)
+
+
+def check_bars(metrics: dict[str, float]) -> list[dict]:
+    rows = []
+    for bar in BARS:
+        status, value = bar.check(metrics)
+        rows.append({"metric": bar.metric, "bar": f"{bar.op} {bar.threshold:g}", "value": value,
+                     "status": status, "why": bar.why})
+    return rows

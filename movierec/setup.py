@@ -1,0 +1,68 @@
+"""Environment set-up that every lesson's first cell runs.
+
+TensorFlow Recommenders 0.7 is written for Keras 2, while TensorFlow 2.16+ ships
+Keras 3. The ``tf-keras`` package provides Keras 2, and TensorFlow uses it only if
+``TF_USE_LEGACY_KERAS=1`` is set *before* TensorFlow is first imported, so this
+module sets it without importing TensorFlow itself.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+
+DEFAULT_SEED = 42
+
+
+def configure_environment() -> None:
+    """Select Keras 2 and quieten TensorFlow's C++ start-up chatter."""
+    if "tensorflow" in sys.modules and os.environ.get("TF_USE_LEGACY_KERAS") != "1":
+        raise RuntimeError(
+            "TensorFlow was imported before the lesson's setup cell ran, so it is "
+            "using Keras 3 and TensorFlow Recommenders will fail. Restart the "
+            "kernel/runtime and run the setup cell first."
+        )
+    os.environ["TF_USE_LEGACY_KERAS"] = "1"
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("PYTHONHASHSEED", str(DEFAULT_SEED))
+
+
+def seed_everything(seed: int = DEFAULT_SEED, tensorflow: bool = True) -> None:
+    """Seed Python, NumPy and (optionally) TensorFlow so reported numbers repeat.
+
+    ``tensorflow=False`` keeps numpy-only lessons fast: importing TensorFlow costs
+    seconds. Op determinism makes TensorFlow's CPU kernels order their reductions
+    the same way on every run, which is what makes a lesson's metrics repeatable.
+    """
+    random.seed(seed)
+    import numpy as np
+
+    np.random.seed(seed)
+    if tensorflow:
+        configure_environment()
+        import tensorflow as tf
+
+        tf.keras.utils.set_random_seed(seed)
+        tf.config.experimental.enable_op_determinism()
+
+
+def quick_mode() -> bool:
+    """True when ``COURSE_QUICK=1``: the test suite runs lessons with small budgets.
+
+    Lessons use it to shorten training (fewer epochs) so ``make test`` stays fast;
+    ``make course`` runs the full budgets whose numbers the lesson text quotes.
+    """
+    return os.environ.get("COURSE_QUICK", "") == "1"
+
+
+def setup_lesson(seed: int = DEFAULT_SEED, tensorflow: bool = True) -> None:
+    """Everything a lesson's setup cell needs: Keras 2, quiet logs, fixed seeds."""
+    configure_environment()
+    seed_everything(seed, tensorflow=tensorflow)
+    try:
+        import matplotlib
+
+        matplotlib.rcParams.update({"figure.figsize": (7, 4), "figure.dpi": 100})
+    except ImportError:  # matplotlib is optional outside the lessons
+        pass
