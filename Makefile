@@ -16,7 +16,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export NO_MKDOCS_2_WARNING := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: help install build course test test-fast lint site serve clean
+.PHONY: help install build course test test-fast lint assets site serve deploy clean
 
 help:
 	@echo "make course     build editions, notebooks and site; run and grade every lesson; write build/course-report.json"
@@ -24,7 +24,9 @@ help:
 	@echo "make test-fast  the tests that do not execute lessons"
 	@echo "make build      regenerate student editions, library modules and notebooks"
 	@echo "make lint       ruff over the code and the lessons"
-	@echo "make site       build the site into build/site;  make serve  previews it"
+	@echo "make site       build the site into build/site;  make serve  previews it at http://127.0.0.1:8000"
+	@echo "make assets     fetch MathJax and mermaid (npm) so the site works offline"
+	@echo "make deploy     build the site and push it, with the notebooks, to the pages branch"
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +41,7 @@ build: $(STAMP)
 	$(PY) -m grader build
 
 course: $(STAMP)
+	$(PY) -m grader.site_assets --optional
 	$(PY) -m grader course
 
 test: $(STAMP)
@@ -50,11 +53,24 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
+# MathJax and mermaid at the versions pinned in grader/site_assets.py, into build/vendor/
+# (npm pack, integrity-checked); the site serves them itself instead of loading a CDN.
+# `site`, `serve` and `course` fetch them too, but go on without them (CDN) if npm is missing.
+assets: $(STAMP)
+	$(PY) -m grader.site_assets
+
 site: build
+	$(PY) -m grader.site_assets --optional
 	$(PY) -m mkdocs build --strict
 
 serve: build
+	$(PY) -m grader.site_assets --optional
 	$(PY) -m mkdocs serve
+
+# Publish build/site to the pages branch named in mkdocs.yml (extra.course.pages_branch).
+# Run `make course` first so the lesson pages show the reference run's figures and results.
+deploy: build assets
+	$(PY) -m mkdocs gh-deploy --strict --force --no-history
 
 clean:
 	rm -rf build

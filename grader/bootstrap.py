@@ -23,7 +23,9 @@ _TEMPLATE = '''\
 # and the Keras 2 release that matches Colab's TensorFlow (about a minute, once per
 # runtime). On your own machine it only selects Keras 2.
 import os, sys  # noqa: E401
-if "tensorflow" in sys.modules and os.environ.get("TF_USE_LEGACY_KERAS") != "1":
+_tf = sys.modules.get("tensorflow")  # TensorFlow picks its Keras when it is first imported
+if _tf is not None and (os.environ.get("TF_USE_LEGACY_KERAS") != "1"
+                        or vars(_tf).get("_tf_uses_legacy_keras") is False):
     raise RuntimeError("TensorFlow was already used in this runtime with Keras 3. "
                        "Restart the runtime (Runtime > Restart session), then run this cell first.")
 os.environ["TF_USE_LEGACY_KERAS"] = "1"  # TFRS 0.7 needs Keras 2; must be set before TensorFlow loads

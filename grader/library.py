@@ -9,6 +9,9 @@ of the module and de-duplicated, so the generated module reads like a hand-writt
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
+from pathlib import Path
 
 from grader.lessons import Lesson, is_exercise, read_source, tags
 
@@ -77,4 +80,16 @@ def module_source(lesson: Lesson) -> str | None:
     )
     sections = ["\n".join(future + others)] if imports else []
     sections.append("\n\n\n".join(body))
-    return header + "\n" + "\n\n\n".join(sections) + "\n"
+    return sort_imports(header + "\n" + "\n\n\n".join(sections) + "\n", lesson.module)
+
+
+def sort_imports(text: str, path: Path) -> str:
+    """Let ruff order and space the hoisted imports exactly as the lint step expects."""
+    process = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--select", "I", "--fix-only", "--quiet",
+         "--stdin-filename", str(path), "-"],
+        input=text, capture_output=True, text=True, cwd=path.parent.parent,
+    )
+    if process.returncode != 0:
+        raise ExportError(f"ruff could not sort the imports of {path}: {process.stderr.strip()}")
+    return process.stdout

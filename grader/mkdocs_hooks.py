@@ -2,35 +2,77 @@
 
 Nothing generated here is written into ``site/``: lesson pages, the syllabus, figures
 and downloadable notebooks exist only in the build, so they can never go stale.
+
+* ``on_config``: the repository, edit links and the ``gh-deploy`` branch come from the
+  one publishing setting (``extra.course``); the MathJax and mermaid scripts are served
+  from the site when ``make assets`` has fetched them, else from the CDN (with a note).
+* ``on_files``: one page per planned lesson (the real lesson when its student edition
+  exists, a "coming soon" page otherwise), the syllabus, figures of the reference run,
+  the student notebooks and scripts, and the vendored JavaScript.
+* ``on_page_markdown``: the references page gathers every lesson's References section.
+* ``on_page_content``: formulas in headings read as plain text in the table of contents.
 """
 
 from __future__ import annotations
 
+import logging
+
 import nbformat
 from mkdocs.structure.files import File, Files
 
+from grader import site_assets
 from grader.editions import student_notebook
 from grader.lessons import all_lessons
 from grader.settings import load_settings
-from grader.site_pages import lesson_page, placeholder_page, student_files, syllabus_page
+from grader.site_pages import (
+    lesson_page,
+    placeholder_page,
+    plain_math,
+    references_section,
+    student_files,
+    syllabus_page,
+)
 from grader.syllabus import SYLLABUS
+
+log = logging.getLogger("mkdocs.hooks.course")
+
+REFERENCES_MARK = "<!-- lesson references: generated from each lesson's References section -->"
+
+
+def existing_lessons() -> dict:
+    return {lesson.slug: lesson for lesson in all_lessons() if lesson.student.exists()}
 
 
 def on_config(config):
     settings = load_settings()
     config["repo_url"] = settings.github_url
+    config["repo_name"] = settings.repository
     config["edit_uri"] = f"edit/{settings.branch}/site/"
+    config["remote_branch"] = settings.pages_branch  # where `mkdocs gh-deploy` publishes (Colab opens it)
+    scripts = {package.site_script: package for package in site_assets.PACKAGES}
+    absent = site_assets.missing()
+    for n, script in enumerate(config["extra_javascript"]):
+        package = scripts.get(str(script))
+        if package is not None and package in absent:
+            config["extra_javascript"][n] = package.cdn
+    if absent:
+        log.info("MathJax/mermaid are not fetched, so this build loads them from a CDN "
+                 "(run `make assets` for a site that works offline)")
     return config
 
 
 def on_files(files: Files, config) -> Files:
     settings = load_settings()
-    existing = {lesson.slug: lesson for lesson in all_lessons() if lesson.student.exists()}
-    files.append(File.generated(config, "syllabus.md", content=syllabus_page(existing)))
+    existing = existing_lessons()
+    syllabus = File.generated(config, "syllabus.md", content=syllabus_page(existing))
+    syllabus.edit_uri = "../grader/syllabus.py"
+    files.append(syllabus)
     for planned in SYLLABUS:
         lesson = existing.get(planned.slug)
         if lesson is None:
-            files.append(File.generated(config, f"lessons/{planned.slug}.md", content=placeholder_page(planned)))
+            placeholder = File.generated(config, f"lessons/{planned.slug}.md", content=placeholder_page(planned))
+            placeholder.edit_uri = "../grader/syllabus.py"
+            files.append(placeholder)
             continue
         page = lesson_page(lesson, settings)
         generated = File.generated(config, f"lessons/{lesson.slug}.md", content=page.markdown)
@@ -41,5 +83,26 @@ def on_files(files: Files, config) -> Files:
         notebook = nbformat.writes(student_notebook(lesson, settings))
         files.append(File.generated(config, f"notebooks/{lesson.slug}.ipynb", content=notebook))
     for site_path, source in student_files().items():
-        files.append(File.generated(config, site_path, content=source.read_bytes()))
+        if source.stem in existing:
+            files.append(File.generated(config, site_path, content=source.read_bytes()))
+    for site_path, source in site_assets.site_files().items():
+        files.append(File.generated(config, site_path, abs_src_path=str(source)))
     return files
+
+
+def on_page_markdown(markdown: str, page, config, files):
+    if REFERENCES_MARK in markdown:
+        markdown = markdown.replace(REFERENCES_MARK, references_section(existing_lessons()))
+    return markdown
+
+
+def on_page_content(html: str, page, config, files):
+    """The table of contents shows heading text, where MathJax does not run: drop the TeX."""
+
+    def clean(items):
+        for item in items:
+            item.title = plain_math(item.title)
+            clean(item.children)
+
+    clean(page.toc)
+    return html

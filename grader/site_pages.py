@@ -3,29 +3,55 @@
 Pages are built from ``lessons/NN_name.py`` — never from ``solutions/`` — so no
 reference answer or hidden test can reach the site. When ``make course`` has run,
 figures and short text outputs of the executed reference lesson are shown under the
-cells that produced them (those are results, not code).
+cells that produced them (those are results, not code), and the metrics the lesson
+recorded are shown in a table at the top of its page. Without that run the page says
+how to produce them.
 """
 
 from __future__ import annotations
 
 import base64
+import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 
 from grader.lessons import BUILD, LESSONS, Lesson, is_exercise, is_test, nbgrader_meta, read_source, tags
+from grader.quality_bars import BARS
 from grader.settings import CourseSettings
 from grader.syllabus import SYLLABUS, Planned
 
-EXECUTED = BUILD / "executed"
+EXECUTED = BUILD / "executed"  # the reference runs `make course` keeps (grader/course.py)
+METRICS = BUILD / "course" / "metrics"  # the metrics each reference run recorded
 MAX_TEXT_LINES = 25
+NO_RESULTS = (
+    '!!! info "Results of the reference run"\n'
+    "    The figures and metric tables of the reference run are not in this build. Run\n"
+    "    `make course` (it executes every lesson's reference solution), then `make site`\n"
+    "    or `make serve`: they appear here, under the cells that produce them."
+)
 
 
 @dataclass
 class RenderedPage:
     markdown: str
     figures: dict[str, bytes] = field(default_factory=dict)  # site path -> PNG bytes
+
+
+_TEX_SYMBOLS = {r"\cdot": "·", r"\times": "×", r"\le": "≤", r"\leq": "≤", r"\ge": "≥", r"\geq": "≥",
+                r"\to": "→", r"\approx": "≈", r"\in": "∈", r"\ldots": "…", r"\dots": "…"}
+
+
+def plain_math(text: str) -> str:
+    """``top-\\(k\\)`` → ``top-k``: arithmatex's inline TeX as plain text, where MathJax does not run."""
+
+    def detex(match: re.Match) -> str:
+        tex = re.sub(r"\\[a-zA-Z]+", lambda m: _TEX_SYMBOLS.get(m.group(0), ""), match.group(1))
+        return re.sub(r"\s+", " ", re.sub(r"[{}]|\\(?=[ ,;!])", "", tex)).strip()
+
+    return re.sub(r"\\\((.+?)\\\)", detex, text)
 
 
 def indent(text: str, spaces: int = 4) -> str:
@@ -38,12 +64,46 @@ def fenced(code: str, lang: str = "python") -> str:
 
 
 def links(lesson: Lesson, settings: CourseSettings) -> str:
-    notebook = f"{lesson.slug}.ipynb"
+    """Open in Colab, and downloads of the student edition as a notebook and as a script."""
+    notebook, script = f"{lesson.slug}.ipynb", f"{lesson.slug}.py"
     return (
-        f"[:simple-googlecolab: Open in Colab]({settings.colab_url(notebook)}){{ .md-button .md-button--primary }} "
-        f"[:material-download: Notebook](../notebooks/{notebook}){{ .md-button }} "
-        f"[:material-language-python: .py](../notebooks/{lesson.slug}.py){{ .md-button }}"
+        f"[:simple-googlecolab: Open in Colab]({settings.colab_url(notebook)})"
+        '{ .md-button .md-button--primary .colab-link target="_blank" rel="noopener" } '
+        f"[:material-download: Download notebook](../notebooks/{notebook}){{ .md-button download=\"{notebook}\" }} "
+        f"[:material-language-python: Download .py](../notebooks/{script}){{ .md-button download=\"{script}\" }}"
     )
+
+
+def read_metrics(lesson: Lesson) -> list[dict]:
+    """The metrics the lesson's reference run recorded (``movierec.report.record``), in order."""
+    path = METRICS / f"{lesson.slug}.jsonl"
+    if not path.exists():
+        return []
+    latest: dict[str, dict] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            entry = json.loads(line)
+            latest[entry["name"]] = entry
+    return list(latest.values())
+
+
+def metrics_table(metrics: list[dict]) -> str:
+    """An admonition with one row per recorded metric, and the quality bar it must meet, if any."""
+    bars = {bar.metric: bar for bar in BARS}
+    with_bars = any(entry["name"] in bars for entry in metrics)
+    rows = ["| metric | value |" + (" quality bar |" if with_bars else ""),
+            "| --- | ---: |" + (" --- |" if with_bars else "")]
+    for entry in metrics:
+        value = entry["value"]
+        shown = f"{value:,}" if isinstance(value, int) else f"{value:.4g}"
+        unit = f" {entry['unit']}" if entry.get("unit") else ""
+        row = f"| `{entry['name']}` | {shown}{unit} |"
+        if with_bars:
+            bar = bars.get(entry["name"])
+            row += f" {bar.op} {bar.threshold:g} ({bar.why}) |" if bar else " |"
+        rows.append(row)
+    intro = "What this lesson measured when `make course` ran its reference solution:"
+    return f'!!! abstract "Results of the reference run"\n    {intro}\n\n' + indent("\n".join(rows))
 
 
 def test_points(nb: nbformat.NotebookNode) -> dict[str, float]:
@@ -103,11 +163,11 @@ def lesson_page(lesson: Lesson, settings: CourseSettings, student_path: Path | N
             blocks.append(cell.source)
             if index == 0:
                 blocks.append(links(lesson, settings))
-                if ran is None:
-                    blocks.append(
-                        '!!! info "Results"\n    Figures and printed results appear on this page after '
-                        "`make course` has run the reference lessons."
-                    )
+                metrics = read_metrics(lesson)
+                if metrics:
+                    blocks.append(metrics_table(metrics))
+                elif ran is None:
+                    blocks.append(NO_RESULTS)
             continue
         if cell.cell_type != "code" or not cell.source.strip():
             continue
@@ -131,10 +191,15 @@ def lesson_page(lesson: Lesson, settings: CourseSettings, student_path: Path | N
 
 
 def placeholder_page(planned: Planned) -> str:
+    """The page of a planned lesson: replaced by the real one as soon as its source lands."""
     number = int(planned.slug[:2])
     return (
         f"# Lesson {number:02d} — {planned.title}\n\n"
-        f'!!! note "Coming soon"\n    This lesson is being written. It will cover: {planned.summary}\n'
+        f'!!! note "Coming soon"\n'
+        f"    This lesson is not written yet; this page is replaced by the lesson itself, with\n"
+        f"    its *Open in Colab* button and downloads, as soon as it is published.\n\n"
+        f"**What it will cover:** {planned.summary}\n\n"
+        f"**Estimated time:** {planned.minutes} minutes. See the [syllabus](../syllabus.md) for the whole plan.\n"
     )
 
 
@@ -149,8 +214,45 @@ def syllabus_page(existing: dict[str, Lesson]) -> str:
         title = lesson.title().split("—", 1)[-1].strip() if lesson else f"{planned.title} *(coming soon)*"
         rows.append(f"| {planned.slug[:2]} | [{title}](lessons/{planned.slug}.md) | "
                     f"{planned.minutes} min | {planned.summary} |")
-    rows += ["", f"In all about {total / 60:.0f} hours, plus the time the exercises take you."]
+    rows += ["", f"In all about {total / 60:.0f} hours, plus the time the exercises take you.", "",
+             "## What the finished course achieves", "",
+             "`make course` runs every reference solution and checks these bars; the numbers come "
+             "from the lessons themselves (`movierec.report.record`).", "",
+             "| metric | bar | why it matters |", "| --- | --- | --- |"]
+    rows += [f"| `{bar.metric}` | {bar.op} {bar.threshold:g} | {bar.why} |" for bar in BARS]
     return "\n".join(rows) + "\n"
+
+
+def lesson_references(lesson: Lesson) -> str | None:
+    """The body of the lesson's ``## References`` section (its list), or None."""
+    for cell in read_source(lesson.student).cells:
+        if cell.cell_type != "markdown":
+            continue
+        lines = cell.source.splitlines()
+        for n, line in enumerate(lines):
+            if line.strip().lower() == "## references":
+                body = []
+                for rest in lines[n + 1:]:
+                    if rest.startswith("#"):
+                        break
+                    body.append(rest)
+                return "\n".join(body).strip() or None
+    return None
+
+
+def references_section(existing: dict[str, Lesson]) -> str:
+    """Every lesson's own References list, gathered for the references page (never copied by hand)."""
+    parts = []
+    for planned in SYLLABUS:
+        lesson = existing.get(planned.slug)
+        number = int(planned.slug[:2])
+        if lesson is None:
+            parts.append(f"### Lesson {number:02d} — {planned.title}\n\n*This lesson is not written yet.*")
+            continue
+        title = lesson.title().split("—", 1)[-1].strip()
+        body = lesson_references(lesson) or "*This lesson cites no sources.*"
+        parts.append(f"### [Lesson {number:02d} — {title}](lessons/{lesson.slug}.md)\n\n{body}")
+    return "\n\n".join(parts) + "\n"
 
 
 def student_files() -> dict[str, Path]:

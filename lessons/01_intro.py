@@ -25,7 +25,9 @@
 # and the Keras 2 release that matches Colab's TensorFlow (about a minute, once per
 # runtime). On your own machine it only selects Keras 2.
 import os, sys  # noqa: E401
-if "tensorflow" in sys.modules and os.environ.get("TF_USE_LEGACY_KERAS") != "1":
+_tf = sys.modules.get("tensorflow")  # TensorFlow picks its Keras when it is first imported
+if _tf is not None and (os.environ.get("TF_USE_LEGACY_KERAS") != "1"
+                        or vars(_tf).get("_tf_uses_legacy_keras") is False):
     raise RuntimeError("TensorFlow was already used in this runtime with Keras 3. "
                        "Restart the runtime (Runtime > Restart session), then run this cell first.")
 os.environ["TF_USE_LEGACY_KERAS"] = "1"  # TFRS 0.7 needs Keras 2; must be set before TensorFlow loads
@@ -107,7 +109,7 @@ from movierec.report import record
 #
 # A precise scoring model can be slow: a deep network that reads dozens of features of
 # the user and the movie might need a millisecond per pair. A millisecond times a million
-# candidates is a quarter of an hour, for one page view. Production systems therefore
+# candidates is about a quarter of an hour, for one page view. Production systems therefore
 # chain stages that get more expensive as the candidate list gets shorter:
 #
 # ```mermaid
@@ -149,8 +151,9 @@ from movierec.report import record
 # with what. If many people who loved film A also loved film B, then a new fan of A
 # should hear about B, even if the two share no genre or actor. It discovers tastes that no
 # hand-made feature captures, but it needs interaction data: a new item or a new user
-# with no history is a **cold start** problem. Most real systems, including the models in
-# lessons 04 and 05, mix both sources: ids learned collaboratively plus content features.
+# with no history is a **cold start** problem. Most production systems mix both: id
+# embeddings learned collaboratively, plus content features that still say something
+# about items and users with little or no history.
 #
 # ### Explicit and implicit feedback
 #
@@ -224,13 +227,16 @@ for title, vec in zip(TOY_TITLES, TOY_MOVIES):
     print(f"{title:<28} vector={vec}  length={np.linalg.norm(vec):.2f}")
 
 # %%
-fig, ax = plt.subplots(figsize=(6, 5))
+# Two labels would sit on other arrows at the default offset, so they move aside.
+label_offsets = {"Princess Bride, The (1987)": (-0.05, 0.05, "right"), "Speed (1994)": (0.05, -0.12, "left")}
+fig, ax = plt.subplots(figsize=(7, 4.5))
 for title, (x, y) in zip(TOY_TITLES, TOY_MOVIES):
     ax.annotate("", xy=(x, y), xytext=(0, 0), arrowprops={"arrowstyle": "->", "color": "tab:blue"})
-    ax.text(x + 0.04, y + 0.04, title, fontsize=8, color="tab:blue")
+    dx, dy, ha = label_offsets.get(title, (0.04, 0.04, "left"))
+    ax.text(x + dx, y + dy, title, fontsize=8, color="tab:blue", ha=ha)
 ax.annotate("", xy=tuple(TOY_USER), xytext=(0, 0), arrowprops={"arrowstyle": "->", "color": "tab:red", "lw": 2})
-ax.text(TOY_USER[0] + 0.04, TOY_USER[1] - 0.15, "query: our user", color="tab:red", fontsize=9)
-ax.set_xlim(-0.1, 3.4)
+ax.text(TOY_USER[0] - 0.6, TOY_USER[1] + 0.08, "query: our user", color="tab:red", fontsize=9)
+ax.set_xlim(-0.9, 3.4)
 ax.set_ylim(-0.1, 2.6)
 ax.set_aspect("equal")
 ax.set_xlabel("axis 0: action")
@@ -275,7 +281,7 @@ def affinity_scores(query: np.ndarray, candidates: np.ndarray, metric: str = "do
     raise NotImplementedError()
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_affinity_scores", "locked": true, "points": 2, "schema_version": 3, "solution": false, "checksum": "fb89e78ce8f3b7e4fd048a17b10dfbc3", "cell_type": "code"}
+# %% nbgrader={"grade": true, "grade_id": "test_affinity_scores", "locked": true, "points": 2, "schema_version": 3, "solution": false, "checksum": "3b5f44a5f3b55f9ed8d2f171e17ca13a", "cell_type": "code"}
 _q = np.array([1.0, 0.0])
 _c = np.array([[2.0, 0.0], [0.0, 3.0], [1.0, 1.0]])
 _dot = affinity_scores(_q, _c, metric="dot")
@@ -284,9 +290,10 @@ assert np.allclose(_dot, [2.0, 0.0, 1.0]), f"dot scores of [1, 0] against [[2,0]
 assert np.allclose(affinity_scores(_q, _c), _dot), "metric should default to 'dot'"
 _cos = affinity_scores(_q, _c, metric="cosine")
 assert np.allclose(_cos, [1.0, 0.0, 1 / math.sqrt(2)]), f"cosine scores should be [1, 0, 0.7071] (lengths divided out), got {_cos}"
-with warnings.catch_warnings():
-    warnings.simplefilter("error")  # a division by zero warning becomes an error here
+with warnings.catch_warnings(record=True) as _caught:
+    warnings.simplefilter("always")
     _zero = affinity_scores(_q, np.array([[0.0, 0.0], [3.0, 0.0]]), metric="cosine")
+assert not _caught, f"cosine with a zero candidate must not divide by zero; NumPy warned: {_caught[0].message if _caught else ''}"
 assert np.all(np.isfinite(_zero)) and np.allclose(_zero, [0.0, 1.0]), f"a zero candidate must score 0.0 under cosine, got {_zero}"
 try:
     affinity_scores(_q, _c, metric="euclid")
@@ -357,14 +364,14 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     raise NotImplementedError()
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_top_k", "locked": true, "points": 2, "schema_version": 3, "solution": false, "checksum": "4c4df046feaadcf52e8d1513d7d91f85", "cell_type": "code"}
+# %% nbgrader={"grade": true, "grade_id": "test_top_k", "locked": true, "points": 2, "schema_version": 3, "solution": false, "checksum": "35b8dfc73e930698f7ffd2738c0c5eb8", "cell_type": "code"}
 _ids = top_k(np.array([0.1, 0.9, 0.5]), 2)
-assert list(_ids) == [1, 2], f"top 2 of [0.1, 0.9, 0.5] should be ids [1, 2] (best first), got {list(_ids)}"
+assert list(_ids) == [1, 2], f"top 2 of [0.1, 0.9, 0.5] should be ids [1, 2] (best first), got {[int(i) for i in _ids]}"
 assert np.issubdtype(np.asarray(_ids).dtype, np.integer), "top_k should return integer ids, not scores"
 _ids = top_k(np.array([1.0, 3.0, 3.0, 2.0, 3.0]), 4)
-assert list(_ids) == [1, 2, 4, 3], f"ties must be broken by the lower id: expected [1, 2, 4, 3], got {list(_ids)}"
+assert list(_ids) == [1, 2, 4, 3], f"ties must be broken by the lower id: expected [1, 2, 4, 3], got {[int(i) for i in _ids]}"
 _ids = top_k(np.array([0.2, 0.4, 0.1]), 10)
-assert list(_ids) == [1, 0, 2], f"k larger than n should return all n ids, best first; got {list(_ids)}"
+assert list(_ids) == [1, 0, 2], f"k larger than n should return all n ids, best first; got {[int(i) for i in _ids]}"
 try:
     top_k(np.array([0.2, 0.4]), 0)
 except ValueError:
@@ -417,17 +424,17 @@ for metric in ("dot", "cosine"):
 #
 # ### Exercise 3 (2 points): `norm_weighted_scores`
 #
-# Implement $s_\alpha$ for one query and a candidate matrix, then use it below to find
-# the value of $\alpha$ at which our toy user's top movie switches from the niche film to
-# the blockbuster.
+# Implement $s_\alpha$ for one query and a candidate matrix. The cell after the tests
+# uses it to find the value of $\alpha$ at which our toy user's top movie switches from
+# the niche film to the blockbuster.
 #
 # **Hint:** compute the dot products and the products of lengths
 # $\ell_i = \lVert \mathbf{q} \rVert \, \lVert \mathbf{c}_i \rVert$ first. Since
 # $\cos\theta_i = \text{dot}_i / \ell_i$, the score is $\ell_i^{\alpha} \cdot
 # \text{dot}_i / \ell_i$. Apply the formula only where $\ell_i > 0$ (a boolean mask
-# works) and leave the other scores at $0$; note that `0.0 ** -1` is an error, so
-# the mask has to come before the power. Write it
-# self-contained, without calling your `affinity_scores`.
+# works) and leave the other scores at $0$. Apply the mask *before* the power: for a
+# negative $\alpha$, `np.float64(0.0) ** alpha` is infinite and NumPy warns. Write the
+# function self-contained, without calling your `affinity_scores`.
 
 # %% nbgrader={"grade": false, "grade_id": "norm_weighted_scores", "locked": false, "schema_version": 3, "solution": true, "checksum": "f34c689b927f1f9f33aa0880d9369aa1", "cell_type": "code"}
 def norm_weighted_scores(query: np.ndarray, candidates: np.ndarray, alpha: float) -> np.ndarray:
@@ -488,10 +495,10 @@ if flip_alpha is not None:
 # %% [markdown]
 # For this user the niche film keeps first place only while $\alpha$ stays below about
 # 0.16: a small dose of length is enough to hand the top spot to *Star Wars*, and by
-# $\alpha = 0.5$ *Titanic* has overtaken *Speed* as well. Real systems
-# tune such knobs by measuring what users actually engage with. Lesson 04's retrieval
-# model uses the plain dot product and lets training decide how long each vector should
-# be.
+# $\alpha = 0.5$ *Titanic* has overtaken *Speed* as well. Real systems tune such knobs
+# by measuring what users actually engage with. The two-tower model of lesson 04 scores
+# with the plain dot product, as TensorFlow Recommenders does by default, and lets
+# training decide how long each vector becomes.
 
 # %% [markdown]
 # ## 8. Learning embeddings from ratings: matrix factorization
@@ -688,7 +695,8 @@ print("predict: visible tests passed")
 # $e = r_{ui} - \mathbf{u}_u^\top \mathbf{v}_i$, as in
 # $\mathbf{u}_u \leftarrow \mathbf{u}_u + \eta\,(e\,\mathbf{v}_i - \lambda \mathbf{u}_u)$
 # (and symmetrically for $\mathbf{v}_i$). SGD needs a learning rate $\eta$ but extends
-# to any differentiable model, which is how lessons 04 and 05 train with Keras.
+# to any differentiable model; the Keras optimizers that train the models of lessons 04
+# and 05 are refinements of this same idea.
 #
 # ### Exercise 5 (3 points): `fit_matrix_factorization`
 #
@@ -812,9 +820,8 @@ plt.show()
 # later sweeps only polish the fit. On the right, the training error keeps shrinking as
 # $d$ grows, since more dimensions can always fit the seen entries more closely, but the
 # held-out error is lowest at the true rank and gets worse beyond it, as the extra
-# dimensions start fitting noise. Real data has no
-# "true rank", so $d$ and $\lambda$ are chosen exactly this way: by error on held-out
-# data.
+# dimensions start fitting noise. Real data has no "true rank", so $d$ and $\lambda$ are
+# chosen exactly this way: by the error on ratings held out from training.
 #
 # **Think about it:** what would the held-out curve look like with $\lambda = 0$? Try it
 # (use a tiny positive value such as `1e-9` so the linear systems stay solvable).
@@ -834,8 +841,8 @@ plt.show()
 #   tower that embeds users, a candidate tower that embeds movies, dot-product affinity
 #   (section 5), and top-$k$ metrics (section 6). It is matrix factorization generalised
 #   and trained by gradient descent.
-# * **Lesson 05 — ranking.** A model that predicts the star rating for a (user, movie)
-#   pair from richer inputs, the second stage of section 3.
+# * **Lesson 05 — ranking.** The second stage of section 3: a model that scores a short
+#   list of (user, movie) pairs more precisely, by predicting the star rating.
 # * **Lesson 06 — approximate search with Annoy.** Replace "score every movie, then
 #   top-$k$" with an index that finds the nearest item vectors without visiting them
 #   all.

@@ -31,7 +31,9 @@
 # and the Keras 2 release that matches Colab's TensorFlow (about a minute, once per
 # runtime). On your own machine it only selects Keras 2.
 import os, sys  # noqa: E401
-if "tensorflow" in sys.modules and os.environ.get("TF_USE_LEGACY_KERAS") != "1":
+_tf = sys.modules.get("tensorflow")  # TensorFlow picks its Keras when it is first imported
+if _tf is not None and (os.environ.get("TF_USE_LEGACY_KERAS") != "1"
+                        or vars(_tf).get("_tf_uses_legacy_keras") is False):
     raise RuntimeError("TensorFlow was already used in this runtime with Keras 3. "
                        "Restart the runtime (Runtime > Restart session), then run this cell first.")
 os.environ["TF_USE_LEGACY_KERAS"] = "1"  # TFRS 0.7 needs Keras 2; must be set before TensorFlow loads
@@ -87,6 +89,7 @@ setup_lesson()
 # relies on.
 
 # %% tags=["export"]
+import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
@@ -120,7 +123,9 @@ def load_movies() -> tf.data.Dataset:
 # %%
 import datetime
 
+import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
+from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from movierec.report import record
 
@@ -223,7 +228,7 @@ print("after iterating:", results, "- Python function still called", len(python_
 # | `user_gender` | `bool`, scalar | `True` for users who registered as male |
 # | `user_occupation_label` | `int64`, scalar | occupation as a `ClassLabel` (22 names, shared with MovieLens 1M) |
 # | `user_occupation_text` | `string`, scalar | occupation as the user chose it, e.g. `b"doctor"` |
-# | `user_zip_code` | `string`, scalar | US zip code (a few entries are not numeric) |
+# | `user_zip_code` | `string`, scalar | zip code; 17 users have Canadian-style codes such as `b"T8H1N"` |
 #
 # Everything about a user and a movie is repeated in each of their ratings: the table is
 # *denormalised*. That costs space but means a single record carries all the features a
@@ -272,13 +277,21 @@ except tf.errors.InvalidArgumentError as err:
     message = str(err)
     print("batch failed:", message[message.find("Cannot batch") :].split(" [Op")[0])
 
-
 # %% [markdown]
 # There are two ways out. `ragged_batch` stacks lists of different lengths into a
 # `tf.RaggedTensor`. Usually simpler: drop the features you do not need before batching,
 # with a `map` that returns a smaller dictionary. That is **feature selection**, and it
-# also saves memory and time in every later step.
-#
+# also saves memory and time in every later step. With only scalar features left,
+# batches stack cleanly, and each batch converts to NumPy in one call:
+
+# %%
+user_and_rating = ratings.map(lambda example: {"user_id": example["user_id"], "user_rating": example["user_rating"]})
+small_batch = next(iter(user_and_rating.batch(8)))
+print("user_id:    ", small_batch["user_id"].numpy())
+print("user_rating:", small_batch["user_rating"].numpy(), "- mean", np.mean(small_batch["user_rating"].numpy()))
+
+
+# %% [markdown]
 # ### Exercise 1 (1 point): select features
 #
 # Write `select_features(example)` for use in `ratings.map(select_features)`. It keeps
@@ -331,13 +344,24 @@ import numpy as np
 import tensorflow as tf
 
 
-def to_numpy(dataset: tf.data.Dataset, keys: list[str] | tuple[str, ...], batch_size: int = 10_000) -> dict[str, np.ndarray]:
+def _all_scalar(dataset: tf.data.Dataset) -> bool:
+    """True when every feature of a dict-structured element is a scalar tensor."""
+    return all(isinstance(spec, tf.TensorSpec) and spec.shape.rank == 0 for spec in dataset.element_spec.values())
+
+
+def to_numpy(
+    dataset: tf.data.Dataset,
+    keys: list[str] | tuple[str, ...],
+    batch_size: int = 10_000,
+) -> dict[str, np.ndarray]:
     """Read scalar features of a dataset of dicts into NumPy arrays, one per key.
 
-    The dataset is first reduced to ``keys`` (so that variable-length features such as
-    ``movie_genres`` elsewhere in the element cannot break batching), then read in
-    batches of ``batch_size``; batching makes this far faster than a loop over single
-    elements. String features come back as ``object`` arrays of ``bytes``. The arrays
+    The dataset is read in batches of ``batch_size``, far faster than a loop over single
+    elements. If some feature of the element is not a scalar (``movie_genres`` is a list
+    of varying length), batching would fail, so the elements are first reduced to
+    ``keys`` with a ``map``; when every feature is a scalar, that per-element step is
+    skipped and the keys are picked from whole batches instead, which is several times
+    cheaper. String features come back as ``object`` arrays of ``bytes``. The arrays
     keep the dataset's element order, so they line up with each other.
 
     Raises:
@@ -351,9 +375,10 @@ def to_numpy(dataset: tf.data.Dataset, keys: list[str] | tuple[str, ...], batch_
             raise ValueError(f"feature {key!r} is not in the dataset; it has {sorted(dataset.element_spec)}")
         if dataset.element_spec[key].shape.rank != 0:
             raise ValueError(f"feature {key!r} is not a scalar per element, so it cannot become a flat array")
-    selected = dataset.map(lambda example: {key: example[key] for key in keys})
+    if not _all_scalar(dataset):
+        dataset = dataset.map(lambda example: {key: example[key] for key in keys})
     parts: dict[str, list[np.ndarray]] = {key: [] for key in keys}
-    for batch in selected.batch(batch_size).prefetch(tf.data.AUTOTUNE):
+    for batch in dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE):
         for key in keys:
             parts[key].append(batch[key].numpy())
     return {key: np.concatenate(chunks) if chunks else np.array([]) for key, chunks in parts.items()}
@@ -467,11 +492,18 @@ record("dataset.max_ratings_per_user", int(ratings_per_user.max()))
 record("dataset.max_ratings_per_movie", int(ratings_per_movie.max()))
 record("dataset.movies_with_one_rating", int(np.sum(ratings_per_movie == 1)))
 
+panels = [
+    (ratings_per_movie, "Ratings per movie, most rated first", "movie rank"),
+    (ratings_per_user, "Ratings per user, most active first", "user rank"),
+]
 fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-for ax, counts, what in zip(axes, (ratings_per_movie, ratings_per_user), ("movie", "user"), strict=True):
+for ax, (counts, title, xlabel) in zip(axes, panels, strict=True):
     ax.plot(np.arange(1, len(counts) + 1), np.sort(counts)[::-1])
     ax.set_yscale("log")
-    ax.set(title=f"Ratings per {what}, most active first", xlabel=f"{what} rank", ylabel="number of ratings (log scale)")
+    ax.set_yticks([t for t in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000) if counts.min() <= t <= 1.1 * counts.max()])
+    ax.yaxis.set_major_formatter(ScalarFormatter())  # plain numbers instead of 10^k
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set(title=title, xlabel=xlabel, ylabel="number of ratings (log scale)")
     ax.grid(True, which="both", alpha=0.3)
 plt.tight_layout()
 plt.show()
@@ -536,10 +568,11 @@ print("top_share: visible tests passed")
 top10_movie_share = record("dataset.top10_movie_share", top_share(ratings_per_movie, 0.1))
 top10_user_share = record("dataset.top10_user_share", top_share(ratings_per_user, 0.1))
 
+
 # %% [markdown]
 # The most-rated 10% of movies collect over 40% of all ratings, more than four times
-# their "fair" share; for users the imbalance is smaller (the most active 10% of users
-# wrote about a quarter of the ratings) because every user has at least 20.
+# their "fair" share. For users the imbalance is smaller (the most active 10% of users
+# wrote about a third of the ratings), partly because every user has at least 20.
 # A recommender that just returns the most popular films would already look decent on
 # such data, so "recommend the most popular movies" is the first baseline any model
 # has to beat.
@@ -566,8 +599,8 @@ top10_user_share = record("dataset.top10_user_share", top_share(ratings_per_user
 # Three details make it correct:
 #
 # * The buffer holds all 100,000 ratings, so the shuffle is a uniform permutation. With
-#   a smaller buffer, `shuffle` only mixes nearby records and the split would follow the
-#   file order.
+#   a smaller buffer, `shuffle` only mixes nearby records and the split would largely
+#   follow the file order.
 # * `reshuffle_each_iteration=False` makes every pass produce the *same* permutation.
 #   The training and test sets are two views (`take` and `skip`) of one shuffled
 #   stream, and each is re-read from the start on every pass; if the permutation changed
@@ -579,6 +612,23 @@ top10_user_share = record("dataset.top10_user_share", top_share(ratings_per_user
 #   split. So the function sets the global seed first. That is a side effect: random
 #   ops created afterwards (e.g. weight initialisers) start from this seed, which is
 #   harmless in a lesson that seeds everything anyway, but worth knowing.
+#
+# The global seed really does change the order. Same op seed, two global seeds, first
+# five users of the shuffled stream:
+
+# %%
+def first_shuffled_users(global_seed: int, n: int = 5) -> list[str]:
+    tf.random.set_seed(global_seed)
+    shuffled = analysis.shuffle(100_000, seed=42, reshuffle_each_iteration=False)
+    return [user.decode() for user in to_numpy(shuffled.take(n), ("user_id",))["user_id"]]
+
+
+print("global seed 42:", first_shuffled_users(42))
+print("global seed 7: ", first_shuffled_users(7))
+
+# %% [markdown]
+# `random_split` packages the recipe; it resets the global seed itself, so the cell
+# above does not disturb it.
 
 # %% tags=["export"]
 import tensorflow as tf
@@ -655,7 +705,10 @@ def temporal_split(
     ``timestamp > cutoff``, so every test rating is strictly later than every training
     rating. Ratings that tie with the cutoff all go to train, which can make train a
     little larger than ``train_fraction`` of the data. Both outputs keep the input's
-    order; they are lazy ``filter`` views of ``ratings`` (cardinality unknown).
+    order and are lazy views of ``ratings`` (cardinality unknown): each pass re-reads
+    ``ratings`` and keeps the matching elements. When every feature is a scalar, the
+    selection is done on batches of 1,024 (``boolean_mask``, then ``unbatch``), several
+    times cheaper than ``filter``, which calls its predicate once per element.
 
     Raises:
         ValueError: if ``train_fraction`` is not strictly between 0 and 1, or if no
@@ -669,6 +722,16 @@ def temporal_split(
     cutoff = int(timestamps[k - 1])
     if cutoff >= timestamps[-1]:
         raise ValueError("no rating is later than the cutoff, so the test set would be empty")
+    if _all_scalar(ratings):
+
+        def keep(later: bool) -> tf.data.Dataset:
+            def select(batch: dict) -> dict:
+                mask = batch["timestamp"] > cutoff if later else batch["timestamp"] <= cutoff
+                return {key: tf.boolean_mask(value, mask) for key, value in batch.items()}
+
+            return ratings.batch(1024).map(select).unbatch()
+
+        return keep(False), keep(True), cutoff
     train = ratings.filter(lambda example: example["timestamp"] <= cutoff)
     test = ratings.filter(lambda example: example["timestamp"] > cutoff)
     return train, test, cutoff
@@ -683,6 +746,7 @@ record("dataset.temporal_train_size", len(temporal_cols["train"]["timestamp"]))
 record("dataset.temporal_test_size", len(temporal_cols["test"]["timestamp"]))
 record("dataset.temporal_cutoff_ties", int(np.sum(columns["timestamp"] == cutoff)))
 assert temporal_cols["train"]["timestamp"].max() < temporal_cols["test"]["timestamp"].min()
+assert len(temporal_cols["train"]["timestamp"]) + len(temporal_cols["test"]["timestamp"]) == num_ratings
 
 
 def as_date(timestamp: int) -> str:
@@ -704,12 +768,15 @@ record("dataset.days_covered", float((columns["timestamp"].max() - columns["time
 week = 7 * 86_400
 edges = np.arange(columns["timestamp"].min(), columns["timestamp"].max() + week, week)
 per_week, _ = np.histogram(columns["timestamp"], bins=edges)
-starts = edges[:-1].astype("datetime64[s]")
+starts = mdates.date2num(edges[:-1].astype("datetime64[s]"))  # matplotlib counts dates in days
 fig, ax = plt.subplots(figsize=(9, 4))
-ax.bar(starts, per_week, width=6, align="edge", color="tab:blue")  # width in days
-ax.axvline(np.datetime64(int(cutoff), "s"), color="tab:red", linestyle="--", label="temporal cutoff (80% of ratings before)")
+ax.bar(starts, per_week, width=6, align="edge", color="tab:blue")
+ax.xaxis_date()
+cutoff_day = mdates.date2num(np.datetime64(cutoff, "s"))
+ax.axvline(cutoff_day, color="tab:red", linestyle="--", label="temporal cutoff (80% of ratings before)")
 ax.set(title="MovieLens 100k: ratings per week", xlabel="week starting", ylabel="number of ratings")
-ax.legend()
+ax.set_ylim(0, 1.2 * per_week.max())  # leave room for the legend
+ax.legend(loc="upper left")
 fig.autofmt_xdate()
 plt.show()
 
@@ -782,9 +849,14 @@ print("future_fraction: visible tests passed")
 # whose value (a user id, or a movie title) never occurs in the training ratings. A
 # model cannot have learned anything specific about such users or movies.
 #
-# **Hint:** `np.isin(test_values, train_values)` marks the test entries that do occur in
-# training; it works on arrays of bytes too. Count test *ratings*, not distinct values:
-# a new user with 50 test ratings counts 50 times.
+# **Hint:** put the training values in a Python `set` (`set(train_values.tolist())`),
+# so that each membership test is instant, then count the test entries that are not in
+# it. Count test *ratings*, not distinct values: a new user with 50 test ratings counts
+# 50 times.
+#
+# **Pitfall:** `np.isin` is fast on numbers, but on `object` arrays (which is how
+# `to_numpy` returns strings) it compares every pair of values, and 20,000 × 80,000
+# byte-string comparisons take minutes.
 
 # %% nbgrader={"grade": false, "grade_id": "cold_start_share", "locked": false, "schema_version": 3, "solution": true, "checksum": "e914ec7e900a088ef93b33395ca5b253", "cell_type": "code"}
 def cold_start_share(train_values: np.ndarray, test_values: np.ndarray) -> float:
@@ -836,11 +908,32 @@ record("dataset.temporal_new_movie_share", split_report["temporal"]["new-movie s
 
 # %% [markdown]
 # In the random split, a typical test rating has about half of the training ratings in
-# its future, and essentially every test user already has training ratings. In the
-# temporal split nothing leaks, but a sizeable share of the test ratings comes from
-# users the model has never seen. A model that only knows user ids can do nothing for
-# them except fall back on popularity; features that a brand-new user already has
-# (age, occupation, the first few ratings) are the usual way out.
+# its future, and every test user already has training ratings. In the temporal split
+# nothing leaks, but the picture changes completely: most test ratings (well over
+# three quarters) come from users who have no rating before the cutoff. New *movies*
+# are much rarer, since the catalogue barely changes in seven months.
+#
+# Why so many new users? Measure, for each user, the time between their first and last
+# rating:
+
+# %%
+_, user_index = np.unique(columns["user_id"], return_inverse=True)
+first_seen = np.full(user_index.max() + 1, np.iinfo(np.int64).max)
+last_seen = np.zeros(user_index.max() + 1, dtype=np.int64)
+np.minimum.at(first_seen, user_index, columns["timestamp"])  # earliest rating per user
+np.maximum.at(last_seen, user_index, columns["timestamp"])  # latest rating per user
+active_days = (last_seen - first_seen) / 86_400
+record("dataset.median_user_active_minutes", float(np.median(active_days) * 24 * 60))
+record("dataset.share_users_active_within_a_day", float(np.mean(active_days < 1)))
+
+# %% [markdown]
+# The median user rated everything within an hour or so, and about two thirds of the
+# users were done within a day. Most people signed up, rated a batch of films in one
+# sitting, and did not come back, so the users who
+# rate after the cutoff are, for the most part, people who signed up after it. A model
+# that only knows user ids can do nothing for them except fall back on popularity;
+# features that a brand-new user already has (age, occupation, the first few ratings)
+# are the usual way out.
 #
 # **Which split should you use?** The temporal split is the more honest estimate of
 # how a deployed model would do. The random split is still useful to compare models
@@ -946,8 +1039,10 @@ for title, ids in sorted(duplicate_titles(movies).items()):
     print(f"{title.decode():<34} {counts}")
 
 # %% [markdown]
-# In most pairs one id collected nearly all the ratings and the other only a handful:
-# the second entry looks like a catalogue mistake rather than a second film.
+# Both ids of a pair were rated, often by dozens of users each: people found whichever
+# entry came up and rated it. With `movie_id` as the key, the ratings of one film are
+# split between two items, and each learns from only part of the evidence; with
+# `movie_title` the two halves are pooled again.
 #
 # ## Summary
 #

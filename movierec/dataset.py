@@ -4,10 +4,9 @@ Generated from the cells tagged ``export`` in solutions/02_dataset.py by
 ``python -m grader build`` — edit the lesson, not this file.
 """
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
-import numpy as np
-
 
 RATINGS_NAME = "movielens/100k-ratings"
 MOVIES_NAME = "movielens/100k-movies"
@@ -32,13 +31,24 @@ def load_movies() -> tf.data.Dataset:
     return tfds.load(MOVIES_NAME, split="train", shuffle_files=False)
 
 
-def to_numpy(dataset: tf.data.Dataset, keys: list[str] | tuple[str, ...], batch_size: int = 10_000) -> dict[str, np.ndarray]:
+def _all_scalar(dataset: tf.data.Dataset) -> bool:
+    """True when every feature of a dict-structured element is a scalar tensor."""
+    return all(isinstance(spec, tf.TensorSpec) and spec.shape.rank == 0 for spec in dataset.element_spec.values())
+
+
+def to_numpy(
+    dataset: tf.data.Dataset,
+    keys: list[str] | tuple[str, ...],
+    batch_size: int = 10_000,
+) -> dict[str, np.ndarray]:
     """Read scalar features of a dataset of dicts into NumPy arrays, one per key.
 
-    The dataset is first reduced to ``keys`` (so that variable-length features such as
-    ``movie_genres`` elsewhere in the element cannot break batching), then read in
-    batches of ``batch_size``; batching makes this far faster than a loop over single
-    elements. String features come back as ``object`` arrays of ``bytes``. The arrays
+    The dataset is read in batches of ``batch_size``, far faster than a loop over single
+    elements. If some feature of the element is not a scalar (``movie_genres`` is a list
+    of varying length), batching would fail, so the elements are first reduced to
+    ``keys`` with a ``map``; when every feature is a scalar, that per-element step is
+    skipped and the keys are picked from whole batches instead, which is several times
+    cheaper. String features come back as ``object`` arrays of ``bytes``. The arrays
     keep the dataset's element order, so they line up with each other.
 
     Raises:
@@ -52,9 +62,10 @@ def to_numpy(dataset: tf.data.Dataset, keys: list[str] | tuple[str, ...], batch_
             raise ValueError(f"feature {key!r} is not in the dataset; it has {sorted(dataset.element_spec)}")
         if dataset.element_spec[key].shape.rank != 0:
             raise ValueError(f"feature {key!r} is not a scalar per element, so it cannot become a flat array")
-    selected = dataset.map(lambda example: {key: example[key] for key in keys})
+    if not _all_scalar(dataset):
+        dataset = dataset.map(lambda example: {key: example[key] for key in keys})
     parts: dict[str, list[np.ndarray]] = {key: [] for key in keys}
-    for batch in selected.batch(batch_size).prefetch(tf.data.AUTOTUNE):
+    for batch in dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE):
         for key in keys:
             parts[key].append(batch[key].numpy())
     return {key: np.concatenate(chunks) if chunks else np.array([]) for key, chunks in parts.items()}
@@ -103,7 +114,10 @@ def temporal_split(
     ``timestamp > cutoff``, so every test rating is strictly later than every training
     rating. Ratings that tie with the cutoff all go to train, which can make train a
     little larger than ``train_fraction`` of the data. Both outputs keep the input's
-    order; they are lazy ``filter`` views of ``ratings`` (cardinality unknown).
+    order and are lazy views of ``ratings`` (cardinality unknown): each pass re-reads
+    ``ratings`` and keeps the matching elements. When every feature is a scalar, the
+    selection is done on batches of 1,024 (``boolean_mask``, then ``unbatch``), several
+    times cheaper than ``filter``, which calls its predicate once per element.
 
     Raises:
         ValueError: if ``train_fraction`` is not strictly between 0 and 1, or if no
@@ -117,6 +131,16 @@ def temporal_split(
     cutoff = int(timestamps[k - 1])
     if cutoff >= timestamps[-1]:
         raise ValueError("no rating is later than the cutoff, so the test set would be empty")
+    if _all_scalar(ratings):
+
+        def keep(later: bool) -> tf.data.Dataset:
+            def select(batch: dict) -> dict:
+                mask = batch["timestamp"] > cutoff if later else batch["timestamp"] <= cutoff
+                return {key: tf.boolean_mask(value, mask) for key, value in batch.items()}
+
+            return ratings.batch(1024).map(select).unbatch()
+
+        return keep(False), keep(True), cutoff
     train = ratings.filter(lambda example: example["timestamp"] <= cutoff)
     test = ratings.filter(lambda example: example["timestamp"] > cutoff)
     return train, test, cutoff

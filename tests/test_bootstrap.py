@@ -1,17 +1,29 @@
-"""The Colab bootstrap obeys the rules that keep Colab's TensorFlow intact."""
+"""The Colab bootstrap obeys the rules that keep Colab's TensorFlow intact.
+
+Colab ships its own TensorFlow with Keras 3. The rules: install the ``tf-keras`` that
+matches the runtime's TensorFlow *minor* version, never let pip install, upgrade or
+downgrade TensorFlow itself, set ``TF_USE_LEGACY_KERAS=1`` before ``tf.keras`` is first
+touched, and ask for a restart when TensorFlow already runs with Keras 3. The rules
+are checked on the code the build generates, and on the setup cell of every notebook
+the site publishes (what "Open in Colab" runs).
+"""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import types
 
-from grader.bootstrap import MARK_BEGIN, bootstrap_code
+import pytest
+
+from grader.bootstrap import MARK_BEGIN, MARK_END, bootstrap_code
+from grader.editions import student_notebook
 from grader.lessons import read_source, tags
 from grader.settings import load_settings
 
 
-def run_bootstrap(monkeypatch, tf_version: str, installed: bool = False) -> list[list[str]]:
+def run_bootstrap(monkeypatch, tf_version: str, installed: bool = False, code: str | None = None) -> list[list[str]]:
     """Execute the bootstrap as if in Colab, recording the pip commands instead of running them."""
     calls: list[list[str]] = []
     monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
@@ -26,36 +38,64 @@ def run_bootstrap(monkeypatch, tf_version: str, installed: bool = False) -> list
                         (None if name == "movierec" else real_find_spec(name, *a)))
     monkeypatch.delenv("TF_USE_LEGACY_KERAS", raising=False)
     monkeypatch.delitem(sys.modules, "tensorflow", raising=False)
-    exec(compile(bootstrap_code(load_settings()), "bootstrap", "exec"), {})
+    exec(compile(code or bootstrap_code(load_settings()), "bootstrap", "exec"), {})
     return calls
 
 
-def test_colab_install_pins_tensorflow_and_matches_tf_keras(monkeypatch):
-    calls = run_bootstrap(monkeypatch, "2.19.0")
-    import os
-
+def assert_colab_rules(calls: list[list[str]], tf_version: str) -> None:
+    minor = ".".join(tf_version.split(".")[:2])
     assert os.environ["TF_USE_LEGACY_KERAS"] == "1"
+    assert len(calls) == 2, calls
     deps, course = calls
-    assert "tf-keras==2.19.*" in deps, "tf-keras must match the runtime's TensorFlow minor version"
+    assert deps[:4] == [sys.executable, "-m", "pip", "install"] and course[:4] == deps[:4]
+    assert f"tf-keras=={minor}.*" in deps, "tf-keras must match the runtime's TensorFlow minor version"
     constraint = deps[deps.index("-c") + 1]
-    assert open(constraint).read().strip() == "tensorflow==2.19.0", "TensorFlow must be pinned to Colab's own"
-    assert not any(a.startswith("tensorflow==") or a == "tensorflow" for a in deps), "never install TensorFlow"
+    with open(constraint) as fh:
+        assert fh.read().strip() == f"tensorflow=={tf_version}", "TensorFlow must be pinned to Colab's own"
+    for command in calls:
+        assert not any(a.split("==")[0].split("[")[0] in {"tensorflow", "tensorflow-cpu", "tf-nightly", "keras"}
+                       for a in command), "never install TensorFlow or Keras 3 over Colab's"
+        assert not {"-U", "--upgrade", "--force-reinstall", "--ignore-installed"} & set(command), "never upgrade"
     assert "--no-deps" in course and load_settings().pip_spec in course
+
+
+@pytest.mark.parametrize("tf_version", ["2.19.0", "2.20.1", "2.18.0"])
+def test_colab_install_pins_tensorflow_and_matches_tf_keras(monkeypatch, tf_version):
+    assert_colab_rules(run_bootstrap(monkeypatch, tf_version), tf_version)
 
 
 def test_colab_install_runs_once_per_runtime(monkeypatch):
     assert run_bootstrap(monkeypatch, "2.19.0", installed=True) == []
 
 
-def test_bootstrap_refuses_a_runtime_where_keras3_already_loaded(monkeypatch):
-    monkeypatch.setitem(sys.modules, "tensorflow", types.ModuleType("tensorflow"))
-    monkeypatch.delenv("TF_USE_LEGACY_KERAS", raising=False)
-    try:
-        exec(compile(bootstrap_code(load_settings()), "bootstrap", "exec"), {})
-    except RuntimeError as exc:
-        assert "Restart the runtime" in str(exc)
+def _expect_restart(monkeypatch, tf_module: types.ModuleType, env: str | None) -> None:
+    monkeypatch.setitem(sys.modules, "tensorflow", tf_module)
+    if env is None:
+        monkeypatch.delenv("TF_USE_LEGACY_KERAS", raising=False)
     else:
-        raise AssertionError("the bootstrap must ask for a restart when TensorFlow already runs Keras 3")
+        monkeypatch.setenv("TF_USE_LEGACY_KERAS", env)
+    with pytest.raises(RuntimeError, match="Restart the runtime"):
+        exec(compile(bootstrap_code(load_settings()), "bootstrap", "exec"), {})
+
+
+def test_bootstrap_refuses_a_runtime_where_keras3_already_loaded(monkeypatch):
+    _expect_restart(monkeypatch, types.ModuleType("tensorflow"), env=None)
+
+
+def test_bootstrap_refuses_keras3_even_if_the_variable_was_set_too_late(monkeypatch):
+    """`%env TF_USE_LEGACY_KERAS=1` after `import tensorflow` does not switch Keras back."""
+    tf = types.ModuleType("tensorflow")
+    tf._tf_uses_legacy_keras = False  # what TensorFlow records at import time
+    _expect_restart(monkeypatch, tf, env="1")
+
+
+def test_bootstrap_accepts_a_runtime_where_it_already_ran(monkeypatch):
+    tf = types.ModuleType("tensorflow")
+    tf._tf_uses_legacy_keras = True
+    monkeypatch.setitem(sys.modules, "tensorflow", tf)
+    monkeypatch.setenv("TF_USE_LEGACY_KERAS", "1")
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    exec(compile(bootstrap_code(load_settings()), "bootstrap", "exec"), {})
 
 
 def test_locally_the_bootstrap_installs_nothing():
@@ -65,8 +105,35 @@ def test_locally_the_bootstrap_installs_nothing():
     assert out.returncode == 0 and out.stdout.split() == ["False", "1"], out.stderr
 
 
+def test_the_variable_selects_keras_2_in_tensorflow():
+    """With the bootstrap run first, `tf.keras` in this TensorFlow is tf-keras (Keras 2)."""
+    probe = "\nimport tensorflow as tf\nprint(tf.keras.layers.Dense.__module__.split('.')[0])"
+    code = bootstrap_code(load_settings()) + probe
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**env, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert out.returncode == 0 and out.stdout.split()[-1:] == ["tf_keras"], out.stderr[-2000:]
+
+
 def test_every_edition_starts_with_the_bootstrap(lesson):
     nb = read_source(lesson.student)
     setup = next(c for c in nb.cells if c.cell_type == "code")
     assert "setup" in tags(setup) and setup.source.startswith(MARK_BEGIN)
     assert setup.source.index("TF_USE_LEGACY_KERAS") < setup.source.index("setup_lesson(")
+
+
+def test_published_notebook_setup_cell_obeys_the_colab_rules(monkeypatch, lesson):
+    """The first code cell of the notebook Colab opens is exactly the bootstrap, then the lesson's setup."""
+    nb = student_notebook(lesson)
+    code_cells = [c for c in nb.cells if c.cell_type == "code"]
+    setup = code_cells[0]
+    assert "setup" in tags(setup), "the notebook's first code cell is the setup cell"
+    expected = bootstrap_code(load_settings())
+    assert setup.source.startswith(expected + "\n"), "the setup cell starts with the generated bootstrap"
+    rest = setup.source[len(expected):]
+    assert "import tensorflow" not in setup.source.split(MARK_END)[0], "nothing imports TensorFlow before the switch"
+    assert "setup_lesson(" in rest
+    for cell in code_cells[1:]:
+        assert MARK_BEGIN not in cell.source, "only the setup cell carries the bootstrap"
+    block = setup.source.split(MARK_END)[0] + MARK_END
+    assert_colab_rules(run_bootstrap(monkeypatch, "2.19.0", code=block), "2.19.0")

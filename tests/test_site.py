@@ -1,25 +1,48 @@
-"""The course site builds strictly, has a page per lesson and shows no answers."""
+"""The course site builds strictly, has every page a reader expects and shows no answers.
+
+The browser-level checks (rendering, links, search, Colab links in a real page) are in
+``test_browser.py``; these read the build and the generator directly.
+"""
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import nbformat
 import pytest
+import yaml
 
+from grader import site_assets, site_pages
 from grader.editions import secret_lines
-from grader.lessons import ROOT, all_lessons
-from grader.settings import load_settings
+from grader.lessons import ROOT, Lesson, all_lessons, read_source
+from grader.settings import _TolerantLoader, load_settings
 from grader.syllabus import SYLLABUS
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+WRITTEN = [lesson for lesson in all_lessons() if lesson.student.exists()]
+CDN_HOSTS = ("unpkg.com", "cdn.jsdelivr.net", "cdnjs.cloudflare.com", "fonts.googleapis.com", "fonts.gstatic.com")
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Path:
+def assets_fetched() -> bool:
+    """Fetch MathJax and mermaid (once; `make assets`) so the build serves its own copies."""
+    if site_assets.missing():
+        try:
+            site_assets.fetch()
+        except RuntimeError:
+            return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, assets_fetched) -> Path:
     out = tmp_path_factory.mktemp("site")
     process = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
@@ -29,29 +52,119 @@ def site(tmp_path_factory) -> Path:
     return out
 
 
+def page(site: Path, path: str) -> str:
+    return (site / path / "index.html").read_text(encoding="utf-8")
+
+
+def mkdocs_config() -> dict:
+    return yaml.load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"), Loader=_TolerantLoader)
+
+
 def test_every_planned_lesson_has_a_page(site):
+    written = {lesson.slug for lesson in WRITTEN}
     for planned in SYLLABUS:
-        page = site / "lessons" / planned.slug / "index.html"
-        assert page.exists(), f"no page for {planned.slug}"
+        text = page(site, f"lessons/{planned.slug}")
+        if planned.slug in written:
+            assert "Coming soon" not in text, f"{planned.slug} is written, but its page is still the placeholder"
+        else:
+            assert "Coming soon" in text and planned.summary[:30] in html.unescape(text), planned.slug
 
 
 def test_lesson_pages_link_to_colab_and_a_valid_notebook(site, lesson):
-    html = (site / "lessons" / lesson.slug / "index.html").read_text(encoding="utf-8")
+    text = page(site, f"lessons/{lesson.slug}")
     colab = load_settings().colab_url(f"{lesson.slug}.ipynb")
-    assert colab in html, "the page has an Open in Colab link built from mkdocs.yml"
+    assert colab in text, "the page has an Open in Colab link built from mkdocs.yml"
+    assert f"/blob/{load_settings().pages_branch}/notebooks/{lesson.slug}.ipynb" in colab
     notebook = site / "notebooks" / f"{lesson.slug}.ipynb"
     nbformat.validate(nbformat.read(notebook, as_version=4))
-    assert (site / "notebooks" / f"{lesson.slug}.py").exists()
+    assert (site / "notebooks" / f"{lesson.slug}.py").read_text(encoding="utf-8") == lesson.student.read_text(
+        encoding="utf-8"), "the .py download is the student edition"
+    assert f'download="{lesson.slug}.ipynb"' in text and f'download="{lesson.slug}.py"' in text
 
 
-def test_lesson_page_renders_the_theory(site, lesson):
-    html = (site / "lessons" / lesson.slug / "index.html").read_text(encoding="utf-8")
-    assert lesson.title().split("—")[-1].strip()[:20] in html
-    assert 'class="arithmatex"' in html or "$" not in lesson.solution.read_text(encoding="utf-8")
+def test_lesson_page_renders_the_theory_from_the_student_edition(site, lesson):
+    text = html.unescape(page(site, f"lessons/{lesson.slug}"))
+    assert lesson.title().split("—")[-1].strip()[:20] in text
+    assert 'class="arithmatex"' in text or "$" not in lesson.solution.read_text(encoding="utf-8")
+    for cell in read_source(lesson.student).cells:  # every section heading of the lesson is on the page
+        for line in cell.source.splitlines() if cell.cell_type == "markdown" else []:
+            if line.startswith("## ") and "$" not in line:
+                assert line[3:].strip().replace("`", "") in re.sub(r"<[^>]+>", "", text), line
+    assert not (ROOT / "site" / "lessons").exists(), "lesson pages are generated, never copied into site/"
+
+
+def test_edit_links_point_at_the_sources(site):
+    settings = load_settings()
+    edit = f"{settings.github_url}/edit/{settings.branch}"
+    for lesson in WRITTEN:
+        assert f'href="{edit}/solutions/{lesson.slug}.py"' in page(site, f"lessons/{lesson.slug}")
+    assert f'href="{edit}/site/glossary.md"' in page(site, "glossary")
+    assert f'href="{edit}/grader/syllabus.py"' in page(site, "syllabus")
+
+
+def test_syllabus_gives_the_time_of_every_lesson(site):
+    text = page(site, "syllabus")
+    for planned in SYLLABUS:
+        assert f"{planned.minutes} min" in text and f"../lessons/{planned.slug}/" in text
+
+
+def test_glossary_and_references_pages(site):
+    glossary = page(site, "glossary")
+    for term in ("In-batch softmax", "NDCG", "RMSE", "Recall@", "Two-tower model", "Annoy"):
+        assert term in glossary, f"the glossary defines {term}"
+    assert glossary.count('class="arithmatex"') >= 5, "the glossary gives the losses and metrics as formulas"
+    references = html.unescape(page(site, "references"))
+    for lesson in WRITTEN:
+        cited = site_pages.lesson_references(lesson)
+        assert cited, f"{lesson.slug} has a References section"
+        for url in re.findall(r"<(https?://[^>]+)>", cited):
+            assert url in references, f"{url}, cited by {lesson.slug}, is on the references page"
+
+
+def test_home_page_has_the_architecture_and_the_three_ways(site):
+    text = page(site, "")
+    assert text.count('class="mermaid"') >= 2, "the two-stage architecture and the two-tower model"
+    assert 'class="arithmatex"' in text
+    for way in ("In Google Colab", "On your own machine", "As an instructor"):
+        assert way in text
+
+
+def test_theme_gives_readers_what_they_expect():
+    config = mkdocs_config()
+    features = set(config["theme"]["features"])
+    assert {"navigation.tabs", "navigation.sections", "content.code.copy", "content.action.edit",
+            "search.suggest"} <= features
+    assert config["theme"]["font"] is False, "no Google Fonts: the site must work offline"
+    assert len(config["theme"]["palette"]) == 2 and all("toggle" in p for p in config["theme"]["palette"])
+    extensions = {e if isinstance(e, str) else next(iter(e)) for e in config["markdown_extensions"]}
+    assert {"admonition", "pymdownx.arithmatex", "pymdownx.superfences", "pymdownx.details"} <= extensions
+    fences = next(e for e in config["markdown_extensions"] if isinstance(e, dict) and "pymdownx.superfences" in e)
+    assert any(f["name"] == "mermaid" for f in fences["pymdownx.superfences"]["custom_fences"])
+    assert config["strict"] is True
+
+
+def test_the_site_loads_nothing_from_a_cdn(site, assets_fetched):
+    if not assets_fetched:
+        if IN_CI:
+            pytest.fail("CI must build the site with its own MathJax and mermaid (npm is needed: make assets)")
+        pytest.skip("npm is not available, so this build loads MathJax and mermaid from a CDN (make assets)")
+    for package in site_assets.PACKAGES:
+        assert (site / package.site_script).is_file(), f"{package.name} is served by the site"
+    for path in site.rglob("*.html"):
+        text = path.read_text(encoding="utf-8")
+        for host in CDN_HOSTS:
+            assert host not in text, f"{path.relative_to(site)} loads from {host}"
+
+
+def test_toc_shows_headings_without_tex(site):
+    for lesson in WRITTEN:
+        nav = re.findall(r'class="md-nav__link"[^>]*>(.*?)</a>', page(site, f"lessons/{lesson.slug}"), re.S)
+        assert not [n for n in nav if "\\(" in n], f"{lesson.slug}: raw TeX in the table of contents"
+    assert site_pages.plain_math(r"top-\(k\) in \(O(N \cdot d)\)") == "top-k in O(N · d)"
 
 
 def test_no_solution_or_hidden_test_anywhere_in_the_site(site):
-    """Grep every built lesson page, notebook and search entry for answers and markers.
+    """Grep every file of the built site — pages, notebooks, scripts, search index — for answers.
 
     The authoring guide is the one page allowed to *name* the markers, so it is skipped.
     """
@@ -59,15 +172,77 @@ def test_no_solution_or_hidden_test_anywhere_in_the_site(site):
     secrets = set().union(*(secret_lines(lesson) for lesson in all_lessons()))
     checked = 0
     for path in site.rglob("*"):
-        if path.suffix not in {".html", ".ipynb", ".py", ".json", ".md", ".txt"} or "authoring" in path.parts:
+        if not path.is_file() or path.suffix in {".png", ".woff", ".gz", ".ico", ".svg"} or "authoring" in path.parts:
             continue
         text = path.read_text(encoding="utf-8", errors="ignore")
         if path.name == "search_index.json":
             docs = json.loads(text)["docs"]
-            text = "\n".join(d["text"] for d in docs if not d["location"].startswith("authoring"))
+            text = "\n".join(d["title"] + "\n" + d["text"] for d in docs if not d["location"].startswith("authoring"))
         checked += 1
         for marker in markers:
             assert marker not in text, f"{marker} in {path}"
         leaked = [line for line in secrets if html.escape(line, quote=False) in text or line in text]
         assert not leaked, f"solution code in {path}: {leaked[:3]}"
     assert checked > len(all_lessons())
+
+
+# A 1×1 PNG, standing in for a figure of the reference run.
+PIXEL = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwABBAEAwS2OUAAAAABJRU5ErkJggg==")
+
+
+@pytest.mark.skipif(not WRITTEN, reason="no lesson has a student edition yet")
+def test_lesson_page_shows_the_reference_run_or_says_how_to_get_it(tmp_path, monkeypatch):
+    lesson: Lesson = WRITTEN[0]
+    settings = load_settings()
+    monkeypatch.setattr(site_pages, "EXECUTED", tmp_path / "executed")
+    monkeypatch.setattr(site_pages, "METRICS", tmp_path / "metrics")
+    without = site_pages.lesson_page(lesson, settings)
+    assert "make course" in without.markdown and not without.figures, "without a run, the page says how to get one"
+
+    executed = read_source(lesson.student)
+    demo = next(i for i, c in enumerate(executed.cells)
+                if c.cell_type == "code" and not site_pages.is_exercise(c) and not site_pages.is_test(c)
+                and "setup" not in site_pages.tags(c))
+    executed.cells[demo].outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text="[metric] demo.value = 0.5\n"),
+        nbformat.v4.new_output("display_data", data={"image/png": base64.b64encode(PIXEL).decode()}),
+    ]
+    (tmp_path / "executed").mkdir()
+    nbformat.write(executed, tmp_path / "executed" / f"{lesson.slug}.ipynb")
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics" / f"{lesson.slug}.jsonl").write_text(
+        json.dumps({"name": "demo.value", "value": 0.5, "unit": ""}) + "\n", encoding="utf-8")
+    shown = site_pages.lesson_page(lesson, settings)
+    assert list(shown.figures.values()) == [PIXEL], "the figure of the reference run is published"
+    assert f"![Figure from the reference run](figures/{lesson.slug}-{demo}-1.png)" in shown.markdown
+    assert "| `demo.value` | 0.5 |" in shown.markdown, "the metrics table"
+    assert "[metric] demo.value = 0.5" in shown.markdown, "printed results under their cell"
+    assert site_pages.NO_RESULTS not in shown.markdown
+
+
+def test_workflows_build_publish_and_test_with_the_readme_commands():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    settings = load_settings()
+    workflows = {p.stem: yaml.safe_load(p.read_text(encoding="utf-8"))
+                 for p in (ROOT / ".github" / "workflows").glob("*.yml")}
+    assert {"ci", "pages"} <= set(workflows)
+    for name, flow in workflows.items():
+        triggers = flow[True] if True in flow else flow["on"]  # YAML 1.1 reads the key `on` as True
+        assert settings.branch in triggers["push"]["branches"], f"{name} runs on pushes to {settings.branch}"
+        runs = [step["run"] for job in flow["jobs"].values() for step in job["steps"] if "run" in step]
+        for command in runs:
+            for line in command.splitlines():
+                if line.strip().startswith(("make ", "bash ", ".ci/")):
+                    assert line.strip() in readme, f"{name}: `{line.strip()}` is not a command the README describes"
+    ci_runs = [s.get("run", "") for job in workflows["ci"]["jobs"].values() for s in job["steps"]]
+    assert "bash .ci/run" in ci_runs, "CI runs the README's test command"
+    pages_runs = [s.get("run", "") for job in workflows["pages"]["jobs"].values() for s in job["steps"]]
+    assert "make course" in pages_runs and "make deploy" in pages_runs
+    assert workflows["pages"]["permissions"]["contents"] == "write", "gh-deploy pushes to the pages branch"
+
+
+def test_lessons_listed_in_the_nav_match_the_syllabus():
+    nav = mkdocs_config()["nav"]
+    lessons = next(item["Lessons"] for item in nav if isinstance(item, dict) and "Lessons" in item)
+    assert lessons == [f"lessons/{planned.slug}.md" for planned in SYLLABUS]

@@ -1,0 +1,332 @@
+"""The published site works in a real browser, with no network: what a reader sees first.
+
+Headless Chromium — Debian's ``chromium`` at ``/usr/bin/chromium``, driven by
+Playwright's Python package (never a browser that Playwright downloads) — loads the
+built site from a local HTTP server that serves it under ``/<repository name>/``, the
+way GitHub Pages does. On the home page, the syllabus, glossary and references, and
+every lesson page it checks: no console errors and no failed or off-site requests,
+formulas typeset by MathJax, mermaid diagrams drawn as SVG, every internal link and
+anchor resolving, and — on each written lesson — the Colab link pointing at the
+notebook the build published (fetched from the server and read with ``nbformat``).
+It also searches for "Annoy" and flips the dark/light toggle. A screenshot of each
+page is saved in ``build/screenshots/``.
+
+Without Chromium (a student's laptop) the test skips and says why; in CI (``CI=true``)
+it fails instead, because ``.ci/run`` installs Chromium.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from grader import site_assets
+from grader.bootstrap import MARK_BEGIN
+from grader.lessons import BUILD, LESSONS, ROOT
+from grader.settings import load_settings
+from grader.syllabus import SYLLABUS
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+SCREENSHOTS = BUILD / "screenshots"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+    "--disable-background-networking", "--disable-component-update",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",  # offline, whatever the machine's network
+]
+VIEWPORT = {"width": 1280, "height": 860}
+TIMEOUT_MS = 30_000
+# mkdocs-material renders each diagram into a *closed* shadow root; opening it lets the
+# test see the SVG. It changes nothing else on the page.
+OPEN_SHADOW_ROOTS = """
+const attach = Element.prototype.attachShadow;
+Element.prototype.attachShadow = function (init) { return attach.call(this, { ...init, mode: "open" }); };
+"""
+WRITTEN = {path.stem for path in LESSONS.glob("*.py")}
+PAGES = ["", "syllabus/", "glossary/", "references/"] + [f"lessons/{p.slug}/" for p in SYLLABUS]
+
+
+def unavailable(reason: str):
+    """Skip on a machine without a browser; fail in CI, which must run this test."""
+    if IN_CI:
+        pytest.fail(f"{reason} — CI must run the browser test (.ci/run installs Chromium)")
+    pytest.skip(reason)
+
+
+def find_chromium() -> str | None:
+    candidates = [os.environ.get("CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
+                  shutil.which("chromium-browser")]
+    return next((c for c in candidates if c and os.access(c, os.X_OK)), None)
+
+
+@pytest.fixture(scope="module")
+def built_site(tmp_path_factory) -> Path:
+    """The site as `make site` builds it, with MathJax and mermaid served from the site."""
+    if site_assets.missing():
+        try:
+            site_assets.fetch()
+        except RuntimeError as exc:
+            unavailable(f"cannot fetch the site's JavaScript (make assets): {exc}")
+    out = tmp_path_factory.mktemp("browser-site")
+    process = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
+        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
+    assert process.returncode == 0, process.stdout + process.stderr
+    return out
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    prefix = "/"
+
+    def translate_path(self, path: str) -> str:
+        path = path.split("?", 1)[0].split("#", 1)[0]
+        if not path.startswith(self.prefix):
+            return str(Path(self.directory) / "__outside_the_site__")
+        return super().translate_path("/" + path[len(self.prefix):])
+
+    def log_message(self, *args):  # keep pytest's output clean
+        pass
+
+
+@pytest.fixture(scope="module")
+def server(built_site):
+    """Serve the site on 127.0.0.1 under /<repo>/, as GitHub Pages serves a project site."""
+    prefix = f"/{load_settings().repository.split('/')[1]}/"
+    handler = type("Handler", (_Handler,), {"prefix": prefix})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(built_site)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}{prefix}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    chromium = find_chromium()
+    if chromium is None:
+        unavailable("Chromium is not installed (Debian: apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        unavailable("Playwright's Python package is not installed (make install)")
+    playwright = sync_playwright().start()
+    # Playwright gives each launch a fresh, empty profile (user-data-dir) of its own.
+    browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, timeout=TIMEOUT_MS)
+    yield browser
+    browser.close()
+    playwright.stop()
+
+
+@dataclass
+class Visit:
+    """What happened while one page loaded."""
+
+    errors: list[str] = field(default_factory=list)  # console errors and uncaught exceptions
+    failed: list[str] = field(default_factory=list)  # local requests that failed or returned >= 400
+    external: list[str] = field(default_factory=list)  # requests that left the machine (blocked)
+
+
+@pytest.fixture(scope="module")
+def open_page(browser, server):
+    """Open a page of the site in one shared context (so the browser cache works as a reader's does).
+
+    Chromium resolves no host but 127.0.0.1, so a page that needs anything off the
+    machine breaks here exactly as it would offline; every such request is recorded.
+    The only one allowed is mkdocs-material's repository badge (stars and forks from
+    GitHub's API): it is decoration, and the theme shows the page without it.
+    """
+    badge = f"https://api.github.com/repos/{load_settings().repository}"
+    context = browser.new_context(viewport=VIEWPORT)
+    context.add_init_script(OPEN_SHADOW_ROOTS)
+    pages = []
+
+    def console(visit: Visit, message) -> None:
+        if message.type == "error" and not (message.location or {}).get("url", "").startswith(badge):
+            visit.errors.append(f"console: {message.text} ({(message.location or {}).get('url', '')})")
+
+    def request(visit: Visit, req) -> None:
+        if not req.url.startswith((server, "data:", "blob:", badge)):
+            visit.external.append(req.url)
+
+    def open_(path: str):
+        visit = Visit()
+        page = context.new_page()
+        pages.append(page)
+        page.set_default_timeout(TIMEOUT_MS)
+        page.on("console", lambda m: console(visit, m))
+        page.on("pageerror", lambda e: visit.errors.append(f"exception: {e}"))
+        page.on("request", lambda r: request(visit, r))
+        page.on("requestfailed", lambda r: visit.failed.append(f"{r.url} ({r.failure})")
+                if r.url.startswith(server) else None)
+        page.on("response", lambda r: visit.failed.append(f"{r.url} ({r.status})")
+                if r.status >= 400 and r.url.startswith(server) else None)
+        response = page.goto(server + path, wait_until="load")
+        assert response is not None and response.ok, f"{path}: HTTP {response and response.status}"
+        return page, visit
+
+    yield open_
+    for page in pages:
+        page.close()
+    context.close()
+
+
+def page_name(path: str) -> str:
+    return path.strip("/").replace("/", "-") or "home"
+
+
+def wait_for_math(page, path: str) -> int:
+    """Every arithmatex span holds MathJax output, none of it a TeX error. Returns the count."""
+    spans = page.locator(".arithmatex").count()
+    if spans:
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('.arithmatex')].every(s => s.querySelector('mjx-container'))"
+        )
+    assert page.locator("mjx-merror").count() == 0, f"{path}: MathJax reports a TeX error"
+    return page.locator(".arithmatex mjx-container").count()
+
+
+def wait_for_diagrams(page, path: str, expected: int) -> None:
+    """Every mermaid block became an SVG (and not mermaid's "syntax error" picture)."""
+    if not expected:
+        return
+    page.wait_for_function(
+        """n => {
+            const hosts = [...document.querySelectorAll('div.mermaid')];
+            return hosts.length >= n && hosts.every(h => h.shadowRoot && h.shadowRoot.querySelector('svg'));
+        }""",
+        arg=expected,
+    )
+    report = page.evaluate(
+        """() => [...document.querySelectorAll('div.mermaid')].map(h => {
+            const svg = h.shadowRoot.querySelector('svg');
+            const box = svg.getBoundingClientRect();
+            const error = svg.getAttribute('aria-roledescription') === 'error' || /Syntax error/.test(svg.textContent);
+            return {width: box.width, height: box.height, error};
+        })"""
+    )
+    for n, diagram in enumerate(report):
+        assert not diagram["error"], f"{path}: mermaid diagram {n + 1} failed to parse"
+        assert diagram["width"] > 50 and diagram["height"] > 20, f"{path}: mermaid diagram {n + 1} is empty"
+
+
+_ids: dict[Path, set[str]] = {}
+
+
+def ids_in(path: Path) -> set[str]:
+    if path not in _ids:
+        text = path.read_text(encoding="utf-8", errors="ignore")
+        _ids[path] = set(re.findall(r'\sid="([^"]+)"', text)) | set(re.findall(r'\sname="([^"]+)"', text))
+    return _ids[path]
+
+
+def broken_links(page, server: str, site: Path) -> list[str]:
+    """Internal links whose file or anchor does not exist in the build."""
+    broken = []
+    origin = "{0.scheme}://{0.netloc}/".format(urllib.parse.urlsplit(server))
+    hrefs = page.eval_on_selector_all("a[href]", "links => links.map(a => a.href)")
+    for href in sorted(set(hrefs)):
+        if not href.startswith(server):
+            if href.startswith(origin):  # a root-relative link breaks when the site is not at /
+                broken.append(f"{href} (outside the site's folder)")
+            continue
+        parsed = urllib.parse.urlsplit(href)
+        relative = urllib.parse.unquote(parsed.path)[len(urllib.parse.urlsplit(server).path):]
+        target = site / relative
+        if target.is_dir() or relative == "":
+            target = target / "index.html"
+        if not target.is_file():
+            broken.append(f"{href} (no file {target.relative_to(site)})")
+            continue
+        fragment = urllib.parse.unquote(parsed.fragment)
+        if fragment and target.suffix == ".html" and fragment not in ids_in(target):
+            broken.append(f"{href} (no anchor #{fragment})")
+    return broken
+
+
+def check_colab(page, server: str, site: Path, slug: str) -> None:
+    """The Colab button opens the notebook this build published, on the pages branch."""
+    settings = load_settings()
+    links = page.eval_on_selector_all("a[href^='https://colab.research.google.com/']", "a => a.map(x => x.href)")
+    assert len(links) == 1, f"{slug}: expected one Open in Colab link, found {links}"
+    match = re.fullmatch(r"https://colab\.research\.google\.com/github/([^/]+/[^/]+)/blob/([^/]+)/(.+)", links[0])
+    assert match, f"{slug}: {links[0]} is not Colab's /github/<owner>/<repo>/blob/<branch>/<path> form"
+    repository, branch, path = match.groups()
+    published = f"{settings.repository}@{settings.pages_branch}"
+    assert f"{repository}@{branch}" == published, f"{slug}: Colab opens {repository}@{branch}, the site is {published}"
+    assert path == f"notebooks/{slug}.ipynb", f"{slug}: Colab opens {path}"
+    assert (site / path).is_file(), f"{slug}: the build did not publish {path}"
+    response = page.request.get(server + path)
+    assert response.ok, f"{slug}: GET {path} answered {response.status}"
+    nb = nbformat.reads(response.text(), as_version=4)
+    nbformat.validate(nb)
+    nbformat.read(site / path, as_version=4)
+    setup = next(cell for cell in nb.cells if cell.cell_type == "code")
+    assert setup.source.startswith(MARK_BEGIN), f"{slug}: the notebook does not start with the Colab bootstrap"
+    downloads = page.eval_on_selector_all("a[download]", "a => a.map(x => x.getAttribute('href'))")
+    assert any(d.endswith(f"notebooks/{slug}.ipynb") for d in downloads), f"{slug}: no Download notebook link"
+    assert any(d.endswith(f"notebooks/{slug}.py") for d in downloads), f"{slug}: no Download .py link"
+
+
+@pytest.mark.parametrize("path", PAGES, ids=[page_name(p) for p in PAGES])
+def test_page_works_offline(open_page, server, built_site, path):
+    start = time.perf_counter()
+    page, visit = open_page(path)
+    html_file = built_site / path / "index.html"
+    static = html_file.read_text(encoding="utf-8")
+    typeset = wait_for_math(page, path)
+    wait_for_diagrams(page, path, static.count('class="mermaid"'))
+    slug = path.strip("/").split("/")[-1]
+    if path == "":
+        assert typeset > 0, "the home page shows the retrieval loss: MathJax must typeset it"
+        assert static.count('class="mermaid"') >= 1, "the home page draws the architecture"
+    if path.startswith("lessons/") and slug in WRITTEN:
+        check_colab(page, server, built_site, slug)
+        if 'class="arithmatex"' in static:
+            assert typeset > 0, f"{path}: the lesson has formulas but none was typeset"
+    elif path.startswith("lessons/"):
+        assert page.get_by_text("Coming soon").count() > 0, f"{path}: a planned lesson's page says it is coming"
+    assert broken_links(page, server, built_site) == [], f"{path}: broken internal links"
+    page.wait_for_timeout(200)  # let late console messages arrive
+    assert visit.external == [], f"{path}: requests left the machine: {visit.external}"
+    assert visit.failed == [], f"{path}: failed requests: {visit.failed}"
+    assert visit.errors == [], f"{path}: console errors: {visit.errors}"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / f"{page_name(path)}.png", full_page=path in ("", "syllabus/"))
+    assert time.perf_counter() - start < 30, f"{path}: the page took over 30 s to render"
+
+
+def test_search_finds_the_annoy_lesson(open_page, server):
+    page, visit = open_page("")
+    page.locator("label.md-search__icon, input.md-search__input").first.click()
+    page.locator("input.md-search__input").press_sequentially("Annoy", delay=20)
+    page.wait_for_selector(".md-search-result__item a")
+    hits = page.eval_on_selector_all(".md-search-result__item a", "a => a.map(x => x.href)")
+    assert any("/lessons/" in hit for hit in hits), f"searching 'Annoy' found no lesson: {hits}"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / "search-annoy.png")
+    assert visit.errors == [] and visit.external == [], visit
+
+
+def test_dark_mode_toggle(open_page):
+    page, visit = open_page("")
+    scheme = page.evaluate("() => document.body.getAttribute('data-md-color-scheme')")
+    page.locator("form[data-md-component=palette] label:visible").first.click()
+    page.wait_for_function("s => document.body.getAttribute('data-md-color-scheme') !== s", arg=scheme)
+    assert page.evaluate("() => document.body.getAttribute('data-md-color-scheme')") in {"default", "slate"}
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / "home-toggled-scheme.png")
+    assert visit.errors == [], visit.errors
