@@ -99,15 +99,11 @@ def student_script(lesson: Lesson, settings: CourseSettings | None = None) -> st
 SECRET_BLOCKS = (("### BEGIN SOLUTION", "### END SOLUTION"), ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"))
 
 
-def secret_lines(lesson: Lesson, min_length: int = 20) -> set[str]:
-    """Lines that appear only inside the lesson's solution blocks (and hidden tests).
-
-    Used by the tests to prove that no answer reaches a student edition, a notebook
-    or the site: a line that also appears in the lesson's public cells is not secret.
-    """
-    source = read_source(lesson.solution)
-    secret, public = set(), []
-    for cell in source.cells:
+def split_secrets(lesson: Lesson) -> tuple[set[str], str]:
+    """The stripped lines inside the lesson's solution and hidden-test blocks, and all other text."""
+    secret: set[str] = set()
+    public = []
+    for cell in read_source(lesson.solution).cells:
         text = cell.source
         for begin, end in SECRET_BLOCKS:
             while begin in text and end in text:
@@ -116,5 +112,23 @@ def secret_lines(lesson: Lesson, min_length: int = 20) -> set[str]:
                 secret |= {line.strip() for line in inside.splitlines()}
                 text = head + text
         public.append(text)
-    public_text = "\n".join(public)
-    return {line for line in secret if len(line) >= min_length and not line.startswith("#") and line not in public_text}
+    return secret, "\n".join(public)
+
+
+def secret_lines(lessons: list[Lesson], min_length: int = 20) -> set[str]:
+    """Lines that appear only inside solution blocks and hidden tests of these lessons.
+
+    Used by the tests to prove that no answer reaches a student edition, a notebook
+    or the site: a line that also appears in any lesson's public cells is not secret.
+    """
+    secret: set[str] = set()
+    public = []
+    for lesson in lessons:
+        lines, text = split_secrets(lesson)
+        secret |= lines
+        public.append(text)
+    everything_public = "\n".join(public)
+    return {
+        line for line in secret
+        if len(line) >= min_length and not line.startswith("#") and line not in everything_public
+    }

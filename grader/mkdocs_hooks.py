@@ -3,8 +3,8 @@
 Nothing generated here is written into ``site/``: lesson pages, the syllabus, figures
 and downloadable notebooks exist only in the build, so they can never go stale.
 
-* ``on_config``: the repository, edit links and the ``gh-deploy`` branch come from the
-  one publishing setting (``extra.course``); the MathJax and mermaid scripts are served
+* ``on_config``: the repository, edit links, the site's address and the ``gh-deploy``
+  branch come from the one publishing setting (``extra.course``); MathJax and mermaid are served
   from the site when ``make assets`` has fetched them, else from the CDN (with a note).
 * ``on_files``: one page per planned lesson (the real lesson when its student edition
   exists, a "coming soon" page otherwise), the syllabus, figures of the reference run,
@@ -45,6 +45,9 @@ def existing_lessons() -> dict:
 
 def on_config(config):
     settings = load_settings()
+    if not config.get("site_url"):  # `mkdocs serve` sets its own (127.0.0.1:8000) before this runs
+        # The published address: canonical links, the sitemap, a 404 page that works at any depth.
+        config["site_url"] = settings.pages_url
     config["repo_url"] = settings.github_url
     config["repo_name"] = settings.repository
     config["edit_uri"] = f"edit/{settings.branch}/site/"

@@ -74,7 +74,10 @@ def release(course_dir: Path, lesson: Lesson) -> None:
 
 
 def lesson_hash(lesson: Lesson) -> str:
-    text = json.dumps(instructor_notebook(lesson), sort_keys=True)
+    """A hash of the instructor notebook's content (cell ids are random on every read: left out)."""
+    nb = instructor_notebook(lesson)
+    cells = [{k: v for k, v in cell.items() if k != "id"} for cell in nb.cells]
+    text = json.dumps({"cells": cells, "metadata": nb.metadata}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 

@@ -1,8 +1,10 @@
 """The course's publishing settings, read from the one place they are written.
 
-``mkdocs.yml`` holds ``extra.course.repository`` (``owner/name`` on GitHub) and
-``extra.course.branch`` (the branch with the course source). The Colab bootstrap, the
-"Open in Colab" links and the site's edit links are all built from these two values.
+``mkdocs.yml`` holds ``extra.course.repository`` (``owner/name`` on GitHub),
+``extra.course.branch`` (the branch with the course source) and
+``extra.course.pages_branch`` (the branch GitHub Pages serves, where the site and its
+notebooks are published). The Colab bootstrap, the "Open in Colab" links, the site's
+edit links, its address and the branch ``mkdocs gh-deploy`` pushes to are built from them.
 """
 
 from __future__ import annotations
@@ -32,6 +34,12 @@ class CourseSettings:
     @property
     def github_url(self) -> str:
         return f"https://github.com/{self.repository}"
+
+    @property
+    def pages_url(self) -> str:
+        """Where GitHub Pages serves the pages branch of a project repository."""
+        owner, name = self.repository.split("/")
+        return f"https://{owner.lower()}.github.io/{name}/"
 
     def colab_url(self, notebook: str) -> str:
         """Colab opens notebooks straight from GitHub; ours are published on the pages branch."""

@@ -26,11 +26,17 @@ from grader.syllabus import SYLLABUS, Planned
 EXECUTED = BUILD / "executed"  # the reference runs `make course` keeps (grader/course.py)
 METRICS = BUILD / "course" / "metrics"  # the metrics each reference run recorded
 MAX_TEXT_LINES = 25
+SHOWN_METRICS = 8  # a longer metrics table starts folded
 NO_RESULTS = (
     '!!! info "Results of the reference run"\n'
     "    The figures and metric tables of the reference run are not in this build. Run\n"
     "    `make course` (it executes every lesson's reference solution), then `make site`\n"
     "    or `make serve`: they appear here, under the cells that produce them."
+)
+STALE_RESULTS = (
+    '!!! info "Results of the reference run"\n'
+    "    The lesson has changed since `make course` last ran it, so its figures are not shown.\n"
+    "    Run `make course` again to bring them back."
 )
 
 
@@ -103,7 +109,13 @@ def metrics_table(metrics: list[dict]) -> str:
             row += f" {bar.op} {bar.threshold:g} ({bar.why}) |" if bar else " |"
         rows.append(row)
     intro = "What this lesson measured when `make course` ran its reference solution:"
-    return f'!!! abstract "Results of the reference run"\n    {intro}\n\n' + indent("\n".join(rows))
+    fold = "!!!" if len(metrics) <= SHOWN_METRICS else "???"  # a long table starts folded
+    title = f"Results of the reference run ({len(metrics)} metrics)"
+    return f'{fold} abstract "{title}"\n    {intro}\n\n' + indent("\n".join(rows))
+
+
+def plural(count: float, noun: str) -> str:
+    return f"{count:g} {noun}" + ("" if count == 1 else "s")
 
 
 def test_points(nb: nbformat.NotebookNode) -> dict[str, float]:
@@ -164,10 +176,12 @@ def lesson_page(lesson: Lesson, settings: CourseSettings, student_path: Path | N
             if index == 0:
                 blocks.append(links(lesson, settings))
                 metrics = read_metrics(lesson)
+                if ran is None and (EXECUTED / f"{lesson.slug}.ipynb").exists():
+                    blocks.append(STALE_RESULTS)
+                elif ran is None and not metrics:
+                    blocks.append(NO_RESULTS)
                 if metrics:
                     blocks.append(metrics_table(metrics))
-                elif ran is None:
-                    blocks.append(NO_RESULTS)
             continue
         if cell.cell_type != "code" or not cell.source.strip():
             continue
@@ -178,10 +192,11 @@ def lesson_page(lesson: Lesson, settings: CourseSettings, student_path: Path | N
         elif is_exercise(cell):
             grade_id = meta.get("grade_id", "")
             worth = points.get(grade_id)
-            label = f"Exercise `{grade_id}`" + (f" — {worth:g} points" if worth else "")
+            label = f"Exercise `{grade_id}`" + (f" — {plural(worth, 'point')}" if worth else "")
             blocks.append(f'!!! question "{label}"\n' + indent(fenced(cell.source)))
         elif is_test(cell):
-            blocks.append(f'??? success "Tests for this exercise ({meta.get("points", 0):g} points)"\n'
+            worth = plural(float(meta.get("points", 0)), "point")
+            blocks.append(f'??? success "Tests for this exercise ({worth})"\n'
                           + indent(fenced(cell.source)))
         else:
             blocks.append(fenced(cell.source))

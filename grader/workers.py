@@ -161,6 +161,7 @@ class Slot:
             [str(self.folder / "jupyter"), *filter(None, [os.environ.get("JUPYTER_PATH")])])
         self.course = self.folder / "course"
         self.report = self.folder / "execution.json"
+        self._kept: dict = {}
 
     def nbgrader_config(self):
         from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
@@ -208,18 +209,22 @@ class Slot:
         nbformat.write(nb, target)
         self.report.unlink(missing_ok=True)
 
-    def run(self, converter_class, job: Job) -> dict:
+    def run(self, converter_class, job: Job, keep: bool = False) -> dict:
+        """Run one nbgrader converter on this job; ``keep`` reuses one instance for every job."""
         from nbgrader.coursedir import CourseDirectory
         from nbgrader.utils import capture_log
 
-        config = self.nbgrader_config()
-        coursedir = CourseDirectory(config=config)
-        coursedir.assignment_id = job.lesson
-        coursedir.student_id = job.student
-        app = converter_class(coursedir=coursedir, config=config)
-        app.force = True
-        if hasattr(app, "create_student"):
-            app.create_student = True
+        app = self._kept.get(converter_class) if keep else None
+        if app is None:
+            config = self.nbgrader_config()
+            app = converter_class(coursedir=CourseDirectory(config=config), config=config)
+            app.force = True
+            if hasattr(app, "create_student"):
+                app.create_student = True
+            if keep:
+                self._kept[converter_class] = app
+        app.coursedir.assignment_id = job.lesson
+        app.coursedir.student_id = job.student
         return capture_log(app)
 
     def scores(self, job: Job) -> tuple[float, float, dict[str, list[float]]]:
@@ -232,9 +237,10 @@ class Slot:
 
     def grade(self, job: Job) -> dict:
         """Grade one job; always returns (and writes) a result, whatever the submission does."""
-        from nbgrader.converters import Autograde, GenerateFeedback
+        from nbgrader.converters import Autograde
 
         from grader.integrity import InvalidSubmission, check_locked_cells, read_submission
+        from grader.preprocessors import ReusableFeedback
 
         start = time.monotonic()
         out = result_dir(self.results, job.student, job.lesson)
@@ -272,7 +278,7 @@ class Slot:
         autograded = self.course / "autograded" / job.student / job.lesson / f"{job.lesson}.ipynb"
         shutil.copy(autograded, out / f"{job.lesson}.ipynb")
         mark = time.monotonic()
-        feedback = self.run(GenerateFeedback, job)
+        feedback = self.run(ReusableFeedback, job, keep=True)
         timings["feedback"] = round(time.monotonic() - mark, 3)
         html = self.course / "feedback" / job.student / job.lesson / f"{job.lesson}.html"
         if feedback.get("success") and html.exists():

@@ -68,29 +68,31 @@ def exact_top_k(
 
 
 def queries_per_second(
-    run: Callable[[], object], n_queries: int, min_seconds: float = 0.5, max_repeats: int = 5
+    run: Callable[[], object], n_queries: int, min_seconds: float = 0.3, max_repeats: int = 5
 ) -> float:
-    """Single-core throughput of ``run`` (a function answering ``n_queries`` queries).
+    """Single-core throughput of ``run``, a function that answers ``n_queries`` queries.
 
-    numpy's matrix products run in a BLAS library that may use several threads; while
-    timing, they are limited to one (with ``threadpoolctl``, when installed), so numpy
-    and Annoy, which searches on one thread, are compared per core. On a shared machine
-    extra BLAS threads can also make numpy *slower*, as they wait for busy cores.
-    Other programs can steal time too, so we report the best of a few runs; a run
-    slower than ``min_seconds`` is timed once.
+    Time is the CPU time of the calling thread (``time.thread_time``), not wall-clock
+    time: on a shared machine the wall clock also counts the moments when other
+    programs held the core, which makes timings swing wildly. numpy's BLAS library is
+    limited to one thread while timing (with ``threadpoolctl``), so all of numpy's work
+    runs on the calling thread and numpy and Annoy (single-threaded) are compared core
+    for core. Without ``threadpoolctl``, the CPU time of the whole process is used. The
+    best of up to ``max_repeats`` runs is returned; runs stop once ``min_seconds`` of
+    CPU time have been spent (after at least two runs, unless the first one took longer).
     """
     try:
         from threadpoolctl import threadpool_limits
-    except ImportError:  # still works, but numpy may use several threads
-        one_thread = contextlib.nullcontext()
+    except ImportError:  # still works: count the CPU time of every thread of the process
+        one_thread, clock = contextlib.nullcontext(), time.process_time
     else:
-        one_thread = threadpool_limits(limits=1)
+        one_thread, clock = threadpool_limits(limits=1), time.thread_time
     best, total, repeats = float("inf"), 0.0, 0
     with one_thread:
-        while repeats < max_repeats and (repeats < 3 or total < min_seconds):
-            started = time.perf_counter()
+        while repeats < max_repeats and (repeats < 2 or total < min_seconds):
+            started = clock()
             run()
-            elapsed = time.perf_counter() - started
+            elapsed = max(clock() - started, 1e-9)
             best, total, repeats = min(best, elapsed), total + elapsed, repeats + 1
             if repeats == 1 and elapsed > min_seconds:
                 break
@@ -315,6 +317,9 @@ class MovieIndex:
             raise IndexFileError(f"sidecar {side} is not valid JSON: {exc}") from None
         if not isinstance(meta, dict) or meta.get("format") != SIDECAR_FORMAT:
             raise IndexFileError(f"{side} is not a {SIDECAR_FORMAT} sidecar")
+        missing = [key for key in ("dim", "metric", "n_items", "n_trees", "seed", "bytes", "labels") if key not in meta]
+        if missing:
+            raise IndexFileError(f"sidecar {side} lacks {', '.join(missing)}")
         if dim is not None and dim != meta["dim"]:
             raise IndexFileError(
                 f"{path} holds {meta['dim']}-dimensional vectors, but {dim}-dimensional ones were expected"

@@ -38,10 +38,17 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--quick", action="store_true", help="tiny training budget (as COURSE_QUICK=1)")
     serve = commands.add_parser("serve", help="serve GET /recommend/{user_id} and GET /healthz")
     for sub in (parser, serve):
-        sub.add_argument("--models", type=Path, default=Path(os.environ.get("MOVIEREC_MODELS", DEFAULT_MODELS)),
-                         help="model base written by `export` (default: build/models)")
-        sub.add_argument("--tf-serving", default=os.environ.get("MOVIEREC_TF_SERVING") or None,
-                         help="TF Serving URL, http://HOST:8501 or grpc://HOST:8500 (default: in-process models)")
+        sub.add_argument(
+            "--models",
+            type=Path,
+            default=Path(os.environ.get("MOVIEREC_MODELS", DEFAULT_MODELS)),
+            help="model base written by `export` (default: build/models)",
+        )
+        sub.add_argument(
+            "--tf-serving",
+            default=os.environ.get("MOVIEREC_TF_SERVING") or None,
+            help="TF Serving URL, http://HOST:8501 or grpc://HOST:8500 (default: in-process models)",
+        )
         sub.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for TF Serving per call")
         sub.add_argument("--host", default="127.0.0.1")
         sub.add_argument("--port", type=int, default=8000)
@@ -59,8 +66,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "export":
         info = serving.export_course_models(args.out, quick=args.quick or quick_mode())
-        print(f"exported version {info['version']} of {', '.join(serving.SERVED_MODELS)} and the Annoy index to {args.out}")
-        print(f"TF Serving config files: {args.out / 'models.config'} (local paths), {args.out / 'models.docker.config'} (Docker)")
+        models = ", ".join(serving.SERVED_MODELS)
+        print(f"exported version {info['version']} of {models} and the Annoy index to {args.out}")
+        print(f"TF Serving configs: {args.out / 'models.config'} (local), {args.out / 'models.docker.config'} (Docker)")
         return 0
     if args.command is None and not args.models.exists():
         print(f"{args.models} does not exist: training and exporting the models first (this takes a few minutes)")
@@ -73,8 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     backend = f"TF Serving at {args.tf_serving}" if args.tf_serving else "in-process SavedModels"
     print(f"serving {args.models} ({backend}); versions {recommender.model_versions()}")
     print(f"try: curl 'http://{args.host}:{args.port}/recommend/42?k=5'")
-    uvicorn.run(serving.create_app(recommender), host=args.host, port=args.port,
-                log_level="warning", access_log=args.access_log)
+    uvicorn.run(
+        serving.create_app(recommender), host=args.host, port=args.port, log_level="warning", access_log=args.access_log
+    )
     return 0
 
 

@@ -6,6 +6,7 @@ Generated from the cells tagged ``export`` in solutions/07_serving.py by
 
 import contextlib
 import hashlib
+import http.client
 import itertools
 import json
 import logging
@@ -21,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import quote, urlparse
 
 import grpc
 import numpy as np
@@ -46,15 +47,20 @@ from movierec.dataset import to_numpy
 def train_models(train: tf.data.Dataset, movies: tf.data.Dataset, *, quick: bool, seed: int = 42) -> tuple:
     """Train the lesson 04 retrieval model and the lesson 05 ranking model for serving.
 
-    Returns ``(retrieval_model, ranking_model)``. ``quick=True`` trains each for one
-    epoch (tests, smoke runs); otherwise a short budget that is enough to recommend
-    sensibly. The towers and the ranker take dicts of raw features, as in lessons 04-05.
+    Returns ``(retrieval_model, ranking_model)``. The budget is fixed rather than chosen
+    by early stopping: 3 epochs of retrieval and 5 of ranking, or 1 of each with
+    ``quick=True`` (tests, smoke runs). Both models take dicts of raw features.
     """
+    from movierec.preprocessing import read_features
     from movierec.ranking import train_ranking_model
     from movierec.retrieval import train_retrieval_model
 
-    retrieval_model = train_retrieval_model(train, movies, features=True, epochs=1 if quick else 3, seed=seed)
-    ranking_model = train_ranking_model(train, movies, epochs=1 if quick else 3, seed=seed)
+    train_columns, movie_columns = read_features(train), read_features(movies)  # read the data once for both
+    retrieval_epochs, ranking_epochs = (1, 1) if quick else (3, 5)
+    retrieval_model = train_retrieval_model(
+        train_columns, movie_columns, features=True, epochs=retrieval_epochs, seed=seed
+    )
+    ranking_model = train_ranking_model(train_columns, movie_columns, epochs=ranking_epochs, seed=seed)
     return retrieval_model, ranking_model
 
 
@@ -939,13 +945,15 @@ def create_app(recommender: Recommender) -> FastAPI:
         log.exception("unexpected error on %s", request.url.path)
         return _error(500, "internal error; the server log has the details")
 
+    # Returning a JSONResponse skips FastAPI's response-model validation of the dict:
+    # the recommender already builds plain JSON types, so that step would only cost time.
     @app.get("/healthz")
-    def healthz() -> dict[str, Any]:
-        return recommender.health()
+    def healthz() -> JSONResponse:
+        return JSONResponse(recommender.health())
 
     @app.get("/recommend/{user_id}")
-    def recommend(user_id: str, k: int = 10) -> dict[str, Any]:
-        return recommender.recommend(user_id, k)
+    def recommend(user_id: str, k: int = 10) -> JSONResponse:
+        return JSONResponse(recommender.recommend(user_id, k))
 
     return app
 
@@ -992,10 +1000,19 @@ def load_test(
         raise ValueError(f"load tests only target this machine's loopback, not {host!r}")
     if concurrency < 1 or duration_s <= 0 or not user_ids:
         raise ValueError("need concurrency >= 1, duration_s > 0 and at least one user id")
-    base_url = base_url.rstrip("/")
-    with requests.Session() as session:  # warm-up: connections, caches, first-call costs
-        for user_id in itertools.islice(itertools.cycle(user_ids), warmup_requests):
-            session.get(f"{base_url}/recommend/{user_id}", params={"k": k}, timeout=timeout_s)
+    parsed = urlparse(base_url)
+    port = parsed.port or 80
+    paths = [f"{parsed.path.rstrip('/')}/recommend/{quote(str(user_id), safe='')}?k={k}" for user_id in user_ids]
+
+    def get(connection: http.client.HTTPConnection, path: str) -> tuple[int, bytes]:
+        connection.request("GET", path)
+        reply = connection.getresponse()
+        return reply.status, reply.read()
+
+    warm = http.client.HTTPConnection(host, port, timeout=timeout_s)  # connections, caches, first calls
+    for path in itertools.islice(itertools.cycle(paths), warmup_requests):
+        get(warm, path)
+    warm.close()
     counter = itertools.count()
     lock = threading.Lock()
     latencies: list[float] = []
@@ -1005,30 +1022,31 @@ def load_test(
     deadline = [0.0]
 
     def client() -> None:
-        session = requests.Session()
+        # http.client with keep-alive: a lean client, so that the load generator's own CPU
+        # use (it shares the machine with the server) disturbs the measurement little.
+        connection = http.client.HTTPConnection(host, port, timeout=timeout_s)
         start.wait()
         while True:
             with lock:
                 i = next(counter)
             if i >= max_requests or time.monotonic() >= deadline[0]:
                 break
-            user_id = user_ids[i % len(user_ids)]
             sent = time.perf_counter()
             try:
-                reply = session.get(f"{base_url}/recommend/{user_id}", params={"k": k}, timeout=timeout_s)
+                status, payload = get(connection, paths[i % len(paths)])
                 elapsed = 1000 * (time.perf_counter() - sent)
-                ok = reply.status_code == 200
-                body = reply.json() if ok else None
-            except requests.RequestException as exc:
-                ok, body, elapsed = False, None, 0.0
-                reply = exc
+                problem = None if status == 200 else f"HTTP {status}"
+            except (OSError, http.client.HTTPException) as exc:
+                problem = type(exc).__name__
+                connection.close()
+                connection = http.client.HTTPConnection(host, port, timeout=timeout_s)
             with lock:
-                if ok:
+                if problem is None:
                     latencies.append(elapsed)
-                    stages.append(body["timings_ms"])
+                    stages.append(json.loads(payload)["timings_ms"])
                 else:
-                    errors.append(str(getattr(reply, "status_code", reply)))
-        session.close()
+                    errors.append(problem)
+        connection.close()
 
     threads = [threading.Thread(target=client, daemon=True) for _ in range(concurrency)]
     for thread in threads:

@@ -147,3 +147,25 @@ def test_merge_adds_missing_rows_and_keeps_the_newest_result(tmp_path):
         ("ann", "7", "graded"), ("bo", "10", "graded"), ("cy", "0", "missing")]
     assert list(rows[0]) == ["student", "lesson", "points", "max_points", "status", "reason"]
     assert summary(grades) == "3 rows: 2 graded, 0 failed, 0 timed out, 0 tampered, 1 missing"
+
+
+def test_grading_settings_come_from_a_toml_file_and_the_command_line(tmp_path):
+    from grader.__main__ import grading_config, parse
+
+    config_file = touch(tmp_path / "grading.toml", '[autograde]\ncell_timeout = 60\nnotebook_timeout = 600\n'
+                        'memory = 4294967296\nenv = { COURSE_QUICK = "1" }\n')
+    args = parse(["autograde", "subs", "--config", str(config_file), "--notebook-timeout", "900", "--memory", "6G",
+                  "--env", "EXTRA=1"])
+    config = grading_config(args)
+    assert (config.cell_timeout, config.notebook_timeout, config.memory) == (60, 900, 6 << 30)
+    assert config.env == {"COURSE_QUICK": "1", "EXTRA": "1"}
+    with pytest.raises(ValueError, match="unknown grading settings: cell_timout"):
+        from grader.workers import GradingConfig
+
+        GradingConfig.from_dict({"cell_timout": 5})
+
+
+def test_the_lesson_hash_that_keys_resumed_runs_is_stable():
+    from grader.release import lesson_hash
+
+    assert lesson_hash(INTRO) == lesson_hash(INTRO)  # cell ids are random on every read

@@ -44,6 +44,7 @@ SCREENSHOTS = BUILD / "screenshots"
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
     "--disable-background-networking", "--disable-component-update",
+    "--disable-dev-shm-usage",  # containers (CI) have a tiny /dev/shm
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",  # offline, whatever the machine's network
 ]
 VIEWPORT = {"width": 1280, "height": 860}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 
@@ -33,7 +34,7 @@ def test_one_solved_exercise_passes_alone(tmp_path):
     solution = read_source(INTRO.solution)
     nb = copy.deepcopy(student_notebook(INTRO))
     index, cell = next((i, c) for i, c in enumerate(nb.cells) if is_exercise(c))
-    solved = solution.cells[index].source.replace("### BEGIN SOLUTION\n", "").replace("### END SOLUTION\n", "")
+    solved = re.sub(r"^[ \t]*### (BEGIN|END) SOLUTION\n", "", solution.cells[index].source, flags=re.M)
     nb.cells[index].source = solved
     exercise = nbgrader_meta(cell)["grade_id"]
     path = tmp_path / "partly_solved.py"

@@ -1,0 +1,179 @@
+"""Latency and throughput of the recommendation API's ``GET /recommend`` (lesson 07).
+
+The API runs as a child process (``python -m movierec.api serve``) with the embedded
+in-process backend: the exported query tower and ranker loaded with
+``tf.saved_model.load``, and the Annoy index. A closed-loop load generator in this
+process then runs, for each concurrency level (1, 4 and 16 clients by default), a
+bounded loop of ``GET /recommend/{user_id}?k=10`` requests on 127.0.0.1 for 30 seconds
+(or until 200,000 requests), cycling through the known user ids in a seeded order,
+after a short warm-up. Only the loopback is ever targeted and every loop stops by
+itself.
+
+The models are the course models trained with the full budget of
+``movierec.serving.export_course_models`` and cached under ``build/cache/serving/``
+(keyed by the library sources), so the first run trains them (a few minutes) and later
+runs reuse them. ``--models DIR`` benchmarks an existing model base instead.
+
+For each level it records successful requests, errors, throughput, p50/p95/p99/max
+latency as seen by the client, and the server's own mean time per stage (query tower,
+Annoy, ranker). The bar from the lesson: p99 <= 50 ms at 4 concurrent clients.
+
+Usage (from the repository root)::
+
+    nice -n 10 python -m benchmarks.serving_bench            # full run, about 2 minutes after the models exist
+    nice -n 10 python -m benchmarks.serving_bench --quick    # smoke run: quick models, 3 s per level
+
+Writes ``build/benchmarks/serving_bench.json`` and ``serving_bench.md``
+(``serving_bench_quick.*`` with ``--quick``) and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `python benchmarks/serving_bench.py` should find movierec too
+    sys.path.insert(0, str(ROOT))
+
+from movierec.setup import configure_environment, seed_everything  # noqa: E402
+
+P99_BAR_MS = 50.0
+BAR_CLIENTS = 4
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="quick-budget models and 3 s per level (smoke run)")
+    parser.add_argument(
+        "--duration", type=float, default=None, help="seconds per concurrency level (default 30; 3 with --quick)"
+    )
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16], help="concurrency levels")
+    parser.add_argument("--k", type=int, default=10, help="recommendations per request")
+    parser.add_argument("--max-requests", type=int, default=200_000, help="upper bound on requests per level")
+    parser.add_argument(
+        "--models", type=Path, default=None, help="an exported model base (default: the cached course models)"
+    )
+    parser.add_argument("--out", type=Path, default=ROOT / "build" / "benchmarks")
+    return parser.parse_args(argv)
+
+
+def table(results: list[dict]) -> str:
+    """A Markdown table: one row per concurrency level."""
+    columns = ["clients", "requests", "errors", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms"]
+    columns += ["query tower ms", "Annoy ms", "ranker ms"]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    nan = float("nan")
+    for r in results:
+        stages = r.get("server_mean_ms", {})
+        cells = [f"{r['concurrency']}", f"{r['requests']:,}", f"{r['errors']}", f"{r.get('throughput_rps', 0):.1f}"]
+        cells += [f"{r.get(key, nan):.1f}" for key in ("p50_ms", "p95_ms", "p99_ms", "max_ms")]
+        cells += [f"{stages.get(stage, nan):.2f}" for stage in ("query_tower", "annoy", "ranker")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    duration = args.duration if args.duration is not None else (3.0 if args.quick else 30.0)
+    configure_environment()
+    seed_everything()
+    import numpy as np
+    import tensorflow as tf
+
+    from movierec import serving
+
+    started = time.perf_counter()
+    models = args.models or serving.cached_course_models(quick=args.quick)
+    print(f"models: {models} (ready after {time.perf_counter() - started:.0f} s)")
+    version = serving.latest_version(models / serving.ANNOY_DIR, marker=serving.ANNOY_FILE)
+    users = serving.user_feature_table(_train_split())["user_id"]
+    user_ids = [u.decode() for u in np.random.default_rng(42).permutation(users)]
+
+    results = []
+    with serving.api_server(models) as url:
+        print(f"API at {url}; {duration:g} s per level, k={args.k}, levels {args.clients}")
+        for clients in args.clients:
+            result = serving.load_test(
+                url, user_ids, concurrency=clients, duration_s=duration, k=args.k, max_requests=args.max_requests
+            )
+            latencies = result.pop("latencies_ms")
+            if latencies:
+                counts, edges = np.histogram(
+                    latencies, bins=np.geomspace(max(min(latencies), 0.1), max(latencies) + 1e-9, 40)
+                )
+                result["histogram_ms"] = {"edges": [round(e, 3) for e in edges.tolist()], "counts": counts.tolist()}
+            results.append(result)
+            print(
+                f"  {clients:>2} clients: {result['requests']:>6,} requests, {result['errors']} errors, "
+                f"{result.get('throughput_rps', 0):7.1f} req/s, p50 {result.get('p50_ms', float('nan')):6.1f} ms, "
+                f"p99 {result.get('p99_ms', float('nan')):6.1f} ms"
+            )
+
+    at_bar = next((r for r in results if r["concurrency"] == BAR_CLIENTS), None)
+    bar = None
+    if at_bar is not None and "p99_ms" in at_bar:
+        bar = {
+            "clients": BAR_CLIENTS,
+            "p99_ms": at_bar["p99_ms"],
+            "limit_ms": P99_BAR_MS,
+            "met": at_bar["p99_ms"] <= P99_BAR_MS,
+        }
+    report = {
+        "benchmark": "serving_bench",
+        "quick": args.quick,
+        "duration_s_per_level": duration,
+        "k": args.k,
+        "backend": "in-process",
+        "models": str(models),
+        "model_versions": {
+            "query_tower": version,
+            "ranker": serving.latest_version(models / "ranker"),
+            "annoy_index": version,
+        },
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "load_average_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+            "tensorflow": tf.__version__,
+        },
+        "bar": bar,
+        "results": results,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = "serving_bench_quick" if args.quick else "serving_bench"
+    (args.out / f"{stem}.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    text = table(results)
+    if bar is None:
+        verdict = f"no {BAR_CLIENTS}-client level measured"
+    else:
+        met = "met" if bar["met"] else "NOT met"
+        verdict = f"p99 at {BAR_CLIENTS} clients = {bar['p99_ms']:.1f} ms; bar <= {P99_BAR_MS:g} ms: {met}"
+    (args.out / f"{stem}.md").write_text(
+        f"# /recommend latency ({'quick' if args.quick else 'full'} run, {duration:g} s per level, "
+        f"{os.cpu_count()} CPUs, load average {report['machine']['load_average_1m']})\n\n{text}\n\n{verdict}\n",
+        encoding="utf-8",
+    )
+    print()
+    print(text)
+    print()
+    print(verdict)
+    print(f"wrote {args.out / (stem + '.json')} and {args.out / (stem + '.md')}")
+    return 0
+
+
+def _train_split():
+    from movierec.dataset import load_ratings, random_split
+
+    train, _ = random_split(load_ratings())
+    return train
+
+
+if __name__ == "__main__":
+    sys.exit(main())

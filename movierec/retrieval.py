@@ -1,0 +1,249 @@
+"""Building blocks from lesson 04_retrieval: Lesson 04 — Retrieval: a two-tower model with TensorFlow Recommenders.
+
+Generated from the cells tagged ``export`` in solutions/04_retrieval.py by
+``python -m grader build`` — edit the lesson, not this file.
+"""
+
+import time
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+
+from movierec.preprocessing import (
+    CANDIDATE_FEATURES,
+    QUERY_FEATURES,
+    build_candidate_tower,
+    build_query_tower,
+    pad_genres,
+    read_features,
+)
+from movierec.setup import quick_mode
+
+TOP_KS = (1, 10, 50, 100)
+"""The cut-offs at which the course reports top-k accuracy."""
+
+
+class CorpusTopK(tfrs.layers.factorized_top_k.TopK):
+    """Exact top-k over the whole movie catalogue, embedding the catalogue on every call.
+
+    ``BruteForce`` stores candidate vectors computed once, so it goes stale as soon as the
+    candidate tower trains further. This layer keeps the raw catalogue features instead
+    and runs the candidate tower on them each time it is queried, so a
+    ``FactorizedTopK`` metric built on it is always up to date: it can be evaluated after
+    every epoch (validation curves) without rebuilding anything. With 1,682 movies that
+    costs a few milliseconds per call. Identifiers returned are ``movie_id`` values.
+    """
+
+    def __init__(self, candidate_tower: tf.keras.Model, catalogue: dict, k: int = 100, name: str = "corpus_top_k"):
+        super().__init__(k=k, name=name)
+        self.candidate_tower = candidate_tower
+        self._catalogue = {key: tf.constant(value) for key, value in catalogue.items()}
+        self._identifiers = self._catalogue["movie_id"]
+
+    def index(self, candidates=None, identifiers=None):
+        raise NotImplementedError("CorpusTopK embeds its catalogue itself; there is nothing to index")
+
+    def index_from_dataset(self, candidates):
+        raise NotImplementedError("CorpusTopK embeds its catalogue itself; there is nothing to index")
+
+    def call(self, queries: tf.Tensor, k: int | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+        k = self._k if k is None else k
+        vectors = self.candidate_tower(self._catalogue)
+        scores = tf.matmul(queries, vectors, transpose_b=True)
+        values, indices = tf.math.top_k(scores, k=k)
+        return values, tf.gather(self._identifiers, indices)
+
+    def is_exact(self) -> bool:
+        return True
+
+
+class RetrievalModel(tfrs.Model):
+    """Two-tower retrieval model trained with an in-batch softmax.
+
+    Attributes:
+        query_tower: raw query feature dict (batched) -> ``(batch, d)`` embeddings.
+        candidate_tower: raw movie feature dict (batched) -> ``(batch, d)`` embeddings.
+        task: a ``tfrs.tasks.Retrieval`` whose ``FactorizedTopK`` metric ranks every
+            movie of the catalogue (see :class:`CorpusTopK`).
+
+    ``movie_counts`` (movie id -> number of training ratings) switches on the
+    popularity (log-Q) correction: each in-batch logit gets ``-log p(movie)``
+    subtracted, ``p`` being the movie's share of the training ratings, so the loss
+    stops penalising popular movies for turning up as negatives more often.
+    Metrics are computed only when ``training`` is false (evaluation), because ranking
+    the whole catalogue dominates the cost of a training step.
+    """
+
+    def __init__(
+        self,
+        query_tower: tf.keras.Model,
+        candidate_tower: tf.keras.Model,
+        catalogue: dict,
+        *,
+        movie_counts: dict | None = None,
+        ks: tuple[int, ...] = TOP_KS,
+    ) -> None:
+        super().__init__()
+        self.query_tower = query_tower
+        self.candidate_tower = candidate_tower
+        self.ks = tuple(ks)
+        self.popularity_correction = movie_counts is not None
+        if self.popularity_correction:
+            ids = np.asarray(list(movie_counts))
+            counts = np.maximum(np.asarray([movie_counts[i] for i in ids], dtype=np.float64), 1.0)
+            self._count_lookup = tf.keras.layers.StringLookup(vocabulary=ids, mask_token=None)
+            # Index 0 is the lookup's out-of-vocabulary slot: treat unseen movies as seen once.
+            share = np.concatenate([[1.0], counts]) / counts.sum()
+            self._sampling_probability = tf.constant(share, dtype=tf.float32)
+        metric = tfrs.metrics.FactorizedTopK(CorpusTopK(candidate_tower, catalogue, k=max(ks)), ks=ks)
+        self.task = tfrs.tasks.Retrieval(metrics=metric)
+        # The task's loss is a sum over the batch; this tracks its per-example average over
+        # an epoch, so training and held-out curves are comparable (``loss_per_example``).
+        self.loss_per_example = tf.keras.metrics.Mean(name="loss_per_example")
+
+    def compute_loss(self, features: dict, training: bool = False) -> tf.Tensor:
+        queries = self.query_tower(features)
+        candidates = self.candidate_tower(features)
+        probability = None
+        if self.popularity_correction:
+            probability = tf.gather(self._sampling_probability, self._count_lookup(features["movie_id"]))
+        loss = self.task(queries, candidates, candidate_sampling_probability=probability, compute_metrics=not training)
+        batch_size = tf.cast(tf.shape(queries)[0], tf.float32)
+        self.loss_per_example.update_state(loss / batch_size, sample_weight=batch_size)
+        return loss
+
+
+def _columns(data: tf.data.Dataset | dict, keys: tuple[str, ...]) -> dict[str, tf.Tensor]:
+    """Tensor columns of ``keys`` from a raw dataset of feature dicts or a ``read_features`` dict."""
+    if isinstance(data, tf.data.Dataset):
+        return read_features(data, keys)
+    missing = [key for key in keys if key not in data]
+    if missing:
+        raise ValueError(f"features {missing} are missing; got {sorted(data)}")
+    return {key: pad_genres(data[key]) if key == "movie_genres" else tf.convert_to_tensor(data[key]) for key in keys}
+
+
+def train_retrieval_model(
+    train: tf.data.Dataset | dict,
+    movies: tf.data.Dataset | dict,
+    *,
+    features: bool = True,
+    epochs: int | None = None,
+    seed: int = 42,
+    batch_size: int = 1024,
+    learning_rate: float = 0.1,
+    embedding_dim: int = 32,
+    popularity_correction: bool = True,
+    l2: float = 0.0,
+    hidden_units: tuple[int, ...] = (),
+    validation_data: tf.data.Dataset | dict | None = None,
+    verbose: int = 0,
+) -> RetrievalModel:
+    """Build and train the course's two-tower retrieval model; returns the trained model.
+
+    Args:
+        train: the training ratings, a raw ``tf.data.Dataset`` (e.g. from
+            ``random_split``) or the dict returned by ``read_features``.
+        movies: the catalogue, ``load_movies()`` or its ``read_features`` dict. It fixes
+            the movie vocabulary and the candidates the metric ranks.
+        features: ``True`` for the towers with side features (lesson 03), ``False`` for
+            id-only towers (user and movie embeddings only).
+        epochs: passes over the training data; ``None`` means 3, or 1 when
+            ``movierec.setup.quick_mode()`` is on.
+        seed: seeds weights and shuffling, so a run repeats exactly.
+        batch_size, learning_rate: Adagrad training settings.
+        embedding_dim: size of the query and candidate vectors.
+        popularity_correction: subtract ``log p(movie)`` from the in-batch logits.
+        l2, hidden_units: regularisation of the id embeddings and optional ReLU layers,
+            passed to both towers.
+        validation_data: optional held-out ratings (dataset or dict); top-k metrics over
+            the catalogue are then computed after every epoch (into ``model.history``).
+        verbose: Keras ``fit`` verbosity.
+
+    Returns:
+        The trained :class:`RetrievalModel`. ``model.query_tower`` and
+        ``model.candidate_tower`` map raw feature dicts to vectors,
+        ``model.history.history`` holds the curves (``loss_per_example`` and, with
+        validation data, ``val_loss_per_example`` and the ``val_factorized_top_k/...``
+        accuracies) and ``model.train_seconds`` the wall time of ``fit``.
+    """
+    tf.keras.utils.set_random_seed(seed)
+    keys = QUERY_FEATURES + CANDIDATE_FEATURES if features else ("user_id", "movie_id")
+    columns = _columns(train, keys)
+    catalogue = _columns(movies, CANDIDATE_FEATURES)
+    query_tower = build_query_tower(
+        columns, embedding_dim=embedding_dim, use_features=features, hidden_units=hidden_units, l2=l2
+    )
+    candidate_tower = build_candidate_tower(
+        catalogue, embedding_dim=embedding_dim, use_features=features, hidden_units=hidden_units, l2=l2
+    )
+    movie_counts = None
+    if popularity_correction:
+        ids, counts = np.unique(columns["movie_id"].numpy(), return_counts=True)
+        movie_counts = dict(zip(ids, counts))
+    model = RetrievalModel(query_tower, candidate_tower, catalogue, movie_counts=movie_counts)
+    model.compile(optimizer=tf.keras.optimizers.Adagrad(learning_rate))
+    size = int(columns["movie_id"].shape[0])
+    batches = tf.data.Dataset.from_tensor_slices(columns).shuffle(size, seed=seed).batch(batch_size)
+    if validation_data is not None:
+        validation_data = tf.data.Dataset.from_tensor_slices(_columns(validation_data, keys)).batch(batch_size)
+    if epochs is None:
+        epochs = 1 if quick_mode() else 3
+    started = time.perf_counter()
+    model.fit(batches.prefetch(tf.data.AUTOTUNE), epochs=epochs, validation_data=validation_data, verbose=verbose)
+    model.train_seconds = time.perf_counter() - started
+    return model
+
+
+def evaluate_top_k(model: RetrievalModel, test: tf.data.Dataset | dict, *, batch_size: int = 4096) -> dict[int, float]:
+    """Top-k accuracy of ``model`` on held-out ratings, ranking every movie of the catalogue.
+
+    For each rating, the user's query vector scores all movies; the rating counts as a
+    hit at ``k`` when its movie is among the ``k`` best (``tfrs.metrics.FactorizedTopK``).
+
+    Returns:
+        ``{k: accuracy}`` for each k of the model's metric (``TOP_KS`` by default).
+    """
+    columns = _columns(test, QUERY_FEATURES + CANDIDATE_FEATURES)
+    result = model.evaluate(tf.data.Dataset.from_tensor_slices(columns).batch(batch_size), return_dict=True, verbose=0)
+    name = model.task.factorized_metrics[0].name
+    return {k: float(result[f"{name}/top_{k}_categorical_accuracy"]) for k in model.ks}
+
+
+def candidate_embeddings(
+    model: RetrievalModel, movies: tf.data.Dataset | dict, *, key: str = "movie_title"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Embed the whole catalogue: ``(keys, vectors)`` with one row per movie, in catalogue order.
+
+    Args:
+        model: a trained :class:`RetrievalModel`.
+        movies: ``load_movies()`` or its ``read_features`` dict (1,682 movies).
+        key: the feature returned alongside the vectors, ``"movie_title"`` (default) or
+            ``"movie_id"``. MovieLens 100k has 18 titles under two ids each, so titles
+            are not unique identifiers; ids are.
+
+    Returns:
+        ``keys``: array of ``bytes`` of shape ``(n,)``; ``vectors``: float32 array of
+        shape ``(n, embedding_dim)``, row ``i`` belonging to ``keys[i]``. Ready for
+        ``BruteForce.index(vectors, keys)`` or an Annoy index.
+    """
+    catalogue = _columns(movies, CANDIDATE_FEATURES)
+    vectors = model.candidate_tower(catalogue).numpy().astype(np.float32)
+    return catalogue[key].numpy(), vectors
+
+
+def query_embeddings(model: RetrievalModel, features: dict, *, batch_size: int = 4096) -> np.ndarray:
+    """Query vectors for a batch of raw query features (a dict of equal-length tensors).
+
+    Genres and other keys the query tower does not read may be present (ragged or not).
+    Returns a float32 array of shape ``(n, embedding_dim)``.
+    """
+    n = int(tf.shape(features["user_id"])[0])
+    parts = []
+    for start in range(0, n, batch_size):
+        chunk = {key: value[start : start + batch_size] for key, value in features.items()}
+        parts.append(model.query_tower(chunk).numpy())
+    if not parts:
+        return np.zeros((0, model.query_tower.embedding_dim), dtype=np.float32)
+    return np.concatenate(parts).astype(np.float32)

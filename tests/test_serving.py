@@ -1,0 +1,636 @@
+"""Lesson 07's serving library (``movierec.serving``) and the API's command line (``movierec.api``).
+
+The fast tests need no trained model: request builders against TF Serving's documented
+JSON and protobuf formats, the model layout and config, export wrappers on a tiny
+stand-in model, and the clients' behaviour when no server answers. The tests marked
+``slow`` train the course models with the quick budget once per session, export them,
+and exercise the real exported models: signatures, reload equality, the API in-process
+and as a child process. One test runs the whole path against a real
+``tensorflow_model_server`` and is skipped when that binary is not installed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from movierec.setup import configure_environment
+
+configure_environment()  # Keras 2, before anything imports TensorFlow
+
+import tensorflow as tf  # noqa: E402
+from fastapi.testclient import TestClient  # noqa: E402
+from google.protobuf import text_format  # noqa: E402
+from tensorflow_serving.apis import predict_pb2  # noqa: E402
+from tensorflow_serving.config import model_server_config_pb2  # noqa: E402
+
+from movierec import serving  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+TF_SERVING_BINARY = shutil.which("tensorflow_model_server")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+class SilentServer:
+    """A TCP server on 127.0.0.1 that accepts connections and never answers: a stalled peer."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        self.sock.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                connection, _ = self.sock.accept()
+                self.accepted.append(connection)
+            except OSError:
+                continue
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        for connection in self.accepted:
+            connection.close()
+        self.sock.close()
+
+
+@pytest.fixture
+def silent_server():
+    server = SilentServer()
+    yield server
+    server.close()
+
+
+def tiny_tower() -> tf.keras.Model:
+    return tf.keras.Sequential(
+        [
+            tf.keras.layers.StringLookup(vocabulary=["1", "2", "3"]),
+            tf.keras.layers.Embedding(4, 3, embeddings_initializer=tf.keras.initializers.RandomNormal(seed=1)),
+        ]
+    )
+
+
+class TinyServable(tf.Module):
+    """A stand-in servable with the query tower's contract, for export tests that need no training."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tower = tiny_tower()
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id")])
+    def serve(self, user_id):
+        return {"embedding": self.tower(user_id), "known_user": tf.not_equal(user_id, "unknown")}
+
+
+# --------------------------------------------------------------------------- REST and gRPC requests
+
+
+def test_columnar_request_is_tf_servings_documented_json():
+    body = serving.columnar_request(
+        {"user_id": np.array([b"42", b"42"]), "movie_title": ["Fargo (1996)", b"Heat (1995)"]}
+    )
+    assert body == {
+        "signature_name": "serving_default",
+        "inputs": {"user_id": ["42", "42"], "movie_title": ["Fargo (1996)", "Heat (1995)"]},
+    }
+    assert json.loads(json.dumps(body)) == body
+    numeric = serving.columnar_request({"x": np.array([[1.5, 2.0]], dtype=np.float32)}, signature_name="other")
+    assert numeric == {"signature_name": "other", "inputs": {"x": [[1.5, 2.0]]}}
+
+
+def test_predict_url_names_model_and_version():
+    assert serving.predict_url("http://127.0.0.1:8501/", "ranker") == "http://127.0.0.1:8501/v1/models/ranker:predict"
+    assert (
+        serving.predict_url("http://h:8501", "query_tower", 3)
+        == "http://h:8501/v1/models/query_tower/versions/3:predict"
+    )
+
+
+def test_outputs_to_arrays_handles_named_unnamed_and_error_bodies():
+    many = serving.outputs_to_arrays(
+        {"outputs": {"titles": [["A", "B"]], "scores": [[2.5, 1.0]]}}, ["titles", "scores"]
+    )
+    assert many["titles"].tolist() == [["A", "B"]]
+    assert many["scores"].dtype == np.float32 and many["scores"].shape == (1, 2)
+    single = serving.outputs_to_arrays({"outputs": [3.5, 4.0]}, ["score"])
+    assert single["score"].tolist() == [3.5, 4.0]
+    with pytest.raises(serving.ServingError, match="Servable not found"):
+        serving.outputs_to_arrays({"error": "Servable not found for request: Latest(rankr)"}, ["score"])
+    with pytest.raises(serving.ServingError, match="lacks outputs"):
+        serving.outputs_to_arrays({"outputs": {"titles": [["A"]]}}, ["titles", "scores"])
+
+
+def test_grpc_request_is_tf_servings_documented_protobuf():
+    request = serving.grpc_predict_request(
+        "ranker", {"user_id": ["42", "42"], "movie_title": np.array([b"Fargo (1996)", b"Heat (1995)"])}, version=2
+    )
+    expected = text_format.Parse(
+        """
+        model_spec { name: "ranker" version { value: 2 } signature_name: "serving_default" }
+        inputs { key: "user_id" value { dtype: DT_STRING tensor_shape { dim { size: 2 } }
+                                        string_val: "42" string_val: "42" } }
+        inputs { key: "movie_title" value { dtype: DT_STRING tensor_shape { dim { size: 2 } }
+                                            string_val: "Fargo (1996)" string_val: "Heat (1995)" } }
+        """,
+        predict_pb2.PredictRequest(),
+    )
+    assert request == expected
+    unpinned = serving.grpc_predict_request("query_tower", {"user_id": ["7"]})
+    assert not unpinned.model_spec.HasField("version"), "no version field means 'the latest version'"
+
+
+def test_grpc_response_becomes_numpy_arrays():
+    response = predict_pb2.PredictResponse()
+    response.model_spec.name = "retrieval"
+    response.outputs["scores"].CopyFrom(tf.make_tensor_proto(np.array([[2.0, 1.0]], dtype=np.float32)))
+    response.outputs["titles"].CopyFrom(tf.make_tensor_proto(np.array([[b"A", b"B"]])))
+    response.outputs["known_user"].CopyFrom(tf.make_tensor_proto(np.array([True])))
+    arrays = serving.grpc_response_to_arrays(response)
+    assert arrays["scores"].dtype == np.float32 and arrays["scores"].tolist() == [[2.0, 1.0]]
+    assert arrays["titles"].tolist() == [["A", "B"]]
+    assert arrays["known_user"].tolist() == [True]
+
+
+# --------------------------------------------------------------------------- layout, config, export wrappers
+
+
+def test_model_config_parses_as_tf_servings_model_server_config():
+    text = serving.model_config_text("/models")
+    config = text_format.Parse(text, model_server_config_pb2.ModelServerConfig())
+    entries = {c.name: c for c in config.model_config_list.config}
+    assert set(entries) == set(serving.SERVED_MODELS)
+    for name, entry in entries.items():
+        assert entry.base_path == f"/models/{name}"
+        assert entry.model_platform == "tensorflow"
+        assert entry.model_version_policy.latest.num_versions == serving.VERSIONS_KEPT[name]
+    assert entries["query_tower"].model_version_policy.latest.num_versions == 2, "the API pins the query tower"
+
+
+def test_versions_and_the_error_naming_an_empty_model_dir(tmp_path):
+    model_dir = tmp_path / "ranker"
+    model_dir.mkdir()
+    with pytest.raises(serving.ModelDirError, match=str(model_dir.resolve())):
+        serving.latest_version(model_dir)
+    for version in ("1", "10", "2"):
+        (model_dir / version).mkdir()
+        (model_dir / version / "saved_model.pb").write_bytes(b"")
+    (model_dir / "3").mkdir()  # no saved_model.pb: not a version
+    (model_dir / ".4.partial-1").mkdir()
+    assert serving.version_dirs(model_dir) == [1, 2, 10]
+    assert serving.latest_version(model_dir) == 10
+    assert serving.next_version(tmp_path) == 11
+
+
+def test_save_servable_publishes_named_signature_atomically(tmp_path):
+    servable = TinyServable()
+    path = serving.save_servable(servable, tmp_path / "query_tower" / "1")
+    assert sorted(p.name for p in (tmp_path / "query_tower").iterdir()) == ["1"], "no staging directory left behind"
+    described = serving.describe_signatures(path)
+    assert described == {
+        "serving_default": {
+            "inputs": {"user_id": ("string", (None,))},
+            "outputs": {"embedding": ("float32", (None, 3)), "known_user": ("bool", (None,))},
+        }
+    }
+    serving.check_signature(path, "query_tower")
+    probe = tf.constant(["1", "3", "unknown"])
+    reloaded = tf.saved_model.load(str(path)).signatures["serving_default"](user_id=probe)
+    np.testing.assert_array_equal(reloaded["embedding"].numpy(), servable.serve(probe)["embedding"].numpy())
+    with pytest.raises(FileExistsError):
+        serving.save_servable(servable, path)
+
+
+def test_check_signature_rejects_generated_names(tmp_path):
+    tower = tiny_tower()
+    tower(tf.constant(["1"]))
+    tf.saved_model.save(tower, str(tmp_path / "generated"))
+    with pytest.raises(ValueError, match="inputs are"):
+        serving.check_signature(tmp_path / "generated", "query_tower")
+
+
+def test_uncalled_bruteforce_exports_no_signature(tmp_path):
+    """The trap the lesson teaches: TensorFlow publishes only what was traced."""
+    import tensorflow_recommenders as tfrs
+
+    index = tfrs.layers.factorized_top_k.BruteForce(k=2)
+    index.index(candidates=tf.eye(3), identifiers=tf.constant(["a", "b", "c"]))
+    tf.saved_model.save(index, str(tmp_path / "uncalled"))
+    assert list(tf.saved_model.load(str(tmp_path / "uncalled")).signatures) == []
+
+
+def test_feature_lookup_defaults_and_ragged_genres():
+    users = {
+        "user_id": np.array([b"1", b"2", b"3"]),
+        "bucketized_user_age": np.array([25.0, 25.0, 35.0], dtype=np.float32),
+        "raw_user_age": np.array([24.0, 26.0, 40.0], dtype=np.float32),
+        "user_gender": np.array([True, False, False]),
+        "user_occupation_label": np.array([3, 3, 7]),
+        "user_occupation_text": np.array([b"writer", b"writer", b"doctor"]),
+        "user_zip_code": np.array([b"10001", b"94110", b"94110"]),
+        "timestamp": np.array([100, 300, 200]),
+    }
+    movies = {
+        "movie_title": np.array([b"A", b"B"]),
+        "movie_id": np.array([b"1", b"2"]),
+        "movie_genres": np.array([b"4 7", b""]),
+    }
+    lookup = serving.FeatureLookup(users, movies)
+    features, known = lookup.user_features(tf.constant(["3", "nobody"]))
+    assert known.numpy().tolist() == [True, False]
+    assert features["raw_user_age"].numpy()[0] == 40.0
+    assert features["bucketized_user_age"].numpy()[1] == 25.0, "unknown users get the most common value"
+    assert features["user_gender"].dtype == tf.bool and not features["user_gender"].numpy()[1]
+    assert features["timestamp"].numpy()[1] == 300, "unknown users are served at the latest time in the data"
+    movie = lookup.movie_features(tf.constant(["A", "B", "Z"]))
+    assert movie["movie_genres"].to_list() == [[4, 7], [], []]
+    assert movie["movie_id"].numpy().tolist() == [b"1", b"2", b""]
+
+
+# --------------------------------------------------------------------------- failures without a server
+
+
+def test_rest_client_unreachable_server_is_serving_unavailable():
+    client = serving.TFServingRestClient(f"http://127.0.0.1:{serving.free_port()}", timeout_s=1.0)
+    with pytest.raises(serving.ServingUnavailable, match="unreachable"):
+        client.predict("ranker", {"user_id": ["1"], "movie_title": ["A"]}, ["score"])
+    with pytest.raises(serving.ServingUnavailable):
+        client.model_versions("ranker")
+
+
+def test_rest_client_stalled_server_times_out(silent_server):
+    client = serving.TFServingRestClient(f"http://127.0.0.1:{silent_server.port}", timeout_s=0.5)
+    started = time.monotonic()
+    with pytest.raises(serving.ServingUnavailable, match="did not answer within 0.5 s"):
+        client.predict("ranker", {"user_id": ["1"], "movie_title": ["A"]}, ["score"])
+    assert time.monotonic() - started < 5
+
+
+def test_grpc_client_unreachable_server_is_serving_unavailable():
+    client = serving.TFServingGrpcClient(f"127.0.0.1:{serving.free_port()}", timeout_s=1.0)
+    try:
+        with pytest.raises(serving.ServingUnavailable):
+            client.predict("ranker", {"user_id": ["1"], "movie_title": ["A"]})
+    finally:
+        client.close()
+
+
+def test_rest_client_rejects_non_http_urls():
+    with pytest.raises(ValueError):
+        serving.TFServingRestClient("127.0.0.1:8501")
+
+
+# --------------------------------------------------------------------------- latency tools
+
+
+def test_latency_summary_percentiles():
+    summary = serving.latency_summary(list(range(1, 101)))
+    assert summary["n"] == 100 and summary["max_ms"] == 100
+    assert summary["p50_ms"] == pytest.approx(50.5)
+    assert summary["p99_ms"] == pytest.approx(99.01)
+    with pytest.raises(ValueError):
+        serving.latency_summary([])
+
+
+@pytest.mark.parametrize("url", ["http://10.0.0.1:8000", "http://example.com", "http://192.168.1.2:8000"])
+def test_load_test_only_targets_the_loopback(url):
+    with pytest.raises(ValueError, match="loopback"):
+        serving.load_test(url, ["1"], concurrency=1, duration_s=0.1)
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    return subprocess.run(
+        [sys.executable, "-m", "movierec.api", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_cli_refuses_a_model_directory_without_versions(tmp_path):
+    (tmp_path / "annoy").mkdir()
+    (tmp_path / "query_tower").mkdir()
+    result = run_cli("serve", "--models", str(tmp_path), "--port", str(serving.free_port()))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "cannot start the API" in result.stderr
+    assert str((tmp_path / "annoy").resolve()) in result.stderr, "the error names the directory without versions"
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_refuses_a_missing_model_directory(tmp_path):
+    result = run_cli("serve", "--models", str(tmp_path / "nowhere"), "--port", str(serving.free_port()))
+    assert result.returncode == 2 and str((tmp_path / "nowhere").resolve()) in result.stderr
+    assert "python -m movierec.api export" in result.stderr
+
+
+# --------------------------------------------------------------------------- the real exported models (slow)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """Course models trained with the quick budget, kept in memory and exported once for this module."""
+    from movierec.dataset import load_movies, load_ratings, random_split
+    from movierec.setup import seed_everything
+
+    seed_everything()
+    movies = load_movies()
+    train, _ = random_split(load_ratings())
+    retrieval_model, ranking_model = serving.train_models(train, movies, quick=True)
+    base = tmp_path_factory.mktemp("serving") / "models"
+    info = serving.export_models(
+        base, retrieval_model=retrieval_model, ranking_model=ranking_model, train=train, movies=movies
+    )
+    lookup = serving.FeatureLookup(serving.user_feature_table(train), serving.movie_feature_table(movies))
+    return {
+        "base": base,
+        "info": info,
+        "retrieval_model": retrieval_model,
+        "ranking_model": ranking_model,
+        "lookup": lookup,
+        "movies": movies,
+    }
+
+
+@pytest.fixture(scope="module")
+def recommender(exported):
+    return serving.load_recommender(exported["base"])
+
+
+@pytest.fixture(scope="module")
+def api(recommender):
+    return TestClient(serving.create_app(recommender))
+
+
+@pytest.mark.slow
+def test_export_layout_and_config(exported):
+    base, version = exported["base"], exported["info"]["version"]
+    assert version == 1
+    for name in serving.SERVED_MODELS:
+        assert serving.version_dirs(base / name) == [1], f"{name} should have exactly version 1"
+    assert serving.version_dirs(base / serving.ANNOY_DIR, marker=serving.ANNOY_FILE) == [1]
+    local = text_format.Parse((base / "models.config").read_text(), model_server_config_pb2.ModelServerConfig())
+    assert {c.base_path for c in local.model_config_list.config} == {
+        str((base / n).resolve()) for n in serving.SERVED_MODELS
+    }
+    docker = text_format.Parse((base / "models.docker.config").read_text(), model_server_config_pb2.ModelServerConfig())
+    assert {c.base_path for c in docker.model_config_list.config} == {f"/models/{n}" for n in serving.SERVED_MODELS}
+    assert not list(base.rglob(".*partial*")), "no staging directories left behind"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", serving.SERVED_MODELS)
+def test_exported_signatures_have_the_documented_names_dtypes_and_shapes(exported, name):
+    path = exported["base"] / name / "1"
+    serving.check_signature(path, name)
+    signature = serving.describe_signatures(path)
+    assert list(signature) == ["serving_default"], "exactly one, explicitly named signature"
+    dim = exported["info"]["embedding_dim"]
+    expected = {
+        "query_tower": {
+            "inputs": {"user_id": ("string", (None,))},
+            "outputs": {"embedding": ("float32", (None, dim)), "known_user": ("bool", (None,))},
+        },
+        "ranker": {
+            "inputs": {"movie_title": ("string", (None,)), "user_id": ("string", (None,))},
+            "outputs": {"score": ("float32", (None,))},
+        },
+        "retrieval": {
+            "inputs": {"user_id": ("string", (None,))},
+            "outputs": {
+                "known_user": ("bool", (None,)),
+                "scores": ("float32", (None, serving.N_CANDIDATES)),
+                "titles": ("string", (None, serving.N_CANDIDATES)),
+            },
+        },
+    }[name]
+    assert signature["serving_default"] == expected
+
+
+@pytest.mark.slow
+def test_reloaded_models_answer_like_the_in_memory_models(exported):
+    lookup, retrieval_model = exported["lookup"], exported["retrieval_model"]
+    from movierec.retrieval import candidate_embeddings
+
+    titles, vectors = candidate_embeddings(retrieval_model, exported["movies"])
+    in_memory = {
+        "query_tower": serving.QueryTowerServable(retrieval_model.query_tower, lookup),
+        "ranker": serving.RankerServable(exported["ranking_model"], lookup),
+        "retrieval": serving.RetrievalServable(retrieval_model.query_tower, lookup, titles, np.asarray(vectors)),
+    }
+    users = tf.constant(["42", "1", "943", "not-a-user"])
+    movie_titles = tf.constant(["Star Wars (1977)", "Fargo (1996)", "Toy Story (1995)", "Heat (1995)"])
+    inputs = {
+        "query_tower": {"user_id": users},
+        "ranker": {"user_id": users, "movie_title": movie_titles},
+        "retrieval": {"user_id": users},
+    }
+    for name, servable in in_memory.items():
+        expected = servable.serve(**inputs[name])
+        reloaded = tf.saved_model.load(str(exported["base"] / name / "1")).signatures["serving_default"](**inputs[name])
+        assert set(reloaded) == set(expected)
+        for key, value in expected.items():
+            if value.dtype.is_floating:
+                np.testing.assert_allclose(
+                    reloaded[key].numpy(), value.numpy(), rtol=1e-6, atol=1e-6, err_msg=f"{name}.{key}"
+                )
+            else:
+                np.testing.assert_array_equal(reloaded[key].numpy(), value.numpy(), err_msg=f"{name}.{key}")
+    # The query tower behind the lookups is the trained tower on the user's own profile.
+    known = in_memory["query_tower"].serve(users)["known_user"].numpy()
+    assert known.tolist() == [True, True, True, False]
+
+
+@pytest.mark.slow
+def test_exact_retrieval_model_agrees_with_the_tower_and_catalogue(exported):
+    retrieval = tf.saved_model.load(str(exported["base"] / "retrieval" / "1")).signatures["serving_default"]
+    query = tf.saved_model.load(str(exported["base"] / "query_tower" / "1")).signatures["serving_default"]
+    from movierec.retrieval import candidate_embeddings
+
+    titles, vectors = candidate_embeddings(exported["retrieval_model"], exported["movies"])
+    out = retrieval(user_id=tf.constant(["42"]))
+    embedding = query(user_id=tf.constant(["42"]))["embedding"].numpy()[0]
+    exact = np.sort(np.asarray(vectors) @ embedding)[::-1][: serving.N_CANDIDATES]
+    np.testing.assert_allclose(out["scores"].numpy()[0], exact, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_api_recommends_with_the_in_process_backend(api, recommender):
+    reply = api.get("/recommend/42", params={"k": 10})
+    assert reply.status_code == 200
+    body = reply.json()
+    assert body["user_id"] == "42" and body["known_user"] is True and body["k"] == 10
+    assert body["backend"] == "in-process"
+    assert body["model_versions"] == {"query_tower": 1, "ranker": 1, "annoy_index": 1}
+    titles = [item["title"] for item in body["recommendations"]]
+    scores = [item["score"] for item in body["recommendations"]]
+    assert len(titles) == 10 and len(set(titles)) == 10
+    assert scores == sorted(scores, reverse=True)
+    assert body["candidates"] == serving.N_CANDIDATES
+    # The scores are the ranker's, for this user.
+    ranker = recommender.backend.score(["42"] * len(titles), titles)
+    np.testing.assert_allclose(scores, ranker, atol=1e-5)
+    everything = api.get("/recommend/42", params={"k": recommender.catalogue_size}).json()
+    assert len({item["title"] for item in everything["recommendations"]}) == recommender.catalogue_size
+
+
+@pytest.mark.slow
+def test_healthz_reports_versions(api, recommender):
+    reply = api.get("/healthz")
+    assert reply.status_code == 200
+    assert reply.json() == {
+        "status": "ok",
+        "backend": "in-process",
+        "model_versions": {"query_tower": 1, "ranker": 1, "annoy_index": 1},
+        "catalogue_size": recommender.catalogue_size,
+    }
+
+
+@pytest.mark.slow
+def test_unknown_user_is_served_through_oov_and_flagged(api):
+    reply = api.get("/recommend/no-such-user", params={"k": 3})
+    assert reply.status_code == 200
+    body = reply.json()
+    assert body["known_user"] is False and "unknown user id" in body["warning"]
+    assert len(body["recommendations"]) == 3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "url, status, message",
+    [
+        ("/recommend/", 404, "no endpoint"),
+        ("/recommend", 404, "no endpoint"),
+        ("/recommend/" + "9" * 65, 422, "65 characters"),
+        ("/recommend/%20%20", 422, "non-empty"),
+        ("/recommend/a%07b", 422, "control characters"),
+        ("/recommend/42?k=0", 422, "k must be between 1 and"),
+        ("/recommend/42?k=-5", 422, "k must be between 1 and"),
+        ("/recommend/42?k=100000", 422, "k must be between 1 and"),
+        ("/recommend/42?k=ten", 422, "valid integer"),
+        ("/recommend/42?k=2.5", 422, "valid integer"),
+        ("/recommend/42?k=", 422, "valid integer"),
+    ],
+)
+def test_malformed_requests_get_4xx_json_errors(api, url, status, message):
+    reply = api.get(url)
+    assert reply.status_code == status, reply.text
+    assert reply.headers["content-type"].startswith("application/json")
+    body = reply.json()
+    assert set(body) == {"error"} and message in body["error"], body
+    assert "Traceback" not in reply.text
+
+
+@pytest.mark.slow
+def test_tf_serving_backend_unreachable_gives_503(exported):
+    app = serving.create_app(
+        serving.load_recommender(exported["base"], tf_serving=f"http://127.0.0.1:{serving.free_port()}", timeout_s=1.0)
+    )
+    client = TestClient(app)
+    for url in ("/recommend/42", "/healthz"):
+        reply = client.get(url)
+        assert reply.status_code == 503, reply.text
+        assert "unreachable" in reply.json()["error"]
+
+
+@pytest.mark.slow
+def test_tf_serving_backend_timeout_gives_503(exported, silent_server):
+    recommender = serving.load_recommender(
+        exported["base"], tf_serving=f"http://127.0.0.1:{silent_server.port}", timeout_s=0.5
+    )
+    reply = TestClient(serving.create_app(recommender)).get("/recommend/42")
+    assert reply.status_code == 503
+    assert "did not answer within 0.5 s" in reply.json()["error"]
+
+
+@pytest.mark.slow
+def test_grpc_tf_serving_backend_unreachable_gives_503(exported):
+    recommender = serving.load_recommender(
+        exported["base"], tf_serving=f"grpc://127.0.0.1:{serving.free_port()}", timeout_s=1.0
+    )
+    reply = TestClient(serving.create_app(recommender)).get("/recommend/42")
+    assert reply.status_code == 503 and "unavailable" in reply.json()["error"]
+
+
+@pytest.mark.slow
+def test_versions_missing_for_the_index_is_a_startup_error(exported, tmp_path):
+    base = tmp_path / "models"
+    shutil.copytree(exported["base"] / serving.ANNOY_DIR, base / serving.ANNOY_DIR)
+    shutil.copytree(exported["base"] / "ranker", base / "ranker")
+    (base / "query_tower").mkdir()
+    with pytest.raises(serving.ModelDirError, match=str((base / "query_tower" / "1").resolve())):
+        serving.load_recommender(base)
+    shutil.copytree(exported["base"] / "query_tower", base / "query_tower", dirs_exist_ok=True)
+    shutil.rmtree(base / "ranker")
+    with pytest.raises(serving.ModelDirError, match=str((base / "ranker").resolve())):
+        serving.load_recommender(base)
+
+
+@pytest.mark.slow
+def test_api_serves_over_the_loopback_from_the_command_line(exported):
+    with serving.api_server(exported["base"]) as url:
+        import requests
+
+        health = requests.get(f"{url}/healthz", timeout=10)
+        assert health.status_code == 200 and health.json()["backend"] == "in-process"
+        reply = requests.get(f"{url}/recommend/42", params={"k": 5}, timeout=10)
+        assert reply.status_code == 200 and len(reply.json()["recommendations"]) == 5
+        result = serving.load_test(url, ["1", "2", "3"], concurrency=2, duration_s=1.0, max_requests=50)
+        assert result["errors"] == 0 and 0 < result["requests"] <= 50
+        assert result["p50_ms"] <= result["p99_ms"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    TF_SERVING_BINARY is None,
+    reason="tensorflow_model_server is not on PATH (TF Serving cannot be installed on this machine); "
+    "install it as lesson 07 section 8 shows to run the whole path against a real server",
+)
+def test_whole_path_against_a_real_tensorflow_model_server(exported, recommender):
+    base = exported["base"]
+    local = {
+        name: tf.saved_model.load(str(base / name / "1")).signatures["serving_default"]
+        for name in ("query_tower", "ranker")
+    }
+    users = ["42", "1", "not-a-user"]
+    titles = ["Star Wars (1977)", "Fargo (1996)", "Heat (1995)"]
+    with serving.model_server(base / "models.config") as urls:
+        for client in (serving.TFServingRestClient(urls["rest"]), serving.TFServingGrpcClient(urls["grpc"])):
+            assert client.model_versions("query_tower") == {1: "AVAILABLE"}
+            got = client.predict("query_tower", {"user_id": users}, ["embedding", "known_user"], version=1)
+            want = local["query_tower"](user_id=tf.constant(users))
+            np.testing.assert_allclose(got["embedding"], want["embedding"].numpy(), rtol=1e-5, atol=1e-6)
+            np.testing.assert_array_equal(got["known_user"], want["known_user"].numpy())
+            got = client.predict("ranker", {"user_id": users, "movie_title": titles}, ["score"])
+            want = local["ranker"](user_id=tf.constant(users), movie_title=tf.constant(titles))
+            np.testing.assert_allclose(got["score"], want["score"].numpy(), rtol=1e-5, atol=1e-6)
+        for url in (urls["rest"], f"grpc://{urls['grpc']}"):
+            remote = TestClient(serving.create_app(serving.load_recommender(base, tf_serving=url)))
+            assert remote.get("/healthz").status_code == 200
+            body = remote.get("/recommend/42", params={"k": 10}).json()
+            assert body["backend"] == "tf-serving"
+            expected = recommender.recommend("42", 10)["recommendations"]
+            assert [r["title"] for r in body["recommendations"]] == [r["title"] for r in expected]
