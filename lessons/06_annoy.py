@@ -1431,10 +1431,11 @@ for kind, result in synthetic.items():
 # `n_trees=10, search_k=5000` reached recall@10 = 0.958 at about 30 times the
 # throughput of one-query-at-a-time exact search (and about 20 times that of exact
 # search in blocks of 64 queries), with a 300 MiB index built in 16 CPU-seconds. On
-# 1,000,000 Gaussian vectors the best setting at recall 0.95 was only about 1.2 times
-# faster than one-by-one exact search and slower than blocked exact search; on the
-# 1,682 movies, exact search was about twice as fast as any Annoy setting with recall
-# 0.95. If you have run the benchmark yourself, the cell below prints your numbers.
+# 1,000,000 Gaussian vectors the best setting at recall 0.95 merely kept pace with
+# one-by-one exact search (1.0 to 1.2 times its throughput in our runs) and was slower
+# than blocked exact search; on the 1,682 movies, exact search was about twice as fast
+# as any Annoy setting with recall 0.95. If you have run the benchmark yourself, the
+# cell below prints your numbers.
 
 # %%
 import movierec

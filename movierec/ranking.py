@@ -65,7 +65,9 @@ class FeatureEncoder(tf.keras.layers.Layer):
         self.user_lookup = layers.StringLookup(vocabulary=users, name="user_lookup")
         self.title_lookup = layers.StringLookup(vocabulary=titles, name="title_lookup")
         self.user_embedding = layers.Embedding(self.user_lookup.vocabulary_size(), embedding_dim, name="user_embedding")
-        self.title_embedding = layers.Embedding(self.title_lookup.vocabulary_size(), embedding_dim, name="title_embedding")
+        self.title_embedding = layers.Embedding(
+            self.title_lookup.vocabulary_size(), embedding_dim, name="title_embedding"
+        )
         self.blocks = [("user_id", embedding_dim), ("movie_title", embedding_dim)]
         if side_features:
             occupations = np.unique(np.asarray(train_features["user_occupation_text"]))
@@ -74,7 +76,9 @@ class FeatureEncoder(tf.keras.layers.Layer):
             self.age_embedding = layers.Embedding(len(AGE_BRACKETS) + 1, 8, name="age_embedding")
             self.gender_embedding = layers.Embedding(2, 4, name="gender_embedding")
             self.occupation_lookup = layers.StringLookup(vocabulary=occupations, name="occupation_lookup")
-            self.occupation_embedding = layers.Embedding(self.occupation_lookup.vocabulary_size(), 8, name="occupation_embedding")
+            self.occupation_embedding = layers.Embedding(
+                self.occupation_lookup.vocabulary_size(), 8, name="occupation_embedding"
+            )
             self.region_lookup = layers.StringLookup(vocabulary=regions, name="region_lookup")
             self.region_embedding = layers.Embedding(self.region_lookup.vocabulary_size(), 8, name="region_embedding")
             self.genre_embedding = layers.Embedding(NUM_GENRES + 1, 16, name="genre_embedding")
@@ -196,8 +200,13 @@ class MovieRanker(tf.keras.Model):
         self.rating_layer = layers.Dense(1, name="rating")
         self.biases = biases
         if biases:
-            self.user_bias = layers.Embedding(encoder.user_lookup.vocabulary_size(), 1, embeddings_initializer="zeros", name="user_bias")
-            self.title_bias = layers.Embedding(encoder.title_lookup.vocabulary_size(), 1, embeddings_initializer="zeros", name="title_bias")
+            # Biases start at 0, which is also what an unknown id keeps.
+            self.user_bias = layers.Embedding(
+                encoder.user_lookup.vocabulary_size(), 1, embeddings_initializer="zeros", name="user_bias"
+            )
+            self.title_bias = layers.Embedding(
+                encoder.title_lookup.vocabulary_size(), 1, embeddings_initializer="zeros", name="title_bias"
+            )
 
     def call(self, features: dict, training: bool = False) -> tf.Tensor:
         x0 = self.input_dropout(self.encoder(features), training=training)
@@ -276,8 +285,12 @@ def train_ranking_model(
     """
     columns = _ranking_columns(train, RANKING_FEATURES + ("user_rating",))
     catalogue = _ranking_columns(movies, ("movie_title",))
-    encoder_options = dict(embedding_dim=embedding_dim, side_features=side_features, history=history, timestamp=timestamp)
-    model_options = dict(cross=cross, deep_units=tuple(deep_units), dropout=dropout, biases=biases, make_head=make_head)
+    encoder_options = dict(
+        embedding_dim=embedding_dim, side_features=side_features, history=history, timestamp=timestamp
+    )
+    model_options = dict(
+        cross=cross, deep_units=tuple(deep_units), dropout=dropout, biases=biases, make_head=make_head
+    )
 
     def inputs(part: dict) -> dict:
         return {key: part[key] for key in RANKING_FEATURES}

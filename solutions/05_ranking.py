@@ -77,8 +77,9 @@ print("quick mode:", QUICK)
 # **Pitfall:** explicit ratings are not a random sample of opinions. People mostly
 # watch, and so rate, movies they expect to like, so the stars are skewed towards the
 # top, and a model trained on them learns "how much will this user like a movie *they
-# chose to watch*". Marlin and Zemel (2009) measured how strongly this
-# missing-not-at-random effect shows up in rating data.
+# chose to watch*". Marlin and Zemel (2009) give evidence from Yahoo! Music that
+# ratings are missing *not* at random in this way, and study what that does to rating
+# prediction.
 #
 # We load the course's random split (lesson 02; the one of the TFRS tutorials: 80,000
 # training and 20,000 test ratings) and read the features we need into memory once,
@@ -88,6 +89,7 @@ print("quick mode:", QUICK)
 ratings = load_ratings()
 movies = load_movies()
 train, test = random_split(ratings)
+# What the ranking models (sections 2-11) and the retrieval towers (section 12) read.
 KEYS = tuple(dict.fromkeys(
     ("user_id", "movie_title", "movie_genres", "bucketized_user_age", "user_gender", "user_occupation_text",
      "user_zip_code", "timestamp", "user_rating") + QUERY_FEATURES + CANDIDATE_FEATURES
@@ -99,10 +101,8 @@ train_ratings = train_features["user_rating"].numpy()
 test_ratings = test_features["user_rating"].numpy()
 
 stars, counts = np.unique(train_ratings, return_counts=True)
-per_user_mean = {}
-for user, rating in zip(train_features["user_id"].numpy(), train_ratings):
-    per_user_mean.setdefault(user, []).append(rating)
-per_user_mean = np.array([np.mean(v) for v in per_user_mean.values()])
+_, user_index = np.unique(train_features["user_id"].numpy(), return_inverse=True)
+per_user_mean = np.bincount(user_index, weights=train_ratings) / np.bincount(user_index)
 
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
 axes[0].bar(stars, counts / counts.sum())
@@ -120,7 +120,7 @@ record("ranking.share_4_or_5_stars", float(np.mean(train_ratings >= 4)))
 # %% [markdown]
 # More than half of the ratings are 4 or 5 stars, and users differ: some rate
 # everything highly, some are harsh. That second fact already suggests a feature worth
-# having — a per-user offset, or **bias**. We come back to it in section 6.
+# having — a per-user offset, or **bias**. We come back to it in section 5.
 #
 # The simplest possible rating model predicts the training mean for every pair. Its
 # test RMSE is the standard deviation of the test ratings around that mean, and it is
@@ -158,8 +158,8 @@ print(f"{n_fit} ratings to fit, {n_train - n_fit} to validate, {len(test_ratings
 # \mathbf{e}_u, \mathbf{e}_i \in \mathbb{R}^d .
 # $$
 #
-# Unlike the dot product of the retrieval towers, the MLP can model any function of the
-# pair — at the price that we cannot pre-compute one vector per movie and search an
+# Unlike the dot product of the retrieval towers, the MLP can model a much richer
+# function of the pair — at the price that we cannot pre-compute one vector per movie and search an
 # index. That is fine for ranking: a hundred candidates are scored one by one.
 #
 # ### Exercise 1 (2 points): the rating model
@@ -182,8 +182,8 @@ class RatingModel(tf.keras.Model):
     ReLU ``Dense`` layers of sizes ``hidden_units`` and a final ``Dense(1)``.
 
     Args:
-        user_ids: vocabulary of user ids (array of ``bytes``), e.g. the training users.
-        movie_titles: vocabulary of movie titles (array of ``bytes``).
+        user_ids: the distinct user ids to embed (array of ``bytes``), e.g. the training users.
+        movie_titles: the distinct movie titles to embed (array of ``bytes``).
         embedding_dim: size ``d`` of each embedding.
         hidden_units: sizes of the hidden ReLU layers.
 
@@ -219,14 +219,14 @@ class RatingModel(tf.keras.Model):
 tf.keras.utils.set_random_seed(0)
 _users = np.array([b"1", b"2", b"3"], dtype=object)
 _titles = np.array([b"Heat (1995)", b"Fargo (1996)"], dtype=object)
-_model = RatingModel(_users, _titles, embedding_dim=8, hidden_units=(16, 4))
+_model = RatingModel(_users, _titles, embedding_dim=8, hidden_units=(16, 8))
 _batch = {"user_id": tf.constant([b"1", b"2", b"3", b"1"]), "movie_title": tf.constant([b"Heat (1995)", b"Heat (1995)", b"Fargo (1996)", b"Fargo (1996)"])}
 _out = _model(_batch)
 assert tuple(_out.shape) == (4, 1), f"call should return shape (batch, 1) = (4, 1), got {tuple(_out.shape)}"
 assert _out.dtype == tf.float32, f"predictions should be float32, got {_out.dtype.name}"
 _shapes = sorted(tuple(w.shape) for w in _model.trainable_weights)
 assert (4, 8) in _shapes and (3, 8) in _shapes, f"expected embedding tables of 3+1 users and 2+1 titles with 8 columns (one OOV row each), got weight shapes {_shapes}"
-assert (16, 16) in _shapes and (16, 4) in _shapes and (4, 1) in _shapes, f"expected Dense kernels (2*8 -> 16), (16 -> 4), (4 -> 1), got {_shapes}"
+assert (16, 16) in _shapes and (16, 8) in _shapes and (8, 1) in _shapes, f"expected Dense kernels (2*8 -> 16), (16 -> 8), (8 -> 1), got {_shapes}"
 _values = _out.numpy().ravel()
 assert len(np.unique(np.round(_values, 6))) == 4, "different (user, movie) pairs should get different predictions"
 _unknown = _model({"user_id": tf.constant([b"no-such-user"]), "movie_title": tf.constant([b"No Such Movie (2030)"])})
@@ -350,7 +350,7 @@ assert np.isclose(float(RankingModel(_ConstantThree()).compute_loss(_other)), 1.
 # `loss="mse"` and trained on `(features, ratings)` pairs minimises exactly this
 # loss. The check below compares the task with Keras' own `MeanSquaredError` on a
 # random batch. We use the TFRS form for the tutorial baseline and plain Keras for the
-# library model of section 6, which serving (lesson 07) calls as an ordinary Keras
+# library model of section 5, which serving (lesson 07) calls as an ordinary Keras
 # model on a dict of raw features.
 
 # %%
@@ -378,7 +378,7 @@ BASELINE_EPOCHS = 2 if QUICK else 60
 def train_baseline(fit: dict, val: dict, max_epochs: int = BASELINE_EPOCHS, seed: int = 42) -> tuple[RankingModel, dict, float]:
     """The tutorial's id-only model and optimiser, with early stopping on ``val``."""
     tf.keras.utils.set_random_seed(seed)
-    model = RankingModel(RatingModel(fit["user_id"].numpy(), movie_features["movie_title"].numpy()))
+    model = RankingModel(RatingModel(np.unique(fit["user_id"].numpy()), np.unique(movie_features["movie_title"].numpy())))
     model.compile(optimizer=tf.keras.optimizers.Adagrad(learning_rate=0.1))
     inputs = {key: fit[key] for key in ("user_id", "movie_title", "user_rating")}
     checks = {key: val[key] for key in ("user_id", "movie_title", "user_rating")}
@@ -424,8 +424,8 @@ plot_curves({"tutorial model, Adagrad 0.1": baseline_curves}, "The tutorial base
 
 # %% [markdown]
 # After the tutorial's 3 epochs the validation RMSE is still about where the
-# mean predictor is: with 10 large batches per epoch, the model has made only 30
-# updates. Trained until the validation error stops falling, the same model does much
+# mean predictor is: with fewer than ten large batches per epoch, the model has made
+# fewer than 30 updates. Trained until the validation error stops falling, the same model does much
 # better. Notice also the gap that opens between the training curve (dashed) and the
 # validation curve (solid): the model starts to fit noise in the training ratings.
 
@@ -448,7 +448,11 @@ plot_curves({"tutorial model, Adagrad 0.1": baseline_curves}, "The tutorial base
 # | `user_zip_code` | first two digits (a region) + 8-d embedding |
 # | `movie_genres` (a list) | mean of 16-d genre embeddings |
 # | title words | `TextVectorization` + mean of 16-d word embeddings |
-# | release year (parsed from the title) | z-score |
+# | release year (`release_year` of lesson 03) | z-score |
+#
+# Title words and year depend only on the title, so the encoder computes them once per
+# catalogue title and looks them up by title index; running string operations on every
+# batch would cost more than the rest of the model.
 #
 # The timestamp is left out: on the random split it did not lower the validation RMSE
 # in our experiments, and on a temporal split (section 11) every test timestamp is
@@ -470,9 +474,10 @@ plot_curves({"tutorial model, Adagrad 0.1": baseline_curves}, "The tutorial base
 #
 # **A recipe.** Adam (learning rate 0.003), batches of 4,096, dropout 0.3 on the
 # input vector and on each hidden layer, early stopping on the validation slice with
-# patience 4; then the model is rebuilt and trained on *all* the training ratings for
-# 10% more epochs than the best epoch found (the extra 10% because there are 10% more
-# batches per epoch' worth of data to learn from — a common rule of thumb, not a law).
+# patience 4. The validation slice has then done its job, so the model is rebuilt and
+# trained on *all* the training ratings (the **refit**), for 10% more epochs than the
+# best epoch found — a rule of thumb, not a law: the refit cannot be early-stopped, as
+# it has no held-out data left.
 #
 # Predictions are clipped to the 1–5 star range at inference (not during training,
 # where clipping would stop the gradient for predictions outside the range): a user
@@ -538,7 +543,9 @@ class FeatureEncoder(tf.keras.layers.Layer):
         self.user_lookup = layers.StringLookup(vocabulary=users, name="user_lookup")
         self.title_lookup = layers.StringLookup(vocabulary=titles, name="title_lookup")
         self.user_embedding = layers.Embedding(self.user_lookup.vocabulary_size(), embedding_dim, name="user_embedding")
-        self.title_embedding = layers.Embedding(self.title_lookup.vocabulary_size(), embedding_dim, name="title_embedding")
+        self.title_embedding = layers.Embedding(
+            self.title_lookup.vocabulary_size(), embedding_dim, name="title_embedding"
+        )
         self.blocks = [("user_id", embedding_dim), ("movie_title", embedding_dim)]
         if side_features:
             occupations = np.unique(np.asarray(train_features["user_occupation_text"]))
@@ -547,7 +554,9 @@ class FeatureEncoder(tf.keras.layers.Layer):
             self.age_embedding = layers.Embedding(len(AGE_BRACKETS) + 1, 8, name="age_embedding")
             self.gender_embedding = layers.Embedding(2, 4, name="gender_embedding")
             self.occupation_lookup = layers.StringLookup(vocabulary=occupations, name="occupation_lookup")
-            self.occupation_embedding = layers.Embedding(self.occupation_lookup.vocabulary_size(), 8, name="occupation_embedding")
+            self.occupation_embedding = layers.Embedding(
+                self.occupation_lookup.vocabulary_size(), 8, name="occupation_embedding"
+            )
             self.region_lookup = layers.StringLookup(vocabulary=regions, name="region_lookup")
             self.region_embedding = layers.Embedding(self.region_lookup.vocabulary_size(), 8, name="region_embedding")
             self.genre_embedding = layers.Embedding(NUM_GENRES + 1, 16, name="genre_embedding")
@@ -687,8 +696,13 @@ class MovieRanker(tf.keras.Model):
         self.rating_layer = layers.Dense(1, name="rating")
         self.biases = biases
         if biases:
-            self.user_bias = layers.Embedding(encoder.user_lookup.vocabulary_size(), 1, embeddings_initializer="zeros", name="user_bias")
-            self.title_bias = layers.Embedding(encoder.title_lookup.vocabulary_size(), 1, embeddings_initializer="zeros", name="title_bias")
+            # Biases start at 0, which is also what an unknown id keeps.
+            self.user_bias = layers.Embedding(
+                encoder.user_lookup.vocabulary_size(), 1, embeddings_initializer="zeros", name="user_bias"
+            )
+            self.title_bias = layers.Embedding(
+                encoder.title_lookup.vocabulary_size(), 1, embeddings_initializer="zeros", name="title_bias"
+            )
 
     def call(self, features: dict, training: bool = False) -> tf.Tensor:
         x0 = self.input_dropout(self.encoder(features), training=training)
@@ -767,8 +781,12 @@ def train_ranking_model(
     """
     columns = _ranking_columns(train, RANKING_FEATURES + ("user_rating",))
     catalogue = _ranking_columns(movies, ("movie_title",))
-    encoder_options = dict(embedding_dim=embedding_dim, side_features=side_features, history=history, timestamp=timestamp)
-    model_options = dict(cross=cross, deep_units=tuple(deep_units), dropout=dropout, biases=biases, make_head=make_head)
+    encoder_options = dict(
+        embedding_dim=embedding_dim, side_features=side_features, history=history, timestamp=timestamp
+    )
+    model_options = dict(
+        cross=cross, deep_units=tuple(deep_units), dropout=dropout, biases=biases, make_head=make_head
+    )
 
     def inputs(part: dict) -> dict:
         return {key: part[key] for key in RANKING_FEATURES}
@@ -855,7 +873,7 @@ for _name, _features in (("known pair", _probe), ("unknown user and title", _str
 CURVE_EPOCHS = 2 if QUICK else 25
 
 
-def test_rmse(model: tf.keras.Model, features: dict = test_features) -> float:
+def rmse_of(model: tf.keras.Model, features: dict = test_features) -> float:
     """RMSE of a model's (clipped) predictions on a feature dict with ``user_rating``."""
     inputs = {key: features[key] for key in RANKING_FEATURES}
     predictions = np.asarray(model.predict(inputs, batch_size=8192, verbose=0)).reshape(-1)
@@ -868,17 +886,15 @@ ids_plain = train_ranking_model(train_features, movie_features, dropout=0.0, max
 ids_dropout = train_ranking_model(train_features, movie_features, dropout=0.3, max_epochs=CURVE_EPOCHS,
                                   patience=CURVE_EPOCHS, **ids_only)
 with_features = train_ranking_model(train_features, movie_features, history=False, cross=False, refit=False)
-for name, model in (("ids, no dropout", ids_plain), ("ids, dropout 0.3", ids_dropout), ("side features", with_features)):
-    print(f"{name:<18} best epoch {model.best_epoch:>2}, validation RMSE {min(model.curves['val_rmse']):.3f}, "
-          f"test RMSE {test_rmse(model):.3f} ({model.train_seconds:.0f} s)")
+curve_runs = {"ids, no dropout": ids_plain, "ids, dropout 0.3": ids_dropout, "side features, dropout 0.3": with_features}
+for name, model in curve_runs.items():
+    print(f"{name:<27} best epoch {model.best_epoch:>2}, validation RMSE {min(model.curves['val_rmse']):.3f}, "
+          f"test RMSE {rmse_of(model):.3f} ({model.train_seconds:.0f} s)")
 record("ranking.ids_no_dropout.best_epoch", ids_plain.best_epoch)
 record("ranking.ids_no_dropout.final_gap", ids_plain.curves["val_rmse"][-1] - ids_plain.curves["rmse"][-1])
-record("ranking.ids_dropout.rmse", test_rmse(ids_dropout))
-record("ranking.features.rmse", test_rmse(with_features))
-plot_curves(
-    {"ids, no dropout": ids_plain.curves, "ids, dropout 0.3": ids_dropout.curves, "side features, dropout 0.3": with_features.curves},
-    "Library model: Adam, batches of 4,096",
-)
+record("ranking.ids_dropout.rmse", rmse_of(ids_dropout))
+record("ranking.features.rmse", rmse_of(with_features))
+plot_curves({name: model.curves for name, model in curve_runs.items()}, "Library model: Adam, batches of 4,096")
 
 # %% [markdown]
 # Read the curves from left to right. Without dropout, the ids-only model reaches its
@@ -1020,10 +1036,19 @@ assert len(_default.cross_layers) == 1 and [d.units for d in _default.deep_layer
 # %%
 stacked_dcn = train_ranking_model(train_features, movie_features, history=False, refit=False,
                                   make_head=lambda: DeepCrossHead(num_cross=1, deep_units=(256, 64)))
-dcn_rmse = test_rmse(stacked_dcn)
-print(f"side features, deep network only: validation {min(with_features.curves['val_rmse']):.3f}, test {test_rmse(with_features):.3f}")
-print(f"side features, stacked DCN:       validation {min(stacked_dcn.curves['val_rmse']):.3f}, test {dcn_rmse:.3f}")
+dcn_rmse = rmse_of(stacked_dcn)
+for name, model, value in (("deep network only", with_features, rmse_of(with_features)), ("stacked DCN", stacked_dcn, dcn_rmse)):
+    print(f"side features, {name:<18} validation {min(model.curves['val_rmse']):.3f}, test {value:.3f}")
 record("ranking.dcn_stacked.rmse", dcn_rmse)
+
+# %% [markdown]
+# On these features the stacked head does about as well as the plain deep network, not
+# clearly better. That is a common finding on small data: with 80,000 ratings there is
+# little that explicit crosses can find and ReLU layers cannot; the DCN-V2 paper reports
+# its gains on far larger click logs. In the experiments we ran while preparing this
+# lesson, a single cross layer placed *in parallel* with the deep branch (the library
+# default) helped a little more than the stacked form, and it gives us weights to read
+# in section 9.
 
 # %% [markdown]
 # ## 8. Implicit feedback as a feature
@@ -1064,8 +1089,8 @@ plot_curves({"side features (section 6)": with_features.curves, "+ history, para
 rows = [
     ("predict the mean", mean_rmse, None),
     ("tutorial model (ids, Adagrad), early stopping", baseline_rmse, baseline_seconds),
-    ("ids, Adam, dropout", test_rmse(ids_dropout), ids_dropout.train_seconds),
-    ("+ side features", test_rmse(with_features), with_features.train_seconds),
+    ("ids, Adam, dropout", rmse_of(ids_dropout), ids_dropout.train_seconds),
+    ("+ side features", rmse_of(with_features), with_features.train_seconds),
     ("+ side features, stacked DCN (exercise 3)", dcn_rmse, stacked_dcn.train_seconds),
     ("best: + history, parallel DCN, refit", best_rmse, best.train_seconds),
 ]
@@ -1076,11 +1101,15 @@ for name, value, seconds in rows:
 # %% [markdown]
 # For scale: on this split the TFRS deep & cross tutorial's best model averages a test
 # RMSE of about 0.93, and published results on MovieLens 100k's own `u1` split reach
-# about 0.89 (Han et al., 2021) — a different split, so only a rough yardstick. The
-# table shows where our gains came from: the training recipe (Adam, dropout, early
-# stopping) turns the tutorial model into a reasonable baseline, side features help,
-# and the implicit-feedback history is the single strongest addition. The cross layer
-# and the refit on all training data each add a little.
+# about 0.89 (Han et al., 2021) — a different split, so only a rough yardstick. Reading
+# the table from the top: the training recipe (Adam, dropout, early stopping) turns the
+# tutorial model into a reasonable baseline; side features help; the last row, which
+# adds the history block, the parallel cross layer and the refit at once, makes the
+# biggest step. In ablations we ran while preparing the lesson (removing one ingredient
+# at a time from the best model), the history block mattered most, then the side
+# features, then the cross layer and the refit; the bias terms made no measurable
+# difference once the network had the ids, but they give unknown ids a sensible zero
+# offset. The best model trains in well under a minute when it has a CPU core to itself.
 #
 # ## 9. What the cross weights say
 #
@@ -1102,7 +1131,8 @@ names = list(slices)
 strength = np.zeros((len(names), len(names)))
 for a, name_a in enumerate(names):
     for b, name_b in enumerate(names):
-        block = np.concatenate([kernel[slices[name_a], slices[name_b]].ravel(), kernel[slices[name_b], slices[name_a]].ravel()])
+        both_ways = [kernel[slices[name_a], slices[name_b]].ravel(), kernel[slices[name_b], slices[name_a]].ravel()]
+        block = np.concatenate(both_ways)
         strength[a, b] = np.sqrt(np.mean(block**2))
 
 fig, ax = plt.subplots(figsize=(7, 6))
@@ -1115,15 +1145,22 @@ plt.tight_layout()
 plt.show()
 
 pairs = [(strength[a, b], names[a], names[b]) for a in range(len(names)) for b in range(a, len(names))]
-for value, name_a, name_b in sorted(pairs, reverse=True)[:5]:
-    print(f"{name_a:>12} x {name_b:<12} {value:.3f}")
-top_value, top_a, top_b = max(pairs)
+USER_SIDE = {"user_id", "age", "gender", "occupation", "zip_region", "history"}
+strongest = sorted(pairs, reverse=True)[:10]
+for value, name_a, name_b in strongest:
+    kind = "user x movie" if (name_a in USER_SIDE) != (name_b in USER_SIDE) else "same side"
+    print(f"{name_a:>12} x {name_b:<12} {value:.3f}   {kind}")
+mixed = sum((a in USER_SIDE) != (b in USER_SIDE) for _, a, b in strongest)
+print(f"{mixed} of the 10 strongest pairs combine a user-side and a movie-side block")
+record("ranking.cross.top10_user_movie_pairs", mixed)
 
 # %% [markdown]
-# The strongest weights sit on the blocks that involve the ids and the history
-# vector, the widest and most informative inputs; the demographic blocks (age,
-# gender, occupation, region) cross with the movie side of the input more than with
-# each other. The printed list above names the five strongest pairs of this run.
+# Most of the strongest pairs combine something about the *user* (the id, the history
+# vector, a demographic) with something about the *movie* (its id, genres, title words,
+# year): the cross layer spends its weights on "who likes what", which is exactly the
+# interaction a rating model exists to learn. Products within one side — say age ×
+# occupation — describe the user alone; the user bias and the deep branch already
+# cover that, and those blocks get smaller weights.
 #
 # ## 10. Beyond RMSE: NDCG@k
 #
@@ -1241,7 +1278,8 @@ _n1 = ndcg_at_k(_test_users, _test_stars, _noise, k=10)[0]
 _n2 = ndcg_at_k(_test_users, _test_stars, 3 * _noise + 1, k=10)[0]
 assert np.isclose(_n1, _n2), "NDCG depends only on the order of the predictions"
 assert _worst < _n1 < 1.0, "random order should land between reverse and perfect order"
-assert np.isclose(ndcg_at_k(_u, _r, np.zeros(5), k=3)[0], ((1 * 7 + 0) * 0 + (7 + 1 / np.log2(3) + 3 / 2) / (7 + 3 / np.log2(3) + 1 / 2) + 1) / 2), "ties must keep the input order (stable sort)"
+_tied_a = (7 + 1 / np.log2(3) + 3 / 2) / (7 + 3 / np.log2(3) + 1 / 2)  # input order (3, 1, 2) kept
+assert np.isclose(ndcg_at_k(_u, _r, np.zeros(5), k=3)[0], (_tied_a + 1) / 2), "ties must keep the input order (stable sort)"
 assert np.isclose(ndcg_at_k(list(_u), list(_r), list(_p), k=100)[0], _value), "k above a user's count ranks all of them; lists must work too"
 try:
     ndcg_at_k(_u, _r, _p, k=3, users=[b"z"])
@@ -1285,11 +1323,10 @@ record("ranking.ndcg_skipped_users", skipped)
 # **Pitfall:** a random split tests the model on ratings made at the same time as the
 # training ratings — often the same session. A **temporal split** (lesson 02) trains on
 # the first 80% of the ratings in time and tests on the rest, which is what a deployed
-# model faces: users who rate new things, some users it has never seen, and no
-# training ratings from the test period. We retrain the baseline and the best model on
-# it. The users who appear only in the test period are unknown to both models (OOV ids,
-# no history); users who stopped rating before the cutoff have no test ratings, and
-# NDCG skips them.
+# model faces: no training ratings from the test period, and users it has never seen.
+# We retrain the baseline and the best model on it and evaluate NDCG@10 over every user
+# of either period; users who stopped rating before the cutoff have nothing to rank in
+# the test period, and NDCG skips them (and says how many).
 
 # %%
 past, future, cutoff = temporal_split(ratings)
@@ -1297,8 +1334,10 @@ past_features = read_features(past, RANKING_FEATURES + ("user_rating",))
 future_features = read_features(future, RANKING_FEATURES + ("user_rating",))
 future_ratings = future_features["user_rating"].numpy()
 past_users = np.unique(past_features["user_id"].numpy())
+all_users = np.union1d(past_users, future_features["user_id"].numpy())
 new_users = ~np.isin(future_features["user_id"].numpy(), past_users)
 print(f"{len(future_ratings)} test ratings after the cutoff; {new_users.mean():.0%} of them by users unseen in training")
+record("ranking.temporal_new_user_share", float(new_users.mean()))
 
 n_past = int(past_features["user_rating"].shape[0])
 past_fit = {key: value[: n_past - n_past // 10] for key, value in past_features.items()}
@@ -1313,9 +1352,8 @@ temporal_predictions = {
 }
 for name, predictions in temporal_predictions.items():
     value = float(np.sqrt(np.mean((predictions - future_ratings) ** 2)))
-    ranked, skipped = ndcg_at_k(future_features["user_id"].numpy(), future_ratings, predictions, k=10, users=past_users)
-    print(f"{name:<17} test RMSE {value:.3f}  NDCG@10 {ranked:.3f}  "
-          f"(known users only; {skipped} of {len(past_users)} training users have no test rating)")
+    ranked, skipped = ndcg_at_k(future_features["user_id"].numpy(), future_ratings, predictions, k=10, users=all_users)
+    print(f"{name:<17} test RMSE {value:.3f}  NDCG@10 {ranked:.3f}  ({len(all_users) - skipped} users ranked, {skipped} skipped)")
     key = {"predict the mean": "mean", "baseline": "baseline", "best": "best"}[name]
     record(f"ranking.{key}.temporal_rmse", value)
     if name != "predict the mean":
@@ -1326,13 +1364,17 @@ print(f"best model on users unseen in training: RMSE {new_user_rmse:.3f}")
 record("ranking.best.temporal_new_user_rmse", new_user_rmse)
 
 # %% [markdown]
+# Two surprises. First, MovieLens 100k's users arrived over time, so most ratings
+# after the cutoff come from users who joined after it: this test set is mostly
+# **cold start**. For them the ids are OOV and the history is empty; only the profile
+# (age, gender, occupation, region) and the movie side can help, which is where the
+# side features earn their keep. Second, most of the users seen in training never rate
+# again, so NDCG skips them — reporting how many keeps the average honest.
+#
 # Every number is worse than on the random split, and the gap between the models
-# narrows: predicting the future is harder than filling gaps in the past, and part of
-# the random-split gain came from knowing each user's recent taste. The ranking of the
-# models is what to look at: the best model is still ahead on both RMSE and NDCG.
-# For users the model has never seen it can rely only on their profile (age,
-# occupation, region) and on the movie side, and its error there is larger. Report
-# both splits when you compare models.
+# narrows: predicting the future for mostly unknown users is much harder than filling
+# gaps in the past. The best model is still ahead on both RMSE and NDCG. Report both
+# splits when you compare models.
 #
 # ## 12. Two stages: retrieve 100, rank, show 10
 #
@@ -1486,7 +1528,6 @@ for _t, _s in sorted(((t, s) for t, s in _scores.items() if t not in seen_titles
 assert {t.encode() for t, _ in _ten} == set(_retrieved[:10]), "with num_candidates=10, the result must be exactly the 10 retrieved titles, reordered"
 assert recommend(b"42", 4) == recommend("42", 4), "bytes and str user ids should give the same result"
 assert len(recommend("42", 20, num_candidates=20)) == 20, "k equal to num_candidates is allowed"
-assert recommend("7", 3) != recommend("42", 3) or True
 try:
     recommend("42", 5, num_candidates=3)
 except ValueError:
