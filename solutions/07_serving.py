@@ -31,6 +31,7 @@ from movierec.setup import setup_lesson
 setup_lesson()
 
 # %%
+import logging
 import subprocess
 import sys
 import tempfile
@@ -47,6 +48,9 @@ from movierec.setup import quick_mode
 
 QUICK = quick_mode()
 scratch = Path(tempfile.mkdtemp(prefix="movierec-serving-"))
+# Every save logs "Assets written to ..." (and Keras adds warnings); keep TensorFlow's Python
+# logger to errors so the lesson's own output stays readable. Set it to logging.INFO to see all.
+logging.getLogger("tensorflow").setLevel(logging.ERROR)
 print("quick mode:", QUICK, "| scratch directory:", scratch)
 
 # %% [markdown]
@@ -155,9 +159,11 @@ print(f"trained both models in {training_seconds:.0f} s")
 #
 # When you save a Keras layer or model without saying which signatures to publish,
 # TensorFlow publishes the functions it has *already traced*. A TFRS `BruteForce` layer
-# that was indexed but never called has traced nothing: it saves without complaint and
-# loads back with **no signature at all**. Here it is with our query tower and the movie
-# embeddings (`candidate_embeddings` comes from lesson 04).
+# that was indexed but never called has traced nothing. It saves without an error —
+# TensorFlow only logs a warning that the layer "is not built", easy to miss among the
+# other log lines (hidden in this lesson) — and loads back with **no signature at all**.
+# Here it is, indexed with the catalogue's embeddings from the trained candidate tower
+# (`candidate_embeddings` comes from lesson 04).
 
 # %%
 from movierec.retrieval import candidate_embeddings
