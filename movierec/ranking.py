@@ -187,10 +187,8 @@ class MovieRanker(tf.keras.Model):
         dropout: float = 0.3,
         biases: bool = True,
         make_head: Callable[[], tf.keras.layers.Layer] | None = None,
-        id_dropout: float = 0.0,
     ) -> None:
         super().__init__(name="movie_ranker")
-        self.id_dropout = float(id_dropout)
         layers = tf.keras.layers
         self.encoder = encoder
         self.mean_rating = float(mean_rating)
@@ -211,12 +209,6 @@ class MovieRanker(tf.keras.Model):
             )
 
     def call(self, features: dict, training: bool = False) -> tf.Tensor:
-        if training and self.id_dropout > 0:
-            # Hide some user ids (the empty string is not in the vocabulary, so it maps to the
-            # OOV row): the OOV embedding and bias then learn what to do for an unknown user.
-            user_id = features["user_id"]
-            hide = tf.random.uniform(tf.shape(user_id)) < self.id_dropout
-            features = dict(features, user_id=tf.where(hide, tf.constant(b""), user_id))
         x0 = self.input_dropout(self.encoder(features), training=training)
         if self.head is not None:
             interaction = self.head(x0, training=training)[:, 0]
@@ -257,7 +249,6 @@ def train_ranking_model(
     dropout: float = 0.3,
     biases: bool = True,
     make_head: Callable[[], tf.keras.layers.Layer] | None = None,
-    id_dropout: float = 0.0,
     verbose: int = 0,
 ) -> MovieRanker:
     """Build and train the course's ranking model; returns the trained :class:`MovieRanker`.
@@ -298,8 +289,7 @@ def train_ranking_model(
         embedding_dim=embedding_dim, side_features=side_features, history=history, timestamp=timestamp
     )
     model_options = dict(
-        cross=cross, deep_units=tuple(deep_units), dropout=dropout, biases=biases, make_head=make_head,
-        id_dropout=id_dropout,
+        cross=cross, deep_units=tuple(deep_units), dropout=dropout, biases=biases, make_head=make_head
     )
 
     def inputs(part: dict) -> dict:

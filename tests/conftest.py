@@ -2,8 +2,7 @@
 
 Executing lessons is the expensive part of the suite, so it happens once per session:
 every lesson's reference solution (submitted as a ``.py``) and its untouched student
-edition (submitted as an ``.ipynb``) are autograded by nbgrader with ``COURSE_QUICK=1``,
-through the same parallel, sandboxed pipeline an instructor uses.
+edition (submitted as an ``.ipynb``) are autograded by nbgrader with ``COURSE_QUICK=1``.
 """
 
 from __future__ import annotations
@@ -31,8 +30,7 @@ def pytest_generate_tests(metafunc):
 
 @dataclass
 class GradingRun:
-    course_dir: Path  # the nbgrader course folder of the release (its release/ holds what nbgrader made)
-    results: Path  # <student>/<lesson>/result.json, the autograded notebook and feedback.html
+    course_dir: Path
     grades: list[Grade]
     csv: Path
     lessons: list[Lesson]
@@ -54,6 +52,5 @@ def graded(tmp_path_factory) -> GradingRun:
         shutil.copy(next(p for p in notebooks if p.match(f"student/{lesson.slug}.ipynb")), stub_dir)
     (submissions / "absent").mkdir()  # a student who handed nothing in
     csv = root / "grades.csv"
-    grades = autograde(submissions, csv, workspace=root / "workspace", lessons=LESSONS, env={"COURSE_QUICK": "1"},
-                       progress=False)
-    return GradingRun(root / "workspace" / "release", root / "workspace" / "results", grades, csv, LESSONS)
+    grades = autograde(submissions, csv, course_dir=root / "course", lessons=LESSONS, env={"COURSE_QUICK": "1"})
+    return GradingRun(root / "course", grades, csv, LESSONS)
