@@ -765,7 +765,7 @@ assert len(temporal_cols["train"]["timestamp"]) + len(temporal_cols["test"]["tim
 
 
 def as_date(timestamp: int) -> str:
-    return datetime.datetime.fromtimestamp(int(timestamp), tz=datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return datetime.datetime.fromtimestamp(int(timestamp), tz=datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 print("first rating:", as_date(columns["timestamp"].min()))

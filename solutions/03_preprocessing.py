@@ -853,7 +853,7 @@ for padded in (narrow, wide):
 all_ts = to_numpy(ratings, ("timestamp",))["timestamp"]
 _, _, cutoff = temporal_split(ratings)
 past, future = all_ts[all_ts <= cutoff], all_ts[all_ts > cutoff]
-print("temporal cutoff:", datetime.datetime.fromtimestamp(cutoff, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+print("temporal cutoff:", datetime.datetime.fromtimestamp(cutoff, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"))
 fitted_on_past = tf.keras.layers.Normalization(axis=None)
 fitted_on_past.adapt(past.astype(np.float64))
 print(f"test z-scores when fitted on the past: mean {fitted_on_past(future.astype(np.float64)).numpy().mean():.2f}")

@@ -92,11 +92,12 @@ print("quick mode:", QUICK, "| scratch directory:", scratch)
 #
 # We train the feature-rich two-tower model of lesson 04 and the ranking model of lesson
 # 05 on the course's seeded 80/20 split (lesson 02), with the training functions that
-# `movierec` exports. This lesson is about what happens *after* training, so
-# `train_models` below uses a fixed, short budget instead of lesson 05's early
-# stopping, and a single epoch per model in quick mode (`COURSE_QUICK=1`): the models
-# then recommend a little worse, but every step of serving works the same. The cell is library code (tagged `export`): the command that exports
-# the models for the API calls the same function.
+# `movierec` exports: the retrieval model for lesson 04's 3 epochs, and the ranking model
+# with lesson 05's early stopping, so the API serves lesson 05's best ranker. In quick
+# mode (`COURSE_QUICK=1`, used by the tests) each model gets a single epoch: the models
+# then recommend worse, but every step of serving works the same. The cell is library
+# code (tagged `export`): the command that exports the models for the API calls the same
+# function.
 
 # %% tags=["export"]
 import tensorflow as tf
@@ -105,16 +106,17 @@ import tensorflow as tf
 def train_models(train: tf.data.Dataset, movies: tf.data.Dataset, *, quick: bool, seed: int = 42) -> tuple:
     """Train the lesson 04 retrieval model and the lesson 05 ranking model for serving.
 
-    Returns ``(retrieval_model, ranking_model)``. The budget is fixed rather than chosen
-    by early stopping: 3 epochs of retrieval and 5 of ranking, or 1 of each with
-    ``quick=True`` (tests, smoke runs). Both models take dicts of raw features.
+    Returns ``(retrieval_model, ranking_model)``: 3 epochs of retrieval, and a ranker
+    whose epoch count early stopping chooses (lesson 05's best model, about half a
+    minute of training), or 1 epoch of each with ``quick=True`` (tests, smoke runs).
+    Both models take dicts of raw features.
     """
     from movierec.preprocessing import read_features
     from movierec.ranking import train_ranking_model
     from movierec.retrieval import train_retrieval_model
 
     train_columns, movie_columns = read_features(train), read_features(movies)  # read the data once for both
-    retrieval_epochs, ranking_epochs = (1, 1) if quick else (3, 5)
+    retrieval_epochs, ranking_epochs = (1, 1) if quick else (3, None)  # None: early stopping
     retrieval_model = train_retrieval_model(
         train_columns, movie_columns, features=True, epochs=retrieval_epochs, seed=seed
     )

@@ -10,14 +10,26 @@ the site publishes (what "Open in Colab" runs).
 
 from __future__ import annotations
 
+import ast
+import importlib.metadata
 import os
+import re
 import subprocess
 import sys
 import types
 
 import pytest
 
-from grader.bootstrap import MARK_BEGIN, MARK_END, bootstrap_code
+from grader.bootstrap import (
+    COLAB_MATCHED,
+    COLAB_PINNED,
+    COLAB_PROVIDED,
+    MARK_BEGIN,
+    MARK_END,
+    bootstrap_code,
+    colab_requirements,
+    pinned_versions,
+)
 from grader.editions import student_notebook
 from grader.lessons import read_source, tags
 from grader.settings import load_settings
@@ -57,6 +69,9 @@ def assert_colab_rules(calls: list[list[str]], tf_version: str) -> None:
                        for a in command), "never install TensorFlow or Keras 3 over Colab's"
         assert not {"-U", "--upgrade", "--force-reinstall", "--ignore-installed"} & set(command), "never upgrade"
     assert "--no-deps" in course and load_settings().pip_spec in course
+    assert f"tensorflow-serving-api=={minor}.*" in deps, "the TF Serving client must match the runtime's TensorFlow"
+    for requirement in colab_requirements():
+        assert requirement in deps, f"{requirement} (pinned in pyproject.toml) is not installed in Colab"
 
 
 @pytest.mark.parametrize("tf_version", ["2.19.0", "2.20.1", "2.18.0"])
@@ -137,3 +152,48 @@ def test_published_notebook_setup_cell_obeys_the_colab_rules(monkeypatch, lesson
         assert MARK_BEGIN not in cell.source, "only the setup cell carries the bootstrap"
     block = setup.source.split(MARK_END)[0] + MARK_END
     assert_colab_rules(run_bootstrap(monkeypatch, "2.19.0", code=block), "2.19.0")
+
+
+def _imported_distributions(paths: list) -> dict[str, set[str]]:
+    """``{distribution: {files}}`` for every third-party top-level import in ``paths``."""
+    owners = importlib.metadata.packages_distributions()
+    found: dict[str, set[str]] = {}
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if top in sys.stdlib_module_names or top in {"movierec", "grader"}:
+                    continue
+                if top == "google":  # a namespace shared by several distributions
+                    top = ".".join(name.split(".")[:2])
+                    dists = {"protobuf"} if top == "google.protobuf" else {"google-colab"}
+                else:
+                    dists = set(owners.get(top, [top]))
+                for dist in dists:
+                    found.setdefault(dist.lower(), set()).add(path.name)
+    return found
+
+
+def _requirement_names(dist: str) -> set[str]:
+    requires = importlib.metadata.requires(dist) or []
+    return {re.split(r"[ ;<>=!~(\[]", r, maxsplit=1)[0].lower() for r in requires if "extra ==" not in r}
+
+
+def test_every_package_the_lessons_import_reaches_colab():
+    """An import the bootstrap does not install (nor Colab provide) fails only in Colab, where no test runs."""
+    from grader.lessons import ROOT
+
+    paths = sorted((ROOT / "movierec").glob("*.py")) + sorted((ROOT / "lessons").glob("*.py"))
+    declared = set(pinned_versions())
+    assert declared == set(COLAB_PINNED) | set(COLAB_MATCHED) | set(COLAB_PROVIDED)
+    brought = set().union(*(_requirement_names(dist) for dist in declared))  # e.g. grpcio with tensorflow
+    brought |= set().union(*(_requirement_names(dist) for dist in brought & {"fastapi", "starlette"}))
+    undeclared = {dist: files for dist, files in _imported_distributions(paths).items()
+                  if dist not in declared | brought | {"google-colab"}}
+    assert not undeclared, f"imported, not declared in pyproject.toml nor brought by a declared one: {undeclared}"
