@@ -2,7 +2,8 @@
 
 Executing lessons is the expensive part of the suite, so it happens once per session:
 every lesson's reference solution (submitted as a ``.py``) and its untouched student
-edition (submitted as an ``.ipynb``) are autograded by nbgrader with ``COURSE_QUICK=1``.
+edition (submitted as an ``.ipynb``) are autograded by nbgrader with ``COURSE_QUICK=1``,
+through the same parallel, sandboxed pipeline an instructor uses.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ def pytest_generate_tests(metafunc):
 
 @dataclass
 class GradingRun:
-    course_dir: Path
+    course_dir: Path  # the nbgrader course folder of the release (its release/ holds what nbgrader made)
+    results: Path  # <student>/<lesson>/result.json, the autograded notebook and feedback.html
     grades: list[Grade]
     csv: Path
     lessons: list[Lesson]
@@ -52,5 +54,6 @@ def graded(tmp_path_factory) -> GradingRun:
         shutil.copy(next(p for p in notebooks if p.match(f"student/{lesson.slug}.ipynb")), stub_dir)
     (submissions / "absent").mkdir()  # a student who handed nothing in
     csv = root / "grades.csv"
-    grades = autograde(submissions, csv, course_dir=root / "course", lessons=LESSONS, env={"COURSE_QUICK": "1"})
-    return GradingRun(root / "course", grades, csv, LESSONS)
+    grades = autograde(submissions, csv, workspace=root / "workspace", lessons=LESSONS, env={"COURSE_QUICK": "1"},
+                       progress=False)
+    return GradingRun(root / "workspace" / "release", root / "workspace" / "results", grades, csv, LESSONS)

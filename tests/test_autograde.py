@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_reference_passes_every_test_cell(graded, lesson):
-    scores = cell_scores(graded.course_dir, "reference", lesson)
+    scores = cell_scores(graded.results, "reference", lesson)
     test_ids = {nbgrader_meta(c)["grade_id"] for c in read_source(lesson.solution).cells if is_test(c)}
     assert set(scores) == test_ids
     failed = {gid: s for gid, s in scores.items() if s[0] != s[1]}
@@ -26,14 +26,14 @@ def test_reference_passes_every_test_cell(graded, lesson):
 
 def test_reference_runs_without_any_error(graded, lesson):
     """Not only the test cells: no cell of the reference run may raise."""
-    executed = graded.course_dir / "autograded" / "reference" / lesson.slug / f"{lesson.slug}.ipynb"
+    executed = graded.results / "reference" / lesson.slug / f"{lesson.slug}.ipynb"
     nb = nbformat.read(executed, as_version=4)
     errors = [(i, cell_error(c)) for i, c in enumerate(nb.cells) if c.cell_type == "code" and cell_error(c)]
     assert not errors, f"cells that raised in the reference run: {errors}"
 
 
 def test_stub_fails_every_test_cell(graded, lesson):
-    scores = cell_scores(graded.course_dir, "stub", lesson)
+    scores = cell_scores(graded.results, "stub", lesson)
     passed = {gid: s for gid, s in scores.items() if s[0] != 0}
     assert scores and not passed, f"tests that the untouched student edition passes (they cannot fail): {passed}"
     assert graded.grade("stub", lesson).points == 0

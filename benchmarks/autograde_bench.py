@@ -1,0 +1,220 @@
+"""How fast does the course's autograder grade a class, against plain nbgrader?
+
+One run builds a synthetic class — N students × the lessons that exist, each student a
+mix of reference solutions, untouched stubs, faulty notebooks (the first exercise
+raises) and tampered ones (a test cell edited) — and measures, on this machine:
+
+1. **execution alone**: every submission run top to bottom with nbclient in a plain
+   kernel, one after the other (what no grader can avoid);
+2. **serial nbgrader**: one nbgrader course folder, ``nbgrader autograde`` then
+   ``nbgrader generate_feedback`` for each lesson, all students, one process at a time;
+3. **this grader, one worker** (``--jobs 1``) and 4. **this grader, parallel**
+   (``--jobs`` = cores), each from an empty results folder (the release is made once,
+   before the clocks start, as nbgrader's ``generate_assignment`` is not timed either).
+
+It reports seconds per submission, the speed-up of 4 over 2 (the bar: ≥ 1.7× on 2
+cores) and over 3, and the per-submission overhead: the one-worker time per
+submission minus the execution-alone time per submission (the bar: under 3 s). The
+load average is recorded: other work on the machine slows every phase.
+
+Usage (from the repository root)::
+
+    nice -n 10 python -m benchmarks.autograde_bench                  # 8 students × every lesson
+    nice -n 10 python -m benchmarks.autograde_bench --quick          # 6 students × lesson 01, a few minutes
+
+Writes ``build/benchmarks/autograde_bench.json`` (``autograde_bench_quick.json`` with
+``--quick``) and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import nbformat  # noqa: E402
+
+from grader.autograde import autograde  # noqa: E402
+from grader.editions import student_notebook  # noqa: E402
+from grader.lessons import BUILD, all_lessons, find_lesson, nbgrader_meta, read_source  # noqa: E402
+from grader.release import Release, nbgrader, write_course  # noqa: E402
+from grader.workers import GradingConfig  # noqa: E402
+
+KINDS = ("reference", "stub", "faulty", "tampered")
+
+
+def make_class(folder: Path, lessons, students: int) -> list[tuple[str, str, Path]]:
+    """``[(student, lesson, notebook path)]``, kinds cycling over students and lessons."""
+    made = []
+    for s in range(students):
+        for index, lesson in enumerate(lessons):
+            kind = KINDS[(s + index) % len(KINDS)]
+            student = f"s{s:03d}_{kind}"
+            if kind == "stub":
+                nb = student_notebook(lesson)
+            else:
+                nb = read_source(lesson.solution)
+                if kind == "faulty":
+                    cell = next(c for c in nb.cells if nbgrader_meta(c).get("solution"))
+                    cell.source = "raise RuntimeError('a bug in my first exercise')\n" + cell.source
+                if kind == "tampered":
+                    cell = next(c for c in nb.cells if nbgrader_meta(c).get("locked"))
+                    cell.source = "pass  # I edited the test"
+            path = folder / student / f"{lesson.slug}.ipynb"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            nbformat.write(nb, path)
+            made.append((student, lesson.slug, path))
+    return made
+
+
+def load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def execute_alone(made, env: dict[str, str], cell_timeout: int) -> float:
+    from nbclient import NotebookClient
+
+    saved = dict(os.environ)
+    os.environ.update(env)
+    start = time.perf_counter()
+    try:
+        for _, _, path in made:
+            nb = nbformat.read(path, as_version=4)
+            nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+            with tempfile.TemporaryDirectory() as cwd:
+                NotebookClient(nb, timeout=cell_timeout, kernel_name="python3", allow_errors=True,
+                               resources={"metadata": {"path": cwd}}).execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return time.perf_counter() - start
+
+
+def serial_nbgrader(made, lessons, folder: Path, env: dict[str, str], cell_timeout: int) -> tuple[float, float]:
+    """Plain nbgrader, one process at a time: (autograde seconds, generate_feedback seconds)."""
+    write_course(folder, lessons, cell_timeout)
+    for lesson in lessons:
+        process = nbgrader(folder, "generate_assignment", lesson.slug, "--force")
+        assert process.returncode == 0, process.stderr
+    for student, slug, path in made:
+        target = folder / "submitted" / student / slug / f"{slug}.ipynb"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, target)
+    grading = feedback = 0.0
+    for lesson in lessons:
+        start = time.perf_counter()
+        nbgrader(folder, "autograde", lesson.slug, "--force", env=env)
+        grading += time.perf_counter() - start
+        start = time.perf_counter()
+        nbgrader(folder, "generate_feedback", lesson.slug, "--force", env=env)
+        feedback += time.perf_counter() - start
+    return grading, feedback
+
+
+def ours(submissions: Path, workspace: Path, lessons, jobs: int, config: GradingConfig, name: str) -> dict:
+    results = workspace / f"results-{name}"
+    shutil.rmtree(results, ignore_errors=True)
+    start = time.perf_counter()
+    grades = autograde(submissions, workspace / f"{name}.csv", workspace, lessons, config, jobs=jobs,
+                       results=results, progress=True, verbose=False)
+    seconds = time.perf_counter() - start
+    jobs_data = [json.loads(p.read_text()) for p in results.glob("*/*/result.json")]
+    overheads = [r["seconds"] - r["execution_seconds"] for r in jobs_data if r.get("execution_seconds")]
+    statuses: dict[str, int] = {}
+    for grade in grades:
+        statuses[grade.status] = statuses.get(grade.status, 0) + 1
+    return {"seconds": round(seconds, 2), "statuses": statuses,
+            "csv": (workspace / f"{name}.csv").read_text(encoding="utf-8"),
+            "in_job_overhead_mean": round(sum(overheads) / max(1, len(overheads)), 3)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--students", type=int, default=None, help="students in the class (default 8, quick 6)")
+    parser.add_argument("--lesson", action="append", help="only these lessons (default: every lesson)")
+    parser.add_argument("--jobs", type=int, default=None, help="parallel workers (default: cores)")
+    parser.add_argument("--quick", action="store_true", help="6 students × lesson 01")
+    parser.add_argument("--keep", type=Path, default=None, help="work in this folder and keep it")
+    args = parser.parse_args(argv)
+    lessons = [find_lesson(n) for n in args.lesson] if args.lesson else (
+        [find_lesson("01_intro")] if args.quick else all_lessons())
+    students = args.students or (6 if args.quick else 8)
+    jobs = args.jobs or len(os.sched_getaffinity(0))
+    config = GradingConfig(cell_timeout=600, notebook_timeout=1800, env={"COURSE_QUICK": "1"})
+    env = {"COURSE_QUICK": "1", "PYTHONHASHSEED": "42", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    work = args.keep or Path(tempfile.mkdtemp(prefix="autograde-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    report: dict = {"machine": {"cores": len(os.sched_getaffinity(0)), "python": platform.python_version(),
+                                "load_average_start": load()},
+                    "students": students, "lessons": [lesson.slug for lesson in lessons], "jobs": jobs, "phases": {}}
+    made = make_class(work / "submissions", lessons, students)
+    n = len(made)
+    report["submissions"] = n
+    workspace = work / "workspace"
+    Release(workspace / "release").prepare(lessons)  # not timed, like generate_assignment below
+
+    print(f"{n} submissions ({students} students × {len(lessons)} lessons), {jobs} workers", file=sys.stderr)
+    phases = report["phases"]
+    phases["execution_alone"] = {"load": load(), "seconds": round(execute_alone(made, env, 600), 2)}
+    print(f"execution alone: {phases['execution_alone']['seconds']} s", file=sys.stderr)
+    grading, feedback = serial_nbgrader(made, lessons, work / "nbgrader", env, 600)
+    phases["serial_nbgrader"] = {"load": load(), "seconds": round(grading + feedback, 2),
+                                 "autograde_seconds": round(grading, 2), "feedback_seconds": round(feedback, 2)}
+    print(f"serial nbgrader: {phases['serial_nbgrader']['seconds']} s", file=sys.stderr)
+    phases["ours_one_worker"] = {"load": load(), **ours(work / "submissions", workspace, lessons, 1, config, "one")}
+    phases["ours_parallel"] = {"load": load(), **ours(work / "submissions", workspace, lessons, jobs, config, "par")}
+    same_csv = phases["ours_one_worker"].pop("csv") == phases["ours_parallel"].pop("csv")
+
+    per = {name: round(phase["seconds"] / n, 3) for name, phase in phases.items()}
+    report["seconds_per_submission"] = per
+    report["speedup_parallel_vs_serial_nbgrader"] = round(phases["serial_nbgrader"]["seconds"]
+                                                          / phases["ours_parallel"]["seconds"], 2)
+    report["speedup_parallel_vs_one_worker"] = round(phases["ours_one_worker"]["seconds"]
+                                                     / phases["ours_parallel"]["seconds"], 2)
+    report["overhead_per_submission"] = round(per["ours_one_worker"] - per["execution_alone"], 3)
+    report["serial_and_parallel_grades_identical"] = same_csv
+    report["machine"]["load_average_end"] = load()
+    report["seconds"] = round(time.perf_counter() - started, 1)
+
+    out = BUILD / "benchmarks" / f"autograde_bench{'_quick' if args.quick else ''}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(format_table(report))
+    print(f"\nwrote {out.relative_to(ROOT)}")
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def format_table(report: dict) -> str:
+    phases, per = report["phases"], report["seconds_per_submission"]
+    lines = [f"{report['submissions']} submissions, {report['jobs']} workers, {report['machine']['cores']} cores, "
+             f"load average {report['machine']['load_average_start'][0]} → {report['machine']['load_average_end'][0]}",
+             "", f"{'phase':<22} {'seconds':>9} {'s/submission':>13} {'load':>6}", "-" * 54]
+    for name, phase in phases.items():
+        lines.append(f"{name:<22} {phase['seconds']:>9.1f} {per[name]:>13.2f} {phase['load'][0]:>6.1f}")
+    lines += [
+        "",
+        f"speed-up, parallel vs serial nbgrader: {report['speedup_parallel_vs_serial_nbgrader']:.2f}x  (bar: >= 1.7x)",
+        f"speed-up, parallel vs one worker:        {report['speedup_parallel_vs_one_worker']:.2f}x",
+        f"overhead per submission (one worker - execution alone): {report['overhead_per_submission']:.2f} s"
+        f"  (bar: < 3 s; inside a job: {phases['ours_one_worker']['in_job_overhead_mean']:.2f} s)",
+        f"statuses: {phases['ours_parallel']['statuses']}; serial and parallel grades identical: "
+        f"{report['serial_and_parallel_grades_identical']}",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

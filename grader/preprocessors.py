@@ -1,0 +1,204 @@
+"""nbgrader preprocessors the course's autograder plugs into nbgrader's own pipeline.
+
+* :class:`SandboxedExecute` replaces nbgrader's ``Execute`` in ``autograde``: the same
+  per-cell timeout with interrupt, plus a per-notebook time budget (cells that would
+  start after it are not run and fail with ``NotebookTimeout``), a byte cap on each
+  cell's output (a cell printing megabytes keeps its first ``max_output_bytes``), and
+  the kernel guard of :mod:`grader.kernel_guard` before every test cell. What happened
+  is written to ``report_path`` as JSON for the grader.
+* :class:`ScrubFeedback` runs first in ``generate_feedback``: it removes the hidden-test
+  regions from test cells and cuts every traceback of a test cell down to its last
+  line (``AssertionError: message``). nbgrader's own feedback shows both, and a
+  traceback quotes the failing hidden ``assert`` line by line.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import json
+import secrets
+import time
+from pathlib import Path
+
+from nbclient.util import ensure_async, run_sync
+from nbformat.notebooknode import NotebookNode
+from nbgrader import utils
+from nbgrader.preprocessors import Execute, NbGraderPreprocessor
+from traitlets import Bool, Integer, Unicode
+
+TIMEOUT_ENAMES = {"CellTimeoutError", "NotebookTimeout"}
+HIDDEN_BEGIN, HIDDEN_END = "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"
+BUILTIN_NAMES = frozenset(dir(builtins))
+
+
+def builtin_names_used(source: str) -> list[str]:
+    """Builtin names a test cell reads (so the guard can un-shadow them for it)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    return sorted({n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id in BUILTIN_NAMES})
+
+
+def error_output(ename: str, evalue: str) -> NotebookNode:
+    return NotebookNode(output_type="error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
+
+
+class SandboxedExecute(Execute):
+    notebook_timeout = Integer(0, help="Seconds the whole notebook may run (0: no limit).").tag(config=True)
+    max_output_bytes = Integer(1_000_000, help="Output bytes kept per cell (-1: no limit).").tag(config=True)
+    guard = Bool(False, help="Run grader.kernel_guard.check before each test cell.").tag(config=True)
+    report_path = Unicode("", help="Where to write the JSON report of timeouts and tampering.").tag(config=True)
+
+    def preprocess(self, nb, resources=None, km=None):
+        self._deadline = time.monotonic() + self.notebook_timeout if self.notebook_timeout > 0 else None
+        self._bytes: dict[int, int] = {}
+        self._report = {"timeouts": [], "notebook_timeout": False, "tampered": [], "unshadowed": [],
+                        "truncated": [], "seconds": 0.0}
+        start = time.monotonic()
+        try:
+            return super().preprocess(nb, resources, km)
+        finally:
+            self._report["seconds"] = round(time.monotonic() - start, 3)
+            if self.report_path:
+                Path(self.report_path).write_text(json.dumps(self._report, indent=1), encoding="utf-8")
+
+    def _remaining(self) -> float | None:
+        return None if self._deadline is None else self._deadline - time.monotonic()
+
+    def _get_timeout(self, cell):
+        timeout = super()._get_timeout(cell)
+        remaining = self._remaining()
+        if remaining is None:
+            return timeout
+        budget = max(1, int(remaining + 0.999))
+        return budget if timeout is None else min(timeout, budget)
+
+    @staticmethod
+    def _label(cell: NotebookNode, index: int) -> str:
+        return cell.metadata.get("nbgrader", {}).get("grade_id") or f"cell {index}"
+
+    async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
+        if cell.cell_type != "code" or not cell.source.strip():
+            return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+        remaining = self._remaining()
+        if remaining is not None and remaining <= 0:
+            self._report["notebook_timeout"] = True
+            cell.outputs = [error_output(
+                "NotebookTimeout", f"not run: the notebook used up its {self.notebook_timeout} s time limit")]
+            return cell
+        if self.guard and utils.is_grade(cell):
+            await self._guard(cell, cell_index)
+        cell = await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+        if any(o.get("output_type") == "error" and o.get("ename") in TIMEOUT_ENAMES for o in cell.outputs):
+            self._report["timeouts"].append(self._label(cell, cell_index))
+            remaining = self._remaining()
+            if remaining is not None and remaining <= 1:
+                self._report["notebook_timeout"] = True
+        return cell
+
+    execute_cell = run_sync(async_execute_cell)
+
+    async def _guard(self, cell: NotebookNode, index: int) -> None:
+        """Ask the kernel guard to restore the test's world; record what it had to restore."""
+        nonce = secrets.token_hex(8)
+        expression = (f"__import__('grader.kernel_guard', fromlist=['check'])"
+                      f".check({nonce!r}, {builtin_names_used(cell.source)!r})")
+        label = self._label(cell, index)
+        msg_id = await ensure_async(self.kc.execute(
+            "", silent=True, store_history=False, user_expressions={"guard": expression}, allow_stdin=False))
+        try:
+            reply = await self.async_wait_for_reply(msg_id)
+        except Exception as exc:  # noqa: BLE001 - a kernel that cannot answer the guard is suspect
+            self._report["tampered"].append(f"before {label}: the kernel guard did not answer ({exc})")
+            return
+        try:
+            answer = reply["content"]["user_expressions"]["guard"]
+            report = json.loads(ast.literal_eval(answer["data"]["text/plain"]))
+        except Exception:  # noqa: BLE001
+            content = (reply or {}).get("content", {})
+            self._report["tampered"].append(f"before {label}: the kernel guard did not run ({content.get('status')})")
+            return
+        if report.get("nonce") != nonce:
+            self._report["tampered"].append(f"before {label}: the kernel guard's answer was forged")
+        for problem in report.get("tampered", []):
+            self._report["tampered"].append(f"before {label}: {problem}")
+        for name in report.get("unshadowed", []):
+            self._report["unshadowed"].append(f"{label}: {name}")
+
+    def output(self, outs, msg, display_id, cell_index):
+        if self.max_output_bytes < 0 or msg.get("msg_type") == "error":  # errors decide the grade: always kept
+            return super().output(outs, msg, display_id, cell_index)
+        content = msg.get("content", {})
+        size = len(content.get("text", "")) + sum(len(str(v)) for v in (content.get("data") or {}).values())
+        used = self._bytes.get(cell_index, 0)
+        self._bytes[cell_index] = used + size
+        if used + size <= self.max_output_bytes:
+            return super().output(outs, msg, display_id, cell_index)
+        if used <= self.max_output_bytes:  # the first output over the cap: keep what fits, say so
+            self._report["truncated"].append(f"cell {cell_index}")
+            kept = max(0, self.max_output_bytes - used)
+            if msg.get("msg_type") == "stream" and kept:
+                outs.append(NotebookNode(output_type="stream", name=content.get("name", "stdout"),
+                                         text=content.get("text", "")[:kept]))
+            outs.append(NotebookNode(output_type="stream", name="stderr", text=(
+                f"\n... output truncated by the grader: this cell printed more than "
+                f"{self.max_output_bytes:,} bytes ...\n")))
+        return None
+
+
+class ScrubFeedback(NbGraderPreprocessor):
+    """Test cells in feedback: no hidden-test code, tracebacks reduced to their last line."""
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type == "code" and utils.is_grade(cell):
+            kept, hidden = [], False
+            for line in cell.source.split("\n"):
+                if HIDDEN_BEGIN in line:
+                    hidden = True
+                elif HIDDEN_END in line:
+                    hidden = False
+                elif not hidden:
+                    kept.append(line)
+            cell.source = "\n".join(kept).rstrip("\n")
+            for output in cell.get("outputs", []):
+                if output.get("output_type") == "error":
+                    ename, evalue = output.get("ename", "Error"), output.get("evalue", "")
+                    output.traceback = [f"{ename}: {evalue}" if evalue else ename]
+        return cell, resources
+
+
+class ReusableFeedback:
+    """nbgrader's ``GenerateFeedback`` that keeps its HTML exporter between runs.
+
+    nbgrader builds a new exporter, and so compiles its Jinja templates again, for every
+    run; a grading worker renders one feedback page per job, so it keeps one.
+    """
+
+    def __new__(cls, *args, **kwargs):
+        from nbgrader.converters import GenerateFeedback
+
+        class _Reusable(GenerateFeedback):
+            _kept = None
+
+            def start(self):
+                import os
+
+                from nbconvert.writers import FilesWriter
+
+                self.init_notebooks()
+                self.writer = FilesWriter(parent=self, config=self.config)
+                if self._kept is None:
+                    self._kept = self.exporter_class(parent=self, config=self.config)
+                    for pp in self.preprocessors:
+                        self._kept.register_preprocessor(pp)
+                self.exporter = self._kept
+                here = os.getcwd()
+                os.chdir(self.coursedir.root)
+                try:
+                    self.convert_notebooks()
+                finally:
+                    os.chdir(here)
+
+        return _Reusable(*args, **kwargs)

@@ -1,0 +1,171 @@
+"""Collecting, integrity checks, feedback scrubbing and merging: the autograder's pure parts (fast)."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import os
+import time
+
+import nbformat
+import pytest
+
+from grader.collect import collect, lesson_in_name, normalise_id
+from grader.editions import student_notebook, to_percent
+from grader.integrity import InvalidSubmission, check_locked_cells, read_submission
+from grader.lessons import Lesson, find_lesson, nbgrader_meta
+from grader.preprocessors import ScrubFeedback, builtin_names_used
+from grader.results import merge, summary
+
+INTRO = find_lesson("01_intro")
+LESSONS = [INTRO, Lesson("04_retrieval"), Lesson("05_ranking")]
+
+
+def touch(path, text="x", age=0.0):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    if age:
+        os.utime(path, (time.time() - age, time.time() - age))
+    return path
+
+
+def test_flat_names_map_to_student_and_lesson():
+    assert lesson_in_name("alice_04_retrieval", LESSONS) == ("alice", LESSONS[1])
+    assert lesson_in_name("bob-04_retrieval (1)", LESSONS) == ("bob", LESSONS[1])
+    assert lesson_in_name("smith_12345_05_ranking", LESSONS) == ("smith_12345", LESSONS[2])
+    assert lesson_in_name("x104_retrieval", LESSONS) is None  # a slug must start a token
+    assert normalise_id("Alice Smith") == "Alice_Smith"
+
+
+def test_collect_both_layouts_roster_and_newest_wins(tmp_path):
+    subs = tmp_path / "subs"
+    touch(subs / "alice" / "04_retrieval.py", age=100)
+    newer = touch(subs / "alice" / "04_retrieval" / "04_retrieval.ipynb")
+    touch(subs / "bob_04_retrieval.ipynb")
+    touch(subs / "Carol Jones-05_ranking.py")
+    touch(subs / "notes.txt")
+    touch(subs / "dave" / "readme.md")
+    (subs / "erin").mkdir()
+    roster = touch(tmp_path / "roster.csv", "student,aliases\nalice,\nbob,\nfrank,\nerin,\nCarol_Jones,\n")
+    found = collect(subs, LESSONS, roster)
+    pairs = {(s.student, s.lesson.slug): s for s in found.submissions}
+    assert set(pairs) == {("alice", "04_retrieval"), ("bob", "04_retrieval"), ("Carol_Jones", "05_ranking")}
+    assert pairs[("alice", "04_retrieval")].path == newer
+    assert "ignored 04_retrieval.py" in pairs[("alice", "04_retrieval")].note()
+    assert found.students == ["Carol_Jones", "alice", "bob", "dave", "erin", "frank"]
+    assert any("dave is not on the roster" in note for note in found.notes)
+    assert {p.name for p in found.unmatched} == {"notes.txt"}
+
+
+def test_collect_reads_nbgrader_exchange_layout_and_aliases(tmp_path):
+    subs = tmp_path / "exchange"
+    touch(subs / "submitted" / "u123" / "01_intro" / "01_intro.ipynb")
+    roster = touch(tmp_path / "roster.csv", "student,aliases\nalice,u123 a.smith\n")
+    found = collect(subs, LESSONS, roster)
+    assert [(s.student, s.lesson.slug) for s in found.submissions] == [("alice", "01_intro")]
+
+
+def test_read_submission_rejects_what_is_not_a_lesson(tmp_path):
+    with pytest.raises(InvalidSubmission, match="invalid JSON"):
+        read_submission(touch(tmp_path / "a.ipynb", '{"cells": ['))
+    with pytest.raises(InvalidSubmission, match="no '# %%' cell markers"):
+        read_submission(touch(tmp_path / "b.py", "print(1)\n"))
+    with pytest.raises(InvalidSubmission, match="not UTF-8"):
+        (tmp_path / "c.py").write_bytes(b"\xff\xfe\x00garbage")
+        read_submission(tmp_path / "c.py")
+    with pytest.raises(InvalidSubmission, match=".py or .ipynb"):
+        read_submission(touch(tmp_path / "d.txt"))
+    nb = read_submission(touch(tmp_path / "e.py", to_percent(student_notebook(INTRO))))
+    assert check_locked_cells(nb, student_notebook(INTRO))[1] == []
+
+
+def ids(nb):
+    return [nbgrader_meta(c).get("grade_id") for c in nb.cells if nbgrader_meta(c).get("grade_id")]
+
+
+def test_locked_cells_edited_deleted_moved_are_detected_and_put_back():
+    released = student_notebook(INTRO)
+    nb = copy.deepcopy(released)
+    tests = [c for c in nb.cells if nbgrader_meta(c).get("locked")]
+    tests[0].source = "pass"
+    nb.cells.remove(tests[1])
+    nb.cells.remove(tests[2])
+    nb.cells.append(tests[2])
+    fixed, problems = check_locked_cells(nb, released)
+    assert any("test_affinity_scores was edited" in p for p in problems)
+    assert any("test_top_k was deleted" in p for p in problems)
+    assert "test cells were moved" in problems
+    assert ids(fixed) == ids(released)
+    originals = {nbgrader_meta(c)["grade_id"]: c.source for c in released.cells if nbgrader_meta(c).get("locked")}
+    assert all(c.source == originals[nbgrader_meta(c)["grade_id"]] for c in fixed.cells
+               if nbgrader_meta(c).get("locked"))
+
+
+def test_metadata_tricks_are_detected():
+    released = student_notebook(INTRO)
+    nb = copy.deepcopy(released)
+    test = next(c for c in nb.cells if nbgrader_meta(c).get("locked"))
+    test.metadata["nbgrader"]["points"] = 100
+    exercise = next(c for c in nb.cells if nbgrader_meta(c).get("solution"))
+    exercise.metadata["nbgrader"]["grade"] = True
+    _, problems = check_locked_cells(nb, released)
+    assert any("metadata of test cell" in p for p in problems)
+    assert any("metadata of cell affinity_scores" in p for p in problems)
+
+
+def test_feedback_scrub_removes_hidden_tests_and_tracebacks():
+    cell = nbformat.v4.new_code_cell("assert f(1) == 2, 'f(1)'\n### BEGIN HIDDEN TESTS\nassert f(2) == 4\n"
+                                     "### END HIDDEN TESTS")
+    cell.metadata["nbgrader"] = {"grade": True, "grade_id": "t", "locked": True, "points": 1, "solution": False}
+    cell.outputs = [nbformat.v4.new_output("error", ename="AssertionError", evalue="",
+                                           traceback=["----> 3 assert f(2) == 4"])]
+    scrubbed, _ = ScrubFeedback().preprocess_cell(cell, {}, 0)
+    assert scrubbed.source == "assert f(1) == 2, 'f(1)'"
+    assert scrubbed.outputs[0].traceback == ["AssertionError"]
+
+
+def test_builtin_names_used_by_a_test():
+    assert builtin_names_used("assert isinstance(x, list) and len(x) == sum(y)") == ["isinstance", "len", "list", "sum"]
+    assert builtin_names_used("%timeit x") == []
+
+
+def test_merge_adds_missing_rows_and_keeps_the_newest_result(tmp_path):
+    def result(folder, student, points, when):
+        path = folder / student / "01_intro" / "result.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({"student": student, "lesson": "01_intro", "points": points, "max_points": 10,
+                                    "status": "graded", "reason": "", "graded_at": when}))
+
+    result(tmp_path / "a", "ann", 4, 1.0)
+    result(tmp_path / "b", "ann", 7, 2.0)
+    result(tmp_path / "b", "bo", 10, 1.0)
+    out = tmp_path / "grades.csv"
+    grades = merge([tmp_path / "a", tmp_path / "b"], out, students=["ann", "bo", "cy"], lessons={"01_intro": 10})
+    rows = list(csv.DictReader(open(out, newline="", encoding="utf-8")))
+    assert [(r["student"], r["points"], r["status"]) for r in rows] == [
+        ("ann", "7", "graded"), ("bo", "10", "graded"), ("cy", "0", "missing")]
+    assert list(rows[0]) == ["student", "lesson", "points", "max_points", "status", "reason"]
+    assert summary(grades) == "3 rows: 2 graded, 0 failed, 0 timed out, 0 tampered, 1 missing"
+
+
+def test_grading_settings_come_from_a_toml_file_and_the_command_line(tmp_path):
+    from grader.__main__ import grading_config, parse
+
+    config_file = touch(tmp_path / "grading.toml", '[autograde]\ncell_timeout = 60\nnotebook_timeout = 600\n'
+                        'memory = 4294967296\nenv = { COURSE_QUICK = "1" }\n')
+    args = parse(["autograde", "subs", "--config", str(config_file), "--notebook-timeout", "900", "--memory", "6G",
+                  "--env", "EXTRA=1"])
+    config = grading_config(args)
+    assert (config.cell_timeout, config.notebook_timeout, config.memory) == (60, 900, 6 << 30)
+    assert config.env == {"COURSE_QUICK": "1", "EXTRA": "1"}
+    with pytest.raises(ValueError, match="unknown grading settings: cell_timout"):
+        from grader.workers import GradingConfig
+
+        GradingConfig.from_dict({"cell_timout": 5})
+
+
+def test_the_lesson_hash_that_keys_resumed_runs_is_stable():
+    from grader.release import lesson_hash
+
+    assert lesson_hash(INTRO) == lesson_hash(INTRO)  # cell ids are random on every read
