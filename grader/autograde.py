@@ -47,6 +47,25 @@ def hidden_paths(*paths: Path | None) -> list[str]:
     return [p for p in unique if p not in ("/", str(ROOT))]
 
 
+def sandbox_mode(config: GradingConfig) -> tuple[str, str]:
+    """``("isolated", "")`` or ``("limits-only", why)``: what every result of this run will say."""
+    from grader.sandbox import isolation_problem
+
+    if not config.sandbox:
+        return "limits-only", "--no-sandbox was given"
+    problem = isolation_problem()
+    return ("limits-only", problem) if problem else ("isolated", "")
+
+
+def warn_if_not_isolated(config: GradingConfig) -> None:
+    """Say loudly when student code will run without the sandbox, and what that means."""
+    mode, why = sandbox_mode(config)
+    if mode != "isolated":
+        print(f"WARNING: kernels run with resource limits only, not isolated: {why}. Student code can then read "
+              "the hidden tests and write any file this user can; grade untrusted work only as root on Linux "
+              "(see README, 'The sandbox').", file=sys.stderr)
+
+
 def default_jobs() -> int:
     try:
         return max(1, len(os.sched_getaffinity(0)))
@@ -103,6 +122,7 @@ def autograde(
     if verbose:
         print(f"{len(collection.students)} students, {len(lessons)} lessons: {len(todo)} to grade on "
               f"{workers} worker{'s' * (workers > 1)}, {skipped} already graded", file=sys.stderr)
+        warn_if_not_isolated(config)
         for note in collection.notes:
             print(f"note: {note}", file=sys.stderr)
         for path in collection.unmatched:
@@ -143,6 +163,7 @@ def autograde_one(
     previous = read_result(results, student, lesson.slug)
     if not force and previous and previous.get("key") == job.key and previous.get("status") != "error":
         return previous
+    warn_if_not_isolated(config)
     hide = hidden_paths(workspace, results, path.parent)
     run_jobs([job], 1, workspace, results, config, hide, progress=False,
              max_points={lesson.slug: release_.max_points(lesson.slug)})
