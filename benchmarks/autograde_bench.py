@@ -12,10 +12,16 @@ raises) and tampered ones (a test cell edited) — and measures, on this machine
    (``--jobs`` = cores), each from an empty results folder (the release is made once,
    before the clocks start, as nbgrader's ``generate_assignment`` is not timed either).
 
+Phases 1 and 2 run with the grading kernel's computational environment (seeds, one
+BLAS/TensorFlow thread, ``COURSE_QUICK=1``), so the comparison measures the grading
+machinery and the parallelism, not different thread counts.
+
 It reports seconds per submission, the speed-up of 4 over 2 (the bar: ≥ 1.7× on 2
 cores) and over 3, and the per-submission overhead: the one-worker time per
-submission minus the execution-alone time per submission (the bar: under 3 s). The
-load average is recorded: other work on the machine slows every phase.
+submission minus the execution-alone time per submission (the bar: under 3 s), which
+includes starting the worker, the sandbox and the kernel, the gradebook, the integrity
+check and the feedback page. The load average is recorded before every phase: other
+work on the machine slows every phase, and a parallel phase most (it needs the cores).
 
 Usage (from the repository root)::
 

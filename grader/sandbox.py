@@ -53,6 +53,11 @@ PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 
 KERNEL_NAME = "grader-sandbox"
+# What compiled libraries write straight to file descriptors 1 and 2 (TensorFlow's C++ log:
+# "E0000 ... node_def_util.cc ...") stays in the kernel's log instead of becoming notebook
+# output: nbgrader scores a test cell with any stderr output 0, so a library's log line
+# during a test would cost the student its points. What Python code prints still shows.
+NATIVE_OUTPUT_OFF = "--IPKernelApp.capture_fd_output=False"
 COURSE_ROOT = Path(__file__).resolve().parent.parent  # the checkout this grader runs from
 WORK = "/tmp/work"  # the kernel's working folder inside its namespace
 HOME = "/tmp/home"
@@ -369,14 +374,15 @@ def write_kernelspec(folder: Path, spec_path: Path) -> Path:
     python = sys.executable
     argv = [python, "-m", "grader.sandbox", "kernel", str(spec_path), "--",
             python, "-Xfrozen_modules=off", "-m", "ipykernel_launcher", "-f", "{connection_file}",
-            "--HistoryManager.hist_file=:memory:"]
+            "--HistoryManager.hist_file=:memory:", NATIVE_OUTPUT_OFF]
     if spec.guard:
         argv.append(f"--IPKernelApp.exec_lines=__import__('grader.kernel_guard', fromlist=['install'])"
                     f".install({spec.seed})")
     target = folder / "kernels" / KERNEL_NAME / "kernel.json"
     target.parent.mkdir(parents=True, exist_ok=True)
+    # The wrapper imports this module from the checkout that grades, whatever the venv's editable install says.
     kernel = {"argv": argv, "display_name": "Python 3 (grading sandbox)", "language": "python",
-              "interrupt_mode": "signal", "metadata": {"debugger": False}}
+              "interrupt_mode": "signal", "metadata": {"debugger": False}, "env": {"PYTHONPATH": str(COURSE_ROOT)}}
     target.write_text(json.dumps(kernel, indent=1), encoding="utf-8")
     return target
 

@@ -320,8 +320,26 @@ def _last_error(outcome: dict) -> str:
 # --------------------------------------------------------------------------- the worker process
 
 
+def die_with_parent() -> None:
+    """Stop this worker (and so its kernel) when the grader that started it dies, even by SIGKILL.
+
+    Workers run in their own session so a timed-out one can be stopped as a group; without
+    this, an interrupted grader would leave them grading in slot folders that the resumed
+    run reuses.
+    """
+    if sys.platform != "linux":
+        return
+    from grader.sandbox import PR_SET_PDEATHSIG, prctl
+
+    parent = int(os.environ.get("GRADER_PARENT_PID", "0"))
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if parent and os.getppid() != parent:  # the grader died before prctl took effect
+        os._exit(1)
+
+
 def serve(slot: int | str, workspace: Path, results: Path, config: GradingConfig, hide: list[str]) -> int:
     """Read jobs (JSON lines) from stdin, grade each, answer ``{"key": ..., "status": ...}`` lines."""
+    die_with_parent()
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # anything else printed (nbgrader, kernels) goes to the log, not the protocol
     sys.stdout = sys.stderr
@@ -365,6 +383,7 @@ class WorkerProcess:
             [sys.executable, "-m", "grader.workers", "serve", "--slot", str(slot), "--workspace", str(workspace),
              "--results", str(results), "--settings", str(settings)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, cwd=ROOT,
+            env={**os.environ, "GRADER_PARENT_PID": str(os.getpid())},
             start_new_session=True, text=True, bufsize=1,
         )
         self.lines: queue.Queue = queue.Queue()
@@ -436,6 +455,8 @@ def run_jobs(
         result.update(status=status, reason=reason)
         return write_result(results, result)
 
+    live: dict[int, WorkerProcess] = {}  # stopped in ``finally`` when the grader is interrupted
+
     def slot_loop(slot: int) -> None:
         worker: WorkerProcess | None = None
         sandbox = "unknown"
@@ -445,7 +466,7 @@ def run_jobs(
             except queue.Empty:
                 break
             if worker is None:
-                worker = WorkerProcess(slot, workspace, results, config, hide)
+                worker = live[slot] = WorkerProcess(slot, workspace, results, config, hide)
                 try:
                     hello = worker.receive(timeout=config.grace)
                 except queue.Empty:
@@ -479,11 +500,16 @@ def run_jobs(
             worker.close()
 
     threads = [threading.Thread(target=slot_loop, args=(i,), daemon=True) for i in range(max(1, workers))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    bar.close()
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:  # Ctrl-C or an error in the grader: no worker outlives it
+        for worker in live.values():
+            if worker.process.poll() is None:
+                worker.stop()
+        bar.close()
     return done
 
 

@@ -115,6 +115,15 @@ print("INTERFACES", [name for _, name in socket.if_nameindex()])
 print("UID", os.getuid())
 '''
 
+NATIVE_LOG = r'''
+
+_affinity_scores = affinity_scores
+def affinity_scores(*args, **kwargs):
+    import os
+    os.write(2, b"E0000 native_library.cc:1] a compiled library logged this\n")
+    return _affinity_scores(*args, **kwargs)
+'''
+
 HOSTILE = r'''
 import builtins, math
 import numpy
@@ -146,6 +155,8 @@ def fault_run(tmp_path_factory):
              crafted(extra_cells=["import ctypes\nctypes.string_at(0)"]))
     write_nb(subs / "hog" / "01_intro.ipynb",  # 12 GiB of address space, past the 8 GiB limit
              crafted(prefix={"top_k": "import numpy\n_hog = numpy.empty(3 << 29)"}))
+    write_nb(subs / "native" / "01_intro.ipynb", crafted(replace={"affinity_scores": solution_code(
+        "affinity_scores") + NATIVE_LOG}))  # a library logging to fd 2 while the test runs
     write_nb(subs / "exception" / "01_intro.ipynb",
              crafted(prefix={"top_k": "raise ValueError('my bug')"}))
     write_py(subs / "syntax" / "01_intro.py", crafted(prefix={"norm_weighted_scores": "def broken(:"}))
@@ -208,8 +219,9 @@ def outputs(fault_run, student) -> str:
 
 
 def test_every_student_gets_exactly_one_row(fault_run):
-    expected = {"reference", "stub", "loop", "sleepy", "crash", "hog", "exception", "syntax", "badjson", "plainpy",
-                "absent", "edited", "deleted", "moved", "flood", "hostile", "patcher", "snoop", "twofiles", "flat"}
+    expected = {"reference", "stub", "loop", "sleepy", "crash", "hog", "native", "exception", "syntax", "badjson",
+                "plainpy", "absent", "edited", "deleted", "moved", "flood", "hostile", "patcher", "snoop", "twofiles",
+                "flat"}
     assert set(fault_run["rows"]) == expected
     assert all(r["max_points"] == "10" for r in fault_run["rows"].values())
 
@@ -244,6 +256,12 @@ def test_memory_limit_fails_only_the_allocating_exercise(fault_run):
     assert cells(fault_run, "hog")["test_top_k"] == 0
     assert "MemoryError" in json.dumps(nbformat.read(
         fault_run["results"] / "hog" / "01_intro" / "01_intro.ipynb", as_version=4).cells)
+
+
+def test_native_library_logs_on_stderr_cost_no_points(fault_run):
+    """nbgrader scores a test cell with stderr output 0; a C++ log line is not the student's error."""
+    assert row(fault_run, "native")[:2] == ("graded", TOTAL)
+    assert "a compiled library logged this" not in outputs(fault_run, "native")
 
 
 def test_exception_or_syntax_error_costs_only_the_dependent_tests(fault_run):
@@ -402,3 +420,44 @@ def test_one_job_is_a_self_contained_command_and_merge_combines_results(small_cl
         ("ben", "3", "graded"), ("dan", "9", "graded"), ("eve", "0", "missing")]
     assert (out.parent / "feedback" / "ben" / "01_intro.html").exists()
     assert "3 graded" not in process.stderr and "2 graded" in process.stderr
+
+
+def grader_processes(marker: str) -> list[int]:
+    """Processes whose command line mentions ``marker`` (a workspace path): workers, kernels."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if marker in cmdline.read_bytes().decode(errors="replace"):
+                found.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_a_killed_run_resumes_to_the_grades_of_a_fresh_run(small_class, tmp_path):
+    """SIGKILL the grader after its first result; the rerun grades only what is left, to the same CSV."""
+    fresh = grade_small(small_class, tmp_path, 1, "fresh")
+    workspace, out = tmp_path / "ws-killed", tmp_path / "killed.csv"
+    command = [sys.executable, "-m", "grader", "autograde", str(small_class), "--out", str(out), "--workspace",
+               str(workspace), "--lesson", "01_intro", "--jobs", "1", "--no-progress", "--cell-timeout",
+               str(CONFIG["cell_timeout"]), "--notebook-timeout", str(CONFIG["notebook_timeout"]), "--max-output",
+               str(CONFIG["max_output_bytes"])]
+    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    results = workspace / "results"
+    deadline = time.monotonic() + 300
+    while not list(results.glob("*/01_intro/result.json")):
+        assert process.poll() is None, "the run ended before it could be interrupted"
+        assert time.monotonic() < deadline, "no result after 300 s"
+        time.sleep(0.1)
+    process.kill()
+    process.wait()
+    finished = {p: p.stat().st_mtime_ns for p in results.glob("*/01_intro/result.json")}
+    assert 1 <= len(finished) < 4 and not out.exists()
+    deadline = time.monotonic() + 30
+    while grader_processes(str(workspace)) and time.monotonic() < deadline:  # the worker dies with the grader
+        time.sleep(0.2)
+    assert not grader_processes(str(workspace)), "a grading worker outlived the killed grader"
+    resumed = grade_small(small_class, tmp_path, 2, "killed")  # same workspace and results: a resume
+    assert resumed.read_bytes() == fresh.read_bytes()
+    assert {p: p.stat().st_mtime_ns for p in finished} == finished  # finished work was not graded again
