@@ -78,10 +78,8 @@ class GradingConfig:
 
     @classmethod
     def from_toml(cls, path: Path) -> GradingConfig:
-        try:
-            import tomllib
-        except ImportError:  # Python 3.10
-            raise SystemExit("reading a grading config needs Python 3.11+ (tomllib)") from None
+        import tomllib
+
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         return cls.from_dict(data.get("autograde", data))
 
