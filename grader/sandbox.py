@@ -7,20 +7,27 @@ Two layers, both set up by trusted code before any student code runs:
   kernel can talk to nbgrader over ``127.0.0.1`` but reaches no other machine.
 * **The kernel** is started through a kernelspec whose ``argv`` runs
   ``python -m grader.sandbox kernel SPEC -- <ipykernel command>`` (:func:`kernel_main`).
-  Still as root, the wrapper enters new mount, PID and IPC namespaces, mounts private
-  ``/tmp``, ``/var/tmp`` and ``/dev/shm``, copies the notebook's working folder into
-  ``/tmp/work``, covers every path listed in the spec's ``hide`` (the instructor's
+  Still as root, the wrapper enters new mount, PID and IPC namespaces and mounts empty
+  private ``/tmp``, ``/var/tmp`` and ``/dev/shm``. What the kernel needs — this
+  checkout, the venv, Python, the MovieLens data (:func:`needed_paths`) — is then bound
+  back, read-only, at its own path, wherever it lives: a checkout under ``/tmp`` (CI
+  runners clone there) or under ``/root`` works like one anywhere else. The wrapper
+  copies the notebook's working folder into ``/tmp/work`` (the kernel's private working
+  copy), covers every path listed in the spec's ``hide`` (the instructor's
   ``solutions/``, ``build/``, ``.git/``, the grading workspace with its gradebooks and
-  results, the submissions folder, the grades file) with an empty read-only mount,
-  mounts a ``/proc`` that shows only the kernel's own processes, sets resource limits
-  (address space, file size, process count, no core dumps), drops to an unprivileged
-  uid of its own with ``no_new_privs``, and only then ``exec``\\ s ipykernel. The
-  environment is rebuilt from scratch: fixed ``PYTHONHASHSEED``, one BLAS thread, the
-  course variables, nothing else.
+  results, the submissions folder, the grades file, the feedback folder) with an empty
+  read-only mount, mounts a ``/proc`` that shows only the kernel's own processes, sets
+  resource limits (address space, file size, process count, no core dumps), drops to
+  an unprivileged uid of its own with ``no_new_privs``, and only then ``exec``\\ s
+  ipykernel. The environment is rebuilt from scratch: fixed ``PYTHONHASHSEED``, one
+  BLAS/TensorFlow thread, the course variables and this checkout on ``PYTHONPATH``,
+  nothing else.
 
-When isolation is not possible (not root, or no namespaces), :func:`can_isolate` is
-false and the wrapper only sets the resource limits and the clean environment; the
-grader records ``"sandbox": "limits-only"`` in every result so the instructor knows.
+When isolation is not possible (not root, not Linux, or a container that forbids
+``unshare``/``mount``), :func:`isolation_problem` says why, the grader prints that as a
+warning, and the wrapper only sets the resource limits and the clean environment; every
+result records ``"sandbox": "limits-only"`` (``"isolated"`` otherwise) so the instructor
+knows.
 
 This module is imported by the kernel wrapper, so it imports nothing heavy.
 """

@@ -169,3 +169,12 @@ def test_the_lesson_hash_that_keys_resumed_runs_is_stable():
     from grader.release import lesson_hash
 
     assert lesson_hash(INTRO) == lesson_hash(INTRO)  # cell ids are random on every read
+
+
+def test_the_sandbox_says_why_it_cannot_isolate(monkeypatch):
+    from grader import sandbox
+
+    monkeypatch.setattr(sandbox.os, "geteuid", lambda: 1000)
+    assert "does not run as root" in sandbox._probe_namespaces()
+    monkeypatch.setattr(sandbox.sys, "platform", "darwin")
+    assert "Linux-only" in sandbox._probe_namespaces()

@@ -461,3 +461,15 @@ def test_a_killed_run_resumes_to_the_grades_of_a_fresh_run(small_class, tmp_path
     resumed = grade_small(small_class, tmp_path, 2, "killed")  # same workspace and results: a resume
     assert resumed.read_bytes() == fresh.read_bytes()
     assert {p: p.stat().st_mtime_ns for p in finished} == finished  # finished work was not graded again
+
+
+def test_without_the_sandbox_grading_still_works_and_says_so(tmp_path, capsys):
+    """The degraded mode (no namespaces): same points, a warning, and ``limits-only`` on the result."""
+    subs = tmp_path / "submissions"
+    shutil.copy(INTRO.solution, (subs / "ann").mkdir(parents=True) or subs / "ann" / "01_intro.py")
+    grades = autograde(subs, tmp_path / "grades.csv", workspace=tmp_path / "ws", lessons=[INTRO],
+                       config=GradingConfig(**CONFIG, sandbox=False), jobs=1, progress=False)
+    assert [(g.status, g.points) for g in grades] == [("graded", TOTAL)]
+    result = json.loads((tmp_path / "ws" / "results" / "ann" / "01_intro" / "result.json").read_text())
+    assert result["sandbox"] == "limits-only"
+    assert "WARNING: kernels run with resource limits only, not isolated: --no-sandbox" in capsys.readouterr().err
