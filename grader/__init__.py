@@ -16,6 +16,7 @@ its own module, named after what it does:
 - :mod:`grader.integrity` — reading a submission; edited, deleted or moved test cells put back
 - :mod:`grader.workers`   — the worker pool: one job at a time per worker, own gradebook, timeouts
 - :mod:`grader.sandbox`   — namespaces, unprivileged uid and limits around each grading kernel
+- :mod:`grader.course_data` — the datasets kernels read, fetched by the grader (kernels are offline)
 - :mod:`grader.kernel_guard` — inside the kernel: seeds, and undoing tampering before each test
 - :mod:`grader.preprocessors` — nbgrader plug-ins: time budgets, output caps, scrubbed feedback
 - :mod:`grader.results`   — ``merge``: per-job results → ``grades.csv``, feedback folder, summary

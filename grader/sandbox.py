@@ -70,7 +70,7 @@ WORK = "/tmp/work"  # the kernel's working folder inside its namespace
 HOME = "/tmp/home"
 CONNECTION = "/tmp/kernel.json"
 # Variables passed from the grader's environment to the kernel (everything else is dropped).
-PASSED_ENV = ("TFDS_DATA_DIR", "COURSE_QUICK", "LANG", "LC_ALL", "TZ")
+PASSED_ENV = ("COURSE_QUICK", "LANG", "LC_ALL", "TZ")
 
 
 @dataclass
@@ -206,6 +206,9 @@ def kernel_env(spec: SandboxSpec, home: str, tmp: str) -> dict[str, str]:
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "PYDEVD_DISABLE_FILE_VALIDATION": "1",
     })
+    # The data folder by its real path (a symlink under /tmp is gone in the private /tmp),
+    # and explicitly even when unset: the kernel's home is not the grader's.
+    env["TFDS_DATA_DIR"] = str(data_dir())
     env.setdefault("LANG", "C.UTF-8")
     env.update(spec.env)
     return env
@@ -225,6 +228,11 @@ def set_limits(spec: SandboxSpec) -> None:
             resource.setrlimit(which, (value, value))
 
 
+def data_dir() -> str:
+    """TFDS's data folder, symlinks resolved (:func:`grader.course_data.data_dir`, without its imports)."""
+    return os.path.realpath(os.environ.get("TFDS_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets"))
+
+
 def needed_paths(spec: SandboxSpec) -> list[str]:
     """Folders the kernel must read: Python, the venv, the course checkout, the data.
 
@@ -233,7 +241,7 @@ def needed_paths(spec: SandboxSpec) -> list[str]:
     into the kernel's mount namespace, wherever it is.
     """
     candidates = [sys.base_prefix, sys.prefix, os.path.dirname(os.path.realpath(sys.executable)), str(COURSE_ROOT),
-                  os.environ.get("TFDS_DATA_DIR", ""), *spec.expose]
+                  str(data_dir()), *spec.expose]
     found = {os.path.realpath(p) for p in candidates if p and os.path.isdir(p)}
     # A folder inside another needed folder comes back with it (binds are recursive).
     outer = [p for p in found if not any(p != q and p.startswith(q.rstrip(os.sep) + os.sep) for q in found)]

@@ -178,3 +178,16 @@ def test_the_sandbox_says_why_it_cannot_isolate(monkeypatch):
     assert "does not run as root" in sandbox._probe_namespaces()
     monkeypatch.setattr(sandbox.sys, "platform", "darwin")
     assert "Linux-only" in sandbox._probe_namespaces()
+
+
+def test_course_data_is_found_by_its_real_path_and_missing_sets_are_named(tmp_path, monkeypatch):
+    from grader.course_data import data_dir, dataset_names, missing
+
+    names = dataset_names()
+    assert "movielens/100k-ratings" in names and "movielens/100k-movies" in names
+    real = tmp_path / "real"
+    (real / names[0]).mkdir(parents=True)
+    (tmp_path / "link").symlink_to(real)
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "link"))
+    assert data_dir() == real  # a kernel cannot follow a symlink that lives under the private /tmp
+    assert missing() == names[1:]
