@@ -315,6 +315,7 @@ def kernel_main(spec_path: str, argv: list[str]) -> None:
         _exec(argv, env)
     connection = Path(argv[conn_at]).read_text(encoding="utf-8")
     cwd_fd = os.open(os.getcwd(), os.O_RDONLY | os.O_DIRECTORY)
+    env = kernel_env(spec, home=HOME, tmp="/tmp")  # resolves symlinks (the data folder) before /tmp is replaced
     needed = needed_paths(spec)
     blocked = sorted({a for a in map(blocking_ancestor, needed) if a and not _under(a, PRIVATE_TMP)})
     unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC)
@@ -343,7 +344,6 @@ def kernel_main(spec_path: str, argv: list[str]) -> None:
     os.chmod(CONNECTION, 0o600)
     argv = list(argv)
     argv[conn_at] = CONNECTION
-    env = kernel_env(spec, home=HOME, tmp="/tmp")
     child = os.fork()
     if child == 0:
         try:  # PID 1 of the new PID namespace: when it exits, everything it started dies

@@ -24,6 +24,7 @@ import nbformat
 import pytest
 
 from grader.autograde import autograde
+from grader.course_data import data_dir
 from grader.editions import student_notebook, to_percent
 from grader.lessons import ROOT, find_lesson, is_exercise, nbgrader_meta, read_source
 from grader.sandbox import can_isolate
@@ -113,6 +114,7 @@ for _label, _path in WRITES.items():
 _probe("network", lambda: socket.create_connection(("1.1.1.1", 80), timeout=3))
 print("INTERFACES", [name for _, name in socket.if_nameindex()])
 print("UID", os.getuid())
+print("DATA", os.path.isdir(os.path.join(os.environ.get("TFDS_DATA_DIR", "-"), "movielens")))
 '''
 
 NATIVE_LOG = r'''
@@ -191,9 +193,19 @@ def fault_run(tmp_path_factory):
     os.utime(older, (time.time() - 3600, time.time() - 3600))
     write_nb(subs / "flat_01_intro.ipynb", solved)  # a flat, LMS-style file name: student "flat"
     assert newer.exists()
+    # The data folder through a symlink under /tmp, as `make test` sets it (../shared): gone in a private /tmp.
+    saved = os.environ.get("TFDS_DATA_DIR")
+    (root / "data-link").symlink_to(data_dir())
+    os.environ["TFDS_DATA_DIR"] = str(root / "data-link")
     start = time.monotonic()
-    grades = autograde(subs, csv_path, workspace=ws, lessons=[INTRO], config=GradingConfig(**CONFIG), jobs=2,
-                       progress=False)
+    try:
+        grades = autograde(subs, csv_path, workspace=ws, lessons=[INTRO], config=GradingConfig(**CONFIG), jobs=2,
+                           progress=False)
+    finally:
+        if saved is None:
+            os.environ.pop("TFDS_DATA_DIR", None)
+        else:
+            os.environ["TFDS_DATA_DIR"] = saved
     seconds = time.monotonic() - start
     rows = {r["student"]: r for r in csv.DictReader(open(csv_path, newline="", encoding="utf-8"))}
     return {"root": root, "ws": ws, "grades": grades, "rows": rows, "csv": csv_path, "seconds": seconds,
@@ -320,6 +332,11 @@ def test_student_code_cannot_read_secrets_write_grades_or_reach_the_network(faul
     assert row(fault_run, "snoop")[:2] == ("graded", TOTAL)
     grades = fault_run["csv"].read_text(encoding="utf-8")
     assert "planted" not in grades and grades.count("\n") == 1 + len(fault_run["rows"])
+
+
+def test_kernels_read_the_course_data_through_a_symlinked_data_folder(fault_run):
+    """TFDS_DATA_DIR is a symlink under /tmp here; the kernel must still find MovieLens (read-only)."""
+    assert "DATA True" in outputs(fault_run, "snoop")
 
 
 def test_two_files_for_one_lesson_the_newest_wins(fault_run):
