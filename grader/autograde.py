@@ -128,8 +128,8 @@ def autograde(
             print(f"note: {note}", file=sys.stderr)
         for path in collection.unmatched:
             print(f"ignored (names no lesson): {path}", file=sys.stderr)
-    if todo and sandbox_mode(config)[0] == "isolated":
-        ensure_datasets()  # kernels are offline: the grader fetches what they will load
+    if todo:
+        ensure_datasets()  # isolated kernels are offline: the grader fetches what they will load
     hide = hidden_paths(workspace, results, Path(submissions), out, feedback, roster)
     run_jobs(todo, workers, workspace, results, config, hide, progress=progress, max_points=totals)
     grades = merge([results], out, students=collection.students, lessons=totals, feedback=feedback)
@@ -167,8 +167,7 @@ def autograde_one(
     if not force and previous and previous.get("key") == job.key and previous.get("status") != "error":
         return previous
     warn_if_not_isolated(config)
-    if sandbox_mode(config)[0] == "isolated":
-        ensure_datasets()
+    ensure_datasets()
     hide = hidden_paths(workspace, results, path.parent)
     run_jobs([job], 1, workspace, results, config, hide, progress=False,
              max_points={lesson.slug: release_.max_points(lesson.slug)})
