@@ -309,6 +309,9 @@ def kernel_main(spec_path: str, argv: list[str]) -> None:
     spec = SandboxSpec.read(spec_path)
     conn_at = _connection_index(argv)
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # the grader (worker) dies → so does the kernel
+    parent = int(os.environ.get("JPY_PARENT_PID") or 0)  # jupyter_client's pid, set when it launched us
+    if parent and os.getppid() != parent:  # it died before prctl: nobody would ever stop this kernel
+        os._exit(1)
     if not (spec.isolate and can_isolate()):
         set_limits(spec)
         env = kernel_env(spec, home=os.environ.get("HOME", "/tmp"), tmp=os.environ.get("TMPDIR", "/tmp"))
