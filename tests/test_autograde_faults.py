@@ -490,3 +490,24 @@ def test_without_the_sandbox_grading_still_works_and_says_so(tmp_path, capsys):
     result = json.loads((tmp_path / "ws" / "results" / "ann" / "01_intro" / "result.json").read_text())
     assert result["sandbox"] == "limits-only"
     assert "WARNING: kernels run with resource limits only, not isolated: --no-sandbox" in capsys.readouterr().err
+
+
+def test_course_runs_also_keep_native_library_logs_out_of_test_cells(tmp_path, monkeypatch):
+    """``make course`` grades the reference with plain nbgrader; a library's fd-2 log must not cost it points.
+
+    ipykernel stops capturing file descriptors when it sees ``PYTEST_CURRENT_TEST`` in its
+    environment, which would hide the problem here; the kernel must run as under ``make course``.
+    """
+    monkeypatch.delenv("PYTEST_CURRENT_TEST", raising=False)
+    from grader.autograde import Submission, grade_one
+    from grader.release import release, write_course
+
+    course_dir = tmp_path / "course"
+    write_course(course_dir, [INTRO], cell_timeout=60)
+    release(course_dir, INTRO)
+    submission = tmp_path / "native.py"
+    write_py(submission, crafted(replace={"affinity_scores": solution_code("affinity_scores") + NATIVE_LOG}))
+    grade = grade_one(course_dir, Submission("native", INTRO, submission), env={"COURSE_QUICK": "1"})
+    assert (grade.status, grade.points) == ("graded", TOTAL), grade
+    graded = nbformat.read(course_dir / "autograded" / "native" / "01_intro" / "01_intro.ipynb", as_version=4)
+    assert "a compiled library logged this" not in json.dumps([c.get("outputs", []) for c in graded.cells])
