@@ -27,7 +27,7 @@ from pathlib import Path
 
 from grader.collect import Collection, Submission, collect
 from grader.course_data import ensure_datasets
-from grader.lessons import BUILD, ROOT, Lesson, all_lessons, is_test, nbgrader_meta, read_source
+from grader.lessons import BUILD, ROOT, Lesson, all_lessons, read_source, total_points
 from grader.release import nbgrader, release, write_course
 from grader.results import CSV_FIELDS, Grade, merge, summary, write_csv
 from grader.workers import GradingConfig, Job, job_key, read_result, result_dir, run_jobs
@@ -175,7 +175,7 @@ def autograde_one(
 
 
 def max_points(lesson: Lesson) -> float:
-    return float(sum(nbgrader_meta(c).get("points", 0) for c in read_source(lesson.solution).cells if is_test(c)))
+    return total_points(read_source(lesson.solution))
 
 
 def cell_scores(results: Path, student: str, lesson: Lesson) -> dict[str, tuple[float, float]]:

@@ -106,5 +106,10 @@ def is_test(cell: nbformat.NotebookNode) -> bool:
     return bool(nbgrader_meta(cell).get("grade")) and cell.cell_type == "code"
 
 
+def total_points(nb: nbformat.NotebookNode) -> float:
+    """The points of all of a notebook's test cells: what a full score is."""
+    return float(sum(nbgrader_meta(cell).get("points", 0) for cell in nb.cells if is_test(cell)))
+
+
 def tags(cell: nbformat.NotebookNode) -> list[str]:
     return list(cell.get("metadata", {}).get("tags", []))

@@ -24,7 +24,7 @@ from pathlib import Path
 import nbformat
 
 from grader.editions import instructor_notebook
-from grader.lessons import Lesson, is_test, nbgrader_meta
+from grader.lessons import Lesson, total_points
 from grader.sandbox import NATIVE_OUTPUT_OFF
 
 CONFIG_TEMPLATE = '''\
@@ -131,4 +131,4 @@ class Release:
         return nbformat.read(self.folder / "source" / slug / f"{slug}.ipynb", as_version=4)
 
     def max_points(self, slug: str) -> float:
-        return float(sum(nbgrader_meta(c).get("points", 0) for c in self.student_notebook(slug).cells if is_test(c)))
+        return total_points(self.student_notebook(slug))
