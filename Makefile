@@ -16,12 +16,12 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export NO_MKDOCS_2_WARNING := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: help install build course test test-fast lint assets site serve deploy clean
+.PHONY: help install build course test test-fast test-group lint assets site serve deploy clean
 
 help:
 	@echo "make course     build editions, notebooks and site; run and grade every lesson; write build/course-report.json"
 	@echo "make test       run the test suite (what CI runs)"
-	@echo "make test-fast  the tests that do not execute lessons"
+	@echo "make test-fast  the tests that execute no lesson, kernel, model or browser (< 2 min)"
 	@echo "make build      regenerate student editions, library modules and notebooks"
 	@echo "make lint       ruff over the code and the lessons"
 	@echo "make site       build the site into build/site;  make serve  previews it at http://127.0.0.1:8000"
@@ -41,30 +41,36 @@ build: $(STAMP)
 	$(PY) -m grader build
 
 course: $(STAMP)
-	$(PY) -m grader.site_assets --optional
+	$(PY) -m grader.site.assets --optional
 	$(PY) -m grader course
 
 test: $(STAMP)
 	$(PY) -m pytest
 
+# Everything that executes no lesson, kernel, model or browser (< 2 minutes).
+FAST := not (lessons or grading or serving or site or browser)
 test-fast: $(STAMP)
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -m "$(FAST)"
+
+# One group of the suite, as CI runs them in parallel: make test-group MARK=lessons (or "$(FAST)").
+test-group: $(STAMP)
+	$(PY) -m pytest -m "$(MARK)"
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
-# MathJax and mermaid at the versions pinned in grader/site_assets.py, into build/vendor/
+# MathJax and mermaid at the versions pinned in grader/site/assets.py, into build/vendor/
 # (npm pack, integrity-checked); the site serves them itself instead of loading a CDN.
 # `site`, `serve` and `course` fetch them too, but go on without them (CDN) if npm is missing.
 assets: $(STAMP)
-	$(PY) -m grader.site_assets
+	$(PY) -m grader.site.assets
 
 site: build
-	$(PY) -m grader.site_assets --optional
+	$(PY) -m grader.site.assets --optional
 	$(PY) -m mkdocs build --strict
 
 serve: build
-	$(PY) -m grader.site_assets --optional
+	$(PY) -m grader.site.assets --optional
 	$(PY) -m mkdocs serve
 
 # Publish build/site to the pages branch named in mkdocs.yml (extra.course.pages_branch).

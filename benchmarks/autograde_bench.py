@@ -39,6 +39,7 @@ import json
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -50,11 +51,14 @@ if str(ROOT) not in sys.path:
 
 import nbformat  # noqa: E402
 
-from grader.autograde import autograde  # noqa: E402
-from grader.editions import student_notebook  # noqa: E402
+from grader.build.editions import (
+    instructor_notebook,  # noqa: E402
+    student_notebook,  # noqa: E402
+)
+from grader.grading.autograde import autograde  # noqa: E402
+from grader.grading.config import GradingConfig  # noqa: E402
+from grader.grading.release import Release  # noqa: E402
 from grader.lessons import BUILD, all_lessons, find_lesson, nbgrader_meta, read_source  # noqa: E402
-from grader.release import Release, nbgrader, write_course  # noqa: E402
-from grader.workers import GradingConfig  # noqa: E402
 
 KINDS = ("reference", "stub", "faulty", "tampered")
 
@@ -89,7 +93,7 @@ def baseline_env(config: GradingConfig) -> dict[str, str]:
     Both baselines run with it, so the comparison measures the grading machinery and the
     parallelism, not a different number of BLAS/TensorFlow threads.
     """
-    from grader.sandbox import SandboxSpec, kernel_env
+    from grader.sandbox.isolation import SandboxSpec, kernel_env
 
     spec = SandboxSpec(seed=config.seed, threads=config.threads, env=dict(config.env))
     private = ("PATH", "HOME", "TMPDIR", "IPYTHONDIR", "MPLCONFIGDIR", "XDG_CACHE_HOME", "PYTHONPATH")
@@ -117,6 +121,32 @@ def execute_alone(made, env: dict[str, str], cell_timeout: int) -> float:
         os.environ.clear()
         os.environ.update(saved)
     return time.perf_counter() - start
+
+
+NBGRADER_CONFIG = """\
+c = get_config()  # noqa: F821
+c.CourseDirectory.root = {root!r}
+c.CourseDirectory.course_id = "movierec"
+c.Execute.timeout = {cell_timeout}
+c.Execute.interrupt_on_timeout = True
+"""
+
+
+def write_course(folder: Path, lessons, cell_timeout: int) -> None:
+    """Plain nbgrader's course folder, as an instructor sets one up by hand: the baseline we compare with."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "nbgrader_config.py").write_text(NBGRADER_CONFIG.format(root=str(folder), cell_timeout=cell_timeout))
+    for lesson in lessons:
+        target = folder / "source" / lesson.slug / f"{lesson.slug}.ipynb"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(instructor_notebook(lesson), target)
+
+
+def nbgrader(folder: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """One nbgrader CLI command in the course folder (its venv's bin first on PATH, for alembic)."""
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=folder, capture_output=True, text=True,
+                          env={**os.environ, "PATH": path, **(env or {})})
 
 
 def serial_nbgrader(made, lessons, folder: Path, env: dict[str, str], cell_timeout: int) -> tuple[float, float]:

@@ -21,7 +21,7 @@ def size(text: str) -> int:
 
 
 def add_grading_options(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("grading settings (defaults: grader/workers.py GradingConfig)")
+    g = parser.add_argument_group("grading settings (defaults: grader/grading/config.py GradingConfig)")
     g.add_argument("--config", type=Path, help="TOML file with an [autograde] table of the settings below")
     g.add_argument("--cell-timeout", type=int, help="seconds one cell may run (default 900)")
     g.add_argument("--notebook-timeout", type=int, help="seconds one notebook may run (default 3600)")
@@ -41,12 +41,12 @@ def add_grading_options(parser: argparse.ArgumentParser) -> None:
 
 
 def grading_config(args: argparse.Namespace):
-    from grader.workers import GradingConfig
+    from grader.grading.config import GradingConfig
 
     config = GradingConfig.from_toml(args.config) if args.config else GradingConfig()
     for name in ("cell_timeout", "notebook_timeout", "memory", "max_output_bytes", "seed", "threads", "sandbox",
-                 "guard"):
-        value = getattr(args, name)
+                 "guard", "max_file_size"):
+        value = getattr(args, name, None)  # max_file_size: only autograde collects files
         if value is not None:
             setattr(config, name, value)
     for item in args.env:
@@ -67,6 +67,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     check = sub.add_parser("check", help="run your lesson and see which exercises pass")
     check.add_argument("path", type=Path, help="your lesson, e.g. lessons/01_intro.py or a downloaded .ipynb")
     check.add_argument("--cell-timeout", type=int, default=900, help="seconds one cell may run (default 900)")
+    check.add_argument("--lesson", help="which lesson the file is (default: the NN_name in its file name)")
 
     grade = sub.add_parser("autograde", help="grade a folder of submissions with nbgrader, in parallel")
     grade.add_argument("submissions", type=Path, help="folder per student, a flat folder of files, or both")
@@ -77,6 +78,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     grade.add_argument("--lesson", action="append", help="grade only this lesson (repeatable)")
     grade.add_argument("--jobs", "-j", type=int, default=None, help="parallel workers (default: one per core)")
     grade.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    grade.add_argument("--layout", choices=("auto", "exchange", "folders"), default="auto",
+                       help="exchange: nbgrader's SUBMISSIONS/submitted/<student>/<lesson>/; folders: a folder per "
+                       "student and/or flat files; auto (default): exchange only when the folder is unambiguously one")
+    grade.add_argument("--max-file-size", type=size, dest="max_file_size",
+                       help="larger submission files are invalid rows, never read (default 20M)")
     grade.add_argument("--course-dir", type=Path, default=None, help=argparse.SUPPRESS)  # old name of --workspace
     add_grading_options(grade)
 
@@ -96,50 +102,60 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
     course = sub.add_parser("course", help="build, run and grade every lesson; write build/course-report.json")
     course.add_argument("--lesson", action="append", help="only this lesson (repeatable)")
+    course.add_argument("--force", action="store_true", help="run every lesson again, even if nothing changed")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     if args.command == "build":
-        from grader.build import build
+        from grader.build.generate import build
 
         return build(check=args.check)
     if args.command == "check":
-        from grader.check import main as check_main
+        from grader.grading.check import main as check_main
 
-        return check_main(args.path, args.cell_timeout)
+        try:
+            return check_main(args.path, args.cell_timeout, args.lesson)
+        except (FileNotFoundError, ValueError, KeyError) as exc:
+            print(f"grader check: {exc}", file=sys.stderr)
+            return 2
     from grader.lessons import all_lessons, find_lesson
 
     if args.command == "autograde-one":
-        from grader.autograde import DEFAULT_WORKSPACE, autograde_one
+        from grader.grading.autograde import DEFAULT_WORKSPACE, autograde_one
 
         result = autograde_one(args.path, args.student, find_lesson(args.lesson), args.workspace or DEFAULT_WORKSPACE,
                                args.results, grading_config(args), force=args.force)
-        print(json.dumps({k: result.get(k) for k in ("student", "lesson", "points", "max_points", "status",
-                                                     "reason", "seconds")}))
-        return 0 if result.get("status") else 1
+        print(json.dumps({k: getattr(result, k) for k in ("student", "lesson", "points", "max_points", "status",
+                                                          "reason", "seconds")}))
+        return 0 if result.status else 1
     lessons = [find_lesson(name) for name in args.lesson] if args.lesson else None
     if args.command == "autograde":
-        from grader.autograde import DEFAULT_WORKSPACE, autograde
+        from grader.grading.autograde import DEFAULT_WORKSPACE, autograde
+        from grader.grading.collect import CollectError
 
-        grades = autograde(
-            args.submissions, args.out, args.workspace or args.course_dir or DEFAULT_WORKSPACE, lessons,
-            grading_config(args), jobs=args.jobs, force=args.force, roster=args.roster, results=args.results,
-            feedback=args.feedback, progress=args.progress,
-        )
+        try:
+            grades = autograde(
+                args.submissions, args.out, args.workspace or args.course_dir or DEFAULT_WORKSPACE, lessons,
+                grading_config(args), jobs=args.jobs, force=args.force, roster=args.roster, results=args.results,
+                feedback=args.feedback, progress=args.progress, layout=args.layout,
+            )
+        except CollectError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         print(f"wrote {args.out} ({len(grades)} rows)")
         return 0
     if args.command == "merge":
-        from grader.autograde import max_points
-        from grader.collect import read_roster
-        from grader.results import load_results, merge, summary
+        from grader.grading.autograde import max_points
+        from grader.grading.collect import read_roster
+        from grader.grading.results import load_results, merge, summary
 
         students = sorted(set(read_roster(args.roster).values())) if args.roster else None
         totals = None
         if lessons or students is not None:  # missing rows need every lesson's maximum
             found = load_results(args.results)
-            known = {lesson: r["max_points"] for (_, lesson), (r, _) in found.items()}
+            known = {lesson: r.max_points for (_, lesson), (r, _) in found.items()}
             totals = {}
             for lesson in lessons or all_lessons():
                 totals[lesson.slug] = float(known[lesson.slug]) if lesson.slug in known else max_points(lesson)
@@ -148,9 +164,9 @@ def main(argv: list[str] | None = None) -> int:
         print(summary(grades), file=sys.stderr)
         print(f"wrote {args.out} ({len(grades)} rows)")
         return 0
-    from grader.course import run_course
+    from grader.grading.course import run_course
 
-    return run_course(lessons)
+    return run_course(lessons, force=args.force)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ from pathlib import Path
 import jupytext
 import nbformat
 
+from grader.markers import is_stamp
+
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = ROOT / "solutions"
 LESSONS = ROOT / "lessons"
@@ -20,7 +22,6 @@ LIBRARY = ROOT / "movierec"
 BUILD = ROOT / "build"
 
 SLUG = re.compile(r"^(\d\d)_([a-z][a-z0-9_]*)$")
-STAMP_PREFIX = "# Student edition generated from "
 PERCENT = "py:percent"
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 
@@ -77,19 +78,68 @@ def find_lesson(name: str) -> Lesson:
     raise KeyError(f"no lesson called {name!r}; the lessons are: {known}")
 
 
+class UnreadableLesson(ValueError):
+    """A file that is not a lesson: not a notebook, or not a jupytext percent script."""
+
+
+PERCENT_MARKER = re.compile(r"^# %%", re.M)
+
+
 def read_source(path: Path) -> nbformat.NotebookNode:
-    """Read a lesson (percent ``.py`` or ``.ipynb``) into a notebook, dropping the stamp line."""
+    """Read a lesson (percent ``.py`` or ``.ipynb``) into a notebook, dropping the stamp line.
+
+    The one reader of lessons, trusted or not: the build reads ``solutions/`` with it and
+    the grader reads every submission with it, so a file the build accepts is a file the
+    grader accepts. Anything else raises :class:`UnreadableLesson` saying what is wrong.
+    """
     path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise UnreadableLesson(f"cannot read the file: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise UnreadableLesson("not a text file (not UTF-8)") from None
     if path.suffix == ".ipynb":
-        nb = nbformat.read(path, as_version=4)
+        nb = _read_notebook(text)
     elif path.suffix == ".py":
-        nb = jupytext.reads(path.read_text(encoding="utf-8"), fmt=PERCENT)
+        if not PERCENT_MARKER.search(text):
+            raise UnreadableLesson("not a jupytext percent script: no '# %%' cell markers")
+        try:
+            nb = jupytext.reads(text, fmt=PERCENT)
+        except Exception as exc:  # noqa: BLE001 - jupytext raises many kinds
+            raise UnreadableLesson(f"not a jupytext percent script: {str(exc).splitlines()[0][:200]}") from None
     else:
-        raise ValueError(f"{path}: a lesson is a jupytext percent .py file or an .ipynb notebook")
-    if nb.cells and nb.cells[0].cell_type == "code" and nb.cells[0].source.startswith(STAMP_PREFIX):
+        kind = path.suffix or "a file without suffix"
+        raise UnreadableLesson(f"a lesson is a jupytext percent .py file or an .ipynb notebook, not {kind}")
+    if nb.cells and nb.cells[0].cell_type == "code" and is_stamp(nb.cells[0].source):
         nb.cells.pop(0)
+    for cell in nb.cells:  # nbgrader rejects cells without the fields a code cell must have
+        if cell.get("cell_type") == "code":
+            cell.setdefault("outputs", [])
+            cell.setdefault("execution_count", None)
+        cell.setdefault("metadata", {})
     nb.metadata["kernelspec"] = dict(KERNELSPEC)
     nb.metadata.setdefault("language_info", {"name": "python"})
+    return nb
+
+
+def _read_notebook(text: str) -> nbformat.NotebookNode:
+    import json
+
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UnreadableLesson(f"not a notebook: invalid JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise UnreadableLesson("not a notebook: its JSON is nested too deeply") from None
+    try:
+        nb = nbformat.reads(text, as_version=4)
+    except Exception as exc:  # noqa: BLE001 - nbformat raises many kinds
+        raise UnreadableLesson(f"not a notebook: {str(exc).splitlines()[0][:200]}") from None
+    if not isinstance(nb.get("cells"), list) or not all(isinstance(c, dict) for c in nb.cells):
+        raise UnreadableLesson("not a notebook: it has no list of cells")
     return nb
 
 

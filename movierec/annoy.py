@@ -1,7 +1,8 @@
+# DO NOT EDIT — generated from solutions/06_annoy.py by `python -m grader build`: edit the lesson instead.
 """Building blocks from lesson 06_annoy: Lesson 06 — Annoy search.
 
-Generated from the cells tagged ``export`` in solutions/06_annoy.py by
-``python -m grader build`` — edit the lesson, not this file.
+The cells tagged ``export`` in solutions/06_annoy.py, in lesson order; each block
+names the section of the lesson that explains it.
 """
 
 import contextlib
@@ -14,6 +15,7 @@ from typing import Any
 import annoy
 import numpy as np
 
+# --- from solutions/06_annoy.py, section: 1. Exact top-k costs $O(N \cdot d)$ per query
 METRICS = ("dot", "angular", "euclidean")
 
 
@@ -99,6 +101,7 @@ def queries_per_second(
     return n_queries / best
 
 
+# --- from solutions/06_annoy.py, section: 7. A guarded index for the rest of the course
 SIDECAR_SUFFIX = ".json"
 SIDECAR_FORMAT = "movierec-annoy/1"
 
@@ -404,6 +407,7 @@ class AnnoyRetrieval:
         return tf.constant(scores), tf.constant(self.index.labels[positions].astype(str))
 
 
+# --- from solutions/06_annoy.py, section: 12. When does ANN pay off?
 def synthetic_vectors(
     n_items: int,
     n_queries: int,

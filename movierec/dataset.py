@@ -1,13 +1,15 @@
+# DO NOT EDIT — generated from solutions/02_dataset.py by `python -m grader build`: edit the lesson instead.
 """Building blocks from lesson 02_dataset: Lesson 02 — MovieLens 100k with TFDS and tf.data.
 
-Generated from the cells tagged ``export`` in solutions/02_dataset.py by
-``python -m grader build`` — edit the lesson, not this file.
+The cells tagged ``export`` in solutions/02_dataset.py, in lesson order; each block
+names the section of the lesson that explains it.
 """
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+# --- from solutions/02_dataset.py, section: 1. One call to TensorFlow Datasets
 RATINGS_NAME = "movielens/100k-ratings"
 MOVIES_NAME = "movielens/100k-movies"
 
@@ -31,6 +33,7 @@ def load_movies() -> tf.data.Dataset:
     return tfds.load(MOVIES_NAME, split="train", shuffle_files=False)
 
 
+# --- from solutions/02_dataset.py, section: Exercise 1 (1 point): select features
 def _all_scalar(dataset: tf.data.Dataset) -> bool:
     """True when every feature of a dict-structured element is a scalar tensor."""
     return all(isinstance(spec, tf.TensorSpec) and spec.shape.rank == 0 for spec in dataset.element_spec.values())
@@ -71,6 +74,7 @@ def to_numpy(
     return {key: np.concatenate(chunks) if chunks else np.array([]) for key, chunks in parts.items()}
 
 
+# --- from solutions/02_dataset.py, section: A random split
 def random_split(
     ratings: tf.data.Dataset,
     *,
@@ -101,6 +105,7 @@ def random_split(
     return train, test
 
 
+# --- from solutions/02_dataset.py, section: A temporal split
 def temporal_split(
     ratings: tf.data.Dataset,
     *,
@@ -146,6 +151,7 @@ def temporal_split(
     return train, test, cutoff
 
 
+# --- from solutions/02_dataset.py, section: 7. Vocabularies
 def unique_values(dataset: tf.data.Dataset, key: str) -> np.ndarray:
     """Sorted distinct values of one scalar feature of a dataset of dicts.
 

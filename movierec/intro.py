@@ -1,12 +1,14 @@
+# DO NOT EDIT — generated from solutions/01_intro.py by `python -m grader build`: edit the lesson instead.
 """Building blocks from lesson 01_intro: Lesson 01 — What is a recommender?.
 
-Generated from the cells tagged ``export`` in solutions/01_intro.py by
-``python -m grader build`` — edit the lesson, not this file.
+The cells tagged ``export`` in solutions/01_intro.py, in lesson order; each block
+names the section of the lesson that explains it.
 """
 
 import numpy as np
 
 
+# --- from solutions/01_intro.py, section: 8. Learning embeddings from ratings: matrix factorization
 def make_low_rank_ratings(
     n_users: int = 60,
     n_items: int = 40,

@@ -1,12 +1,14 @@
+# DO NOT EDIT — generated from solutions/03_preprocessing.py by `python -m grader build`: edit the lesson instead.
 """Building blocks from lesson 03_preprocessing: Lesson 03 — Preprocessing: from raw features to vectors.
 
-Generated from the cells tagged ``export`` in solutions/03_preprocessing.py by
-``python -m grader build`` — edit the lesson, not this file.
+The cells tagged ``export`` in solutions/03_preprocessing.py, in lesson order; each block
+names the section of the lesson that explains it.
 """
 
 import numpy as np
 import tensorflow as tf
 
+# --- from solutions/03_preprocessing.py, section: 1. Why raw features are unusable as they are
 QUERY_FEATURES = ("user_id", "timestamp", "raw_user_age", "user_gender", "user_occupation_text")
 """Raw features the query tower reads: who the user is and when the query happens."""
 
@@ -64,6 +66,7 @@ def read_features(dataset: tf.data.Dataset, keys: tuple[str, ...] | list[str] | 
     return {key: pad_genres(value) for key, value in columns.items()}
 
 
+# --- from solutions/03_preprocessing.py, section: 4. Text: movie titles
 def release_year(titles: tf.Tensor) -> tf.Tensor:
     """Release year from MovieLens titles such as ``b"Heat (1995)"`` as float32; 0 when absent.
 
@@ -74,6 +77,7 @@ def release_year(titles: tf.Tensor) -> tf.Tensor:
     return tf.where(found, tf.strings.to_number(tf.where(found, year, "0"), out_type=tf.float32), 0.0)
 
 
+# --- from solutions/03_preprocessing.py, section: The library towers
 SECONDS_PER_DAY = 86_400
 SECONDS_PER_WEEK = 7 * SECONDS_PER_DAY
 

@@ -1,7 +1,8 @@
+# DO NOT EDIT — generated from solutions/05_ranking.py by `python -m grader build`: edit the lesson instead.
 """Building blocks from lesson 05_ranking: Lesson 05 — Ranking: predicting how much a user will like a movie.
 
-Generated from the cells tagged ``export`` in solutions/05_ranking.py by
-``python -m grader build`` — edit the lesson, not this file.
+The cells tagged ``export`` in solutions/05_ranking.py, in lesson order; each block
+names the section of the lesson that explains it.
 """
 
 import time
@@ -14,6 +15,7 @@ import tensorflow_recommenders as tfrs
 from movierec.preprocessing import GENRE_PAD, NUM_GENRES, pad_genres, read_features, release_year
 from movierec.setup import quick_mode
 
+# --- from solutions/05_ranking.py, section: 5. The library ranking model: side features, biases, and a recipe
 RANKING_FEATURES = (
     "user_id",
     "movie_title",
@@ -160,6 +162,7 @@ def _ranking_columns(data: tf.data.Dataset | dict, keys: tuple[str, ...]) -> dic
     return {key: pad_genres(data[key]) if key == "movie_genres" else tf.convert_to_tensor(data[key]) for key in keys}
 
 
+# --- from solutions/05_ranking.py, section: 5. The library ranking model: side features, biases, and a recipe
 class MovieRanker(tf.keras.Model):
     """Rating model: a dict of raw features -> predicted stars, shape ``(batch,)``.
 

@@ -32,3 +32,19 @@ def record(name: str, value: float | int, unit: str = "") -> float | int:
         with open(path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps({"name": name, "value": value, "unit": unit}) + "\n")
     return value
+
+
+def read_records(path: str | os.PathLike) -> list[dict]:
+    """The entries :func:`record` appended to ``path``, the last value of each name, in first-recorded order.
+
+    The one reader of the metrics file: ``make course``'s report and the site both use it.
+    """
+    if not os.path.exists(path):
+        return []
+    latest: dict[str, dict] = {}
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                entry = json.loads(line)
+                latest[entry["name"]] = entry
+    return list(latest.values())

@@ -1,7 +1,8 @@
+# DO NOT EDIT — generated from solutions/04_retrieval.py by `python -m grader build`: edit the lesson instead.
 """Building blocks from lesson 04_retrieval: Lesson 04 — Retrieval: a two-tower model with TensorFlow Recommenders.
 
-Generated from the cells tagged ``export`` in solutions/04_retrieval.py by
-``python -m grader build`` — edit the lesson, not this file.
+The cells tagged ``export`` in solutions/04_retrieval.py, in lesson order; each block
+names the section of the lesson that explains it.
 """
 
 import time
@@ -20,6 +21,7 @@ from movierec.preprocessing import (
 )
 from movierec.setup import quick_mode
 
+# --- from solutions/04_retrieval.py, section: Exercise 3 (2 points): `compute_loss`
 TOP_KS = (1, 10, 50, 100)
 """The cut-offs at which the course reports top-k accuracy."""
 
@@ -114,6 +116,7 @@ class RetrievalModel(tfrs.Model):
         return loss
 
 
+# --- from solutions/04_retrieval.py, section: 5. The id-only baseline
 def _columns(data: tf.data.Dataset | dict, keys: tuple[str, ...]) -> dict[str, tf.Tensor]:
     """Tensor columns of ``keys`` from a raw dataset of feature dicts or a ``read_features`` dict."""
     if isinstance(data, tf.data.Dataset):

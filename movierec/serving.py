@@ -1,7 +1,8 @@
+# DO NOT EDIT — generated from solutions/07_serving.py by `python -m grader build`: edit the lesson instead.
 """Building blocks from lesson 07_serving: Lesson 07 — Serving with TensorFlow Serving.
 
-Generated from the cells tagged ``export`` in solutions/07_serving.py by
-``python -m grader build`` — edit the lesson, not this file.
+The cells tagged ``export`` in solutions/07_serving.py, in lesson order; each block
+names the section of the lesson that explains it.
 """
 
 import contextlib
@@ -44,6 +45,7 @@ from movierec.annoy import MovieIndex
 from movierec.dataset import to_numpy
 
 
+# --- from solutions/07_serving.py, section: 2. The models we will serve
 def train_models(train: tf.data.Dataset, movies: tf.data.Dataset, *, quick: bool, seed: int = 42) -> tuple:
     """Train the lesson 04 retrieval model and the lesson 05 ranking model for serving.
 
@@ -65,6 +67,7 @@ def train_models(train: tf.data.Dataset, movies: tf.data.Dataset, *, quick: bool
     return retrieval_model, ranking_model
 
 
+# --- from solutions/07_serving.py, section: 5. Raw strings in, features looked up inside the graph
 USER_FEATURES = (
     "bucketized_user_age",
     "raw_user_age",
@@ -154,6 +157,7 @@ class FeatureLookup(tf.Module):
         }
 
 
+# --- from solutions/07_serving.py, section: 6. Three servables with explicit signatures
 SERVED_MODELS = ("query_tower", "ranker", "retrieval")
 N_CANDIDATES = 100
 
@@ -253,6 +257,7 @@ def save_servable(servable: tf.Module, path: str | Path) -> Path:
     return path
 
 
+# --- from solutions/07_serving.py, section: 7. Inspecting signatures, and checking the reloaded models
 def describe_signatures(path: str | Path) -> dict[str, dict[str, dict[str, tuple[str, tuple]]]]:
     """``{signature: {"inputs"|"outputs": {name: (dtype, shape)}}}`` of a SavedModel.
 
@@ -287,6 +292,7 @@ def check_signature(path: str | Path, model_name: str) -> None:
                 )
 
 
+# --- from solutions/07_serving.py, section: 8. TF Serving's model layout, versions and config
 ANNOY_DIR = "annoy"
 ANNOY_FILE = "movies.ann"
 DOCKER_MODEL_BASE = "/models"
@@ -432,6 +438,7 @@ def cached_course_models(cache_root: str | Path | None = None, *, quick: bool, s
     return target
 
 
+# --- from solutions/07_serving.py, section: Starting TF Serving in Colab
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -494,6 +501,7 @@ def model_server(
             process.wait()
 
 
+# --- from solutions/07_serving.py, section: Exercise 3 (2 points): parse a row-format response
 class ServingUnavailable(RuntimeError):
     """The model server could not be reached, or did not answer within the timeout."""
 
@@ -605,6 +613,7 @@ class TFServingRestClient:
         return {int(s["version"]): s["state"] for s in body.get("model_version_status", [])}
 
 
+# --- from solutions/07_serving.py, section: 10. Calling TF Serving over gRPC
 def grpc_predict_request(
     model: str, inputs: Mapping[str, Any], *, version: int | None = None, signature_name: str = "serving_default"
 ) -> predict_pb2.PredictRequest:
@@ -683,6 +692,7 @@ class TFServingGrpcClient:
         self._channel.close()
 
 
+# --- from solutions/07_serving.py, section: Two interchangeable backends
 class InProcessBackend:
     """The exported SavedModels, loaded with ``tf.saved_model.load`` and called in-process."""
 
@@ -778,6 +788,7 @@ def load_backend(base: str | Path, *, query_version: int, tf_serving: str | None
     return InProcessBackend(base, query_version=query_version)
 
 
+# --- from solutions/07_serving.py, section: The handler and the app
 MAX_USER_ID_LENGTH = 64
 API_TITLE = "movierec recommendation API"
 
@@ -959,6 +970,7 @@ def create_app(recommender: Recommender) -> FastAPI:
     return app
 
 
+# --- from solutions/07_serving.py, section: 13. Measuring latency
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 

@@ -1,4 +1,11 @@
-"""Shared fixtures: the lessons, and one nbgrader grading run that many tests read.
+"""Shared fixtures (the lessons, one grading run, one site build) and the resource markers.
+
+Markers say what a test needs, so CI can run the groups as parallel jobs and
+``make test-fast`` can leave out everything heavy: ``lessons`` (reads the shared grading
+run of every lesson), ``grading`` (grades crafted submissions in kernels), ``serving``
+(trains, exports and serves models), ``site`` (the strict mkdocs build), ``browser``
+(Chromium over the built site). A test that uses the ``graded`` fixture is marked
+``lessons`` and one that uses ``built_site`` is marked ``site`` automatically.
 
 Executing lessons is the expensive part of the suite, so it happens once per session:
 every lesson's reference solution (submitted as a ``.py``) and its untouched student
@@ -10,6 +17,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,11 +26,20 @@ import pytest
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-from grader.autograde import Grade, autograde  # noqa: E402
-from grader.build import write_notebooks  # noqa: E402
+from grader.build.generate import write_notebooks  # noqa: E402
+from grader.grading.autograde import Grade, autograde  # noqa: E402
 from grader.lessons import Lesson, all_lessons  # noqa: E402
 
 LESSONS = all_lessons()
+HEAVY = ("lessons", "grading", "serving", "site", "browser")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "graded" in item.fixturenames:
+            item.add_marker(pytest.mark.lessons)
+        if "built_site" in item.fixturenames:
+            item.add_marker(pytest.mark.site)
 
 
 def pytest_generate_tests(metafunc):
@@ -57,3 +75,30 @@ def graded(tmp_path_factory) -> GradingRun:
     grades = autograde(submissions, csv, workspace=root / "workspace", lessons=LESSONS, env={"COURSE_QUICK": "1"},
                        progress=False)
     return GradingRun(root / "workspace" / "release", root / "workspace" / "results", grades, csv, LESSONS)
+
+
+@pytest.fixture(scope="session")
+def assets_fetched() -> bool:
+    """Fetch MathJax and mermaid once (`make assets`) so the build serves its own copies."""
+    from grader.site import assets as site_assets
+
+    if site_assets.missing():
+        try:
+            site_assets.fetch()
+        except RuntimeError:
+            return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def built_site(tmp_path_factory, assets_fetched) -> Path:
+    """One strict ``mkdocs build`` per test run, shared by the site and browser tests."""
+    from grader.lessons import ROOT
+
+    out = tmp_path_factory.mktemp("site")
+    process = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
+        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
+    assert process.returncode == 0, process.stdout + process.stderr
+    return out

@@ -7,11 +7,18 @@ import csv
 import nbformat
 import pytest
 
-from grader.autograde import cell_scores, max_points
-from grader.execute import cell_error
+from grader.grading.autograde import cell_scores, max_points
 from grader.lessons import is_test, nbgrader_meta, read_source
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.lessons
+
+
+def cell_error(cell) -> tuple[str, str] | None:
+    """The (name, message) of the error a code cell raised, if any."""
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "error":
+            return output.get("ename", "Error"), output.get("evalue", "")
+    return None
 
 
 def test_reference_passes_every_test_cell(graded, lesson):

@@ -23,14 +23,14 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader.autograde import autograde
-from grader.course_data import data_dir
-from grader.editions import student_notebook, to_percent
+from grader.build.editions import student_notebook, to_percent
+from grader.grading.autograde import autograde
+from grader.grading.config import GradingConfig
+from grader.grading.course_data import data_dir
 from grader.lessons import ROOT, find_lesson, is_exercise, nbgrader_meta, read_source
-from grader.sandbox import can_isolate
-from grader.workers import GradingConfig
+from grader.sandbox.isolation import can_isolate
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.grading
 INTRO = find_lesson("01_intro")
 TOTAL = 10.0
 POINTS = {"test_affinity_scores": 2, "test_top_k": 2, "test_norm_weighted_scores": 2, "test_predict": 1,
@@ -493,21 +493,21 @@ def test_without_the_sandbox_grading_still_works_and_says_so(tmp_path, capsys):
 
 
 def test_course_runs_also_keep_native_library_logs_out_of_test_cells(tmp_path, monkeypatch):
-    """``make course`` grades the reference with plain nbgrader; a library's fd-2 log must not cost it points.
+    """``make course`` grades the reference without the sandbox; a library's fd-2 log must not cost it points.
 
     ipykernel stops capturing file descriptors when it sees ``PYTEST_CURRENT_TEST`` in its
     environment, which would hide the problem here; the kernel must run as under ``make course``.
     """
     monkeypatch.delenv("PYTEST_CURRENT_TEST", raising=False)
-    from grader.autograde import Submission, grade_one
-    from grader.release import release, write_course
+    from grader.grading.course import COURSE_CONFIG
+    from grader.grading.engine import Entry, grade
 
-    course_dir = tmp_path / "course"
-    write_course(course_dir, [INTRO], cell_timeout=60)
-    release(course_dir, INTRO)
     submission = tmp_path / "native.py"
     write_py(submission, crafted(replace={"affinity_scores": solution_code("affinity_scores") + NATIVE_LOG}))
-    grade = grade_one(course_dir, Submission("native", INTRO, submission), env={"COURSE_QUICK": "1"})
-    assert (grade.status, grade.points) == ("graded", TOTAL), grade
-    graded = nbformat.read(course_dir / "autograded" / "native" / "01_intro" / "01_intro.ipynb", as_version=4)
+    config = COURSE_CONFIG.with_env(COURSE_QUICK="1")
+    run = grade([Entry("native", INTRO, submission)], workspace=tmp_path / "course", results=tmp_path / "results",
+                config=config, jobs=1, progress=False)
+    result = run.results[0]
+    assert (result.status, result.points, result.sandbox) == ("graded", TOTAL, "limits-only"), result
+    graded = nbformat.read(tmp_path / "results" / "native" / "01_intro" / "01_intro.ipynb", as_version=4)
     assert "a compiled library logged this" not in json.dumps([c.get("outputs", []) for c in graded.cells])

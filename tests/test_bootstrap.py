@@ -20,7 +20,7 @@ import types
 
 import pytest
 
-from grader.bootstrap import (
+from grader.build.bootstrap import (
     COLAB_MATCHED,
     COLAB_PINNED,
     COLAB_PROVIDED,
@@ -30,7 +30,7 @@ from grader.bootstrap import (
     colab_requirements,
     pinned_versions,
 )
-from grader.editions import student_notebook
+from grader.build.editions import student_notebook
 from grader.lessons import read_source, tags
 from grader.settings import load_settings
 

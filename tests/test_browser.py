@@ -22,8 +22,6 @@ import http.server
 import os
 import re
 import shutil
-import subprocess
-import sys
 import threading
 import time
 import urllib.parse
@@ -33,11 +31,12 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader import site_assets
-from grader.bootstrap import MARK_BEGIN
-from grader.lessons import BUILD, LESSONS, ROOT
+from grader.build.bootstrap import MARK_BEGIN
+from grader.lessons import BUILD, LESSONS
 from grader.settings import load_settings
-from grader.syllabus import SYLLABUS
+from grader.site.syllabus import SYLLABUS
+
+pytestmark = pytest.mark.browser
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SCREENSHOTS = BUILD / "screenshots"
@@ -73,20 +72,11 @@ def find_chromium() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def built_site(tmp_path_factory) -> Path:
+def served_site(built_site, assets_fetched) -> Path:
     """The site as `make site` builds it, with MathJax and mermaid served from the site."""
-    if site_assets.missing():
-        try:
-            site_assets.fetch()
-        except RuntimeError as exc:
-            unavailable(f"cannot fetch the site's JavaScript (make assets): {exc}")
-    out = tmp_path_factory.mktemp("browser-site")
-    process = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
-        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
-    )
-    assert process.returncode == 0, process.stdout + process.stderr
-    return out
+    if not assets_fetched:
+        unavailable("cannot fetch the site's JavaScript (make assets): npm or the registry is unreachable")
+    return built_site
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
@@ -103,11 +93,11 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def server(built_site):
+def server(served_site):
     """Serve the site on 127.0.0.1 under /<repo>/, as GitHub Pages serves a project site."""
     prefix = f"/{load_settings().repository.split('/')[1]}/"
     handler = type("Handler", (_Handler,), {"prefix": prefix})
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(built_site)))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(served_site)))
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}{prefix}"
@@ -283,10 +273,10 @@ def check_colab(page, server: str, site: Path, slug: str) -> None:
 
 
 @pytest.mark.parametrize("path", PAGES, ids=[page_name(p) for p in PAGES])
-def test_page_works_offline(open_page, server, built_site, path):
+def test_page_works_offline(open_page, server, served_site, path):
     start = time.perf_counter()
     page, visit = open_page(path)
-    html_file = built_site / path / "index.html"
+    html_file = served_site / path / "index.html"
     static = html_file.read_text(encoding="utf-8")
     typeset = wait_for_math(page, path)
     wait_for_diagrams(page, path, static.count('class="mermaid"'))
@@ -295,12 +285,12 @@ def test_page_works_offline(open_page, server, built_site, path):
         assert typeset > 0, "the home page shows the retrieval loss: MathJax must typeset it"
         assert static.count('class="mermaid"') >= 1, "the home page draws the architecture"
     if path.startswith("lessons/") and slug in WRITTEN:
-        check_colab(page, server, built_site, slug)
+        check_colab(page, server, served_site, slug)
         if 'class="arithmatex"' in static:
             assert typeset > 0, f"{path}: the lesson has formulas but none was typeset"
     elif path.startswith("lessons/"):
         assert page.get_by_text("Coming soon").count() > 0, f"{path}: a planned lesson's page says it is coming"
-    assert broken_links(page, server, built_site) == [], f"{path}: broken internal links"
+    assert broken_links(page, server, served_site) == [], f"{path}: broken internal links"
     page.wait_for_timeout(200)  # let late console messages arrive
     assert visit.external == [], f"{path}: requests left the machine: {visit.external}"
     assert visit.failed == [], f"{path}: failed requests: {visit.failed}"

@@ -8,11 +8,11 @@ import re
 import pytest
 
 from grader.__main__ import main
-from grader.check import check, explain
-from grader.editions import student_notebook, to_percent
+from grader.build.editions import student_notebook, to_percent
+from grader.grading.check import check, explain
 from grader.lessons import find_lesson, is_exercise, is_test, nbgrader_meta, read_source
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.grading
 INTRO = find_lesson("01_intro")
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import jupytext
 import nbformat
 
-from grader.build import stale_files
-from grader.editions import secret_lines, student_notebook
-from grader.lessons import PERCENT, STAMP_PREFIX, all_lessons, is_exercise, is_test, nbgrader_meta, read_source
+from grader.build.editions import secret_lines, student_notebook
+from grader.build.generate import stale_files
+from grader.lessons import PERCENT, all_lessons, is_exercise, is_test, nbgrader_meta, read_source
+from grader.markers import ALL as MARKERS
+from grader.markers import STAMP_PREFIX
 
 
 def test_generated_files_are_up_to_date():
@@ -18,8 +20,8 @@ def test_generated_files_are_up_to_date():
 def test_student_edition_has_stamp_and_no_answers(lesson):
     text = lesson.student.read_text(encoding="utf-8")
     assert text.startswith(STAMP_PREFIX + f"solutions/{lesson.slug}.py")
-    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"):
-        assert marker not in text, f"{marker} leaked into {lesson.student}"
+    for marker in MARKERS:
+        assert marker.lstrip("# ") not in text, f"{marker} leaked into {lesson.student}"
     nb = read_source(lesson.student)
     for cell in nb.cells:
         if is_exercise(cell):

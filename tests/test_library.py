@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from grader import library
+from grader.build import library
 from grader.lessons import all_lessons, is_exercise, nbgrader_meta, read_source
 from movierec.report import record
 
@@ -61,7 +61,7 @@ def test_record_rejects_bad_metrics(name, value, error):
 
 
 def test_nest_builds_readable_keys():
-    from grader.course import nest
+    from grader.grading.course import nest
 
     assert nest({"a.b": 1, "a.c.d": 2}) == {"a": {"b": 1, "c": {"d": 2}}}
     with pytest.raises(ValueError):

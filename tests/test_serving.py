@@ -385,7 +385,7 @@ def api(recommender):
     return TestClient(serving.create_app(recommender))
 
 
-@pytest.mark.slow
+@pytest.mark.serving
 def test_export_layout_and_config(exported):
     base, version = exported["base"], exported["info"]["version"]
     assert version == 1
@@ -401,7 +401,7 @@ def test_export_layout_and_config(exported):
     assert not list(base.rglob(".*partial*")), "no staging directories left behind"
 
 
-@pytest.mark.slow
+@pytest.mark.serving
 @pytest.mark.parametrize("name", serving.SERVED_MODELS)
 def test_exported_signatures_have_the_documented_names_dtypes_and_shapes(exported, name):
     path = exported["base"] / name / "1"
@@ -430,7 +430,7 @@ def test_exported_signatures_have_the_documented_names_dtypes_and_shapes(exporte
     assert signature["serving_default"] == expected
 
 
-@pytest.mark.slow
+@pytest.mark.serving
 def test_reloaded_models_answer_like_the_in_memory_models(exported):
     lookup, retrieval_model = exported["lookup"], exported["retrieval_model"]
     from movierec.retrieval import candidate_embeddings
@@ -464,7 +464,7 @@ def test_reloaded_models_answer_like_the_in_memory_models(exported):
     assert known.tolist() == [True, True, True, False]
 
 
-@pytest.mark.slow
+@pytest.mark.serving
 def test_exact_retrieval_model_agrees_with_the_tower_and_catalogue(exported):
     retrieval = tf.saved_model.load(str(exported["base"] / "retrieval" / "1")).signatures["serving_default"]
     query = tf.saved_model.load(str(exported["base"] / "query_tower" / "1")).signatures["serving_default"]
@@ -477,7 +477,7 @@ def test_exact_retrieval_model_agrees_with_the_tower_and_catalogue(exported):
     np.testing.assert_allclose(out["scores"].numpy()[0], exact, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.slow
+@pytest.mark.serving
 def test_api_recommends_with_the_in_process_backend(api, recommender):
     reply = api.get("/recommend/42", params={"k": 10})
     assert reply.status_code == 200
@@ -497,7 +497,7 @@ def test_api_recommends_with_the_in_process_backend(api, recommender):
     assert len({item["title"] for item in everything["recommendations"]}) == recommender.catalogue_size
 
 
-@pytest.mark.slow
+@pytest.mark.serving
 def test_healthz_reports_versions(api, recommender):
     reply = api.get("/healthz")
     assert reply.status_code == 200
@@ -509,7 +509,7 @@ def test_healthz_reports_versions(api, recommender):
     }
 
 
-@pytest.mark.slow
+@pytest.mark.serving
 def test_unknown_user_is_served_through_oov_and_flagged(api):
     reply = api.get("/recommend/no-such-user", params={"k": 3})
     assert reply.status_code == 200
@@ -518,7 +518,7 @@ def test_unknown_user_is_served_through_oov_and_flagged(api):
     assert len(body["recommendations"]) == 3
 
 
-@pytest.mark.slow
+@pytest.mark.serving
 @pytest.mark.parametrize(
     "url, status, message",
     [
@@ -544,7 +544,7 @@ def test_malformed_requests_get_4xx_json_errors(api, url, status, message):
     assert "Traceback" not in reply.text
 
 
-@pytest.mark.slow
+@pytest.mark.serving
 def test_tf_serving_backend_unreachable_gives_503(exported):
     app = serving.create_app(
         serving.load_recommender(exported["base"], tf_serving=f"http://127.0.0.1:{serving.free_port()}", timeout_s=1.0)
@@ -556,7 +556,7 @@ def test_tf_serving_backend_unreachable_gives_503(exported):
         assert "unreachable" in reply.json()["error"]
 
 
-@pytest.mark.slow
+@pytest.mark.serving
 def test_tf_serving_backend_timeout_gives_503(exported, silent_server):
     recommender = serving.load_recommender(
         exported["base"], tf_serving=f"http://127.0.0.1:{silent_server.port}", timeout_s=0.5
@@ -566,7 +566,7 @@ def test_tf_serving_backend_timeout_gives_503(exported, silent_server):
     assert "did not answer within 0.5 s" in reply.json()["error"]
 
 
-@pytest.mark.slow
+@pytest.mark.serving
 def test_grpc_tf_serving_backend_unreachable_gives_503(exported):
     recommender = serving.load_recommender(
         exported["base"], tf_serving=f"grpc://127.0.0.1:{serving.free_port()}", timeout_s=1.0
@@ -575,7 +575,7 @@ def test_grpc_tf_serving_backend_unreachable_gives_503(exported):
     assert reply.status_code == 503 and "unavailable" in reply.json()["error"]
 
 
-@pytest.mark.slow
+@pytest.mark.serving
 def test_versions_missing_for_the_index_is_a_startup_error(exported, tmp_path):
     base = tmp_path / "models"
     shutil.copytree(exported["base"] / serving.ANNOY_DIR, base / serving.ANNOY_DIR)
@@ -589,7 +589,7 @@ def test_versions_missing_for_the_index_is_a_startup_error(exported, tmp_path):
         serving.load_recommender(base)
 
 
-@pytest.mark.slow
+@pytest.mark.serving
 def test_api_serves_over_the_loopback_from_the_command_line(exported):
     with serving.api_server(exported["base"]) as url:
         import requests
@@ -603,7 +603,7 @@ def test_api_serves_over_the_loopback_from_the_command_line(exported):
         assert result["p50_ms"] <= result["p99_ms"]
 
 
-@pytest.mark.slow
+@pytest.mark.serving
 @pytest.mark.skipif(
     TF_SERVING_BINARY is None,
     reason="tensorflow_model_server is not on PATH (TF Serving cannot be installed on this machine); "

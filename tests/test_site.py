@@ -11,19 +11,19 @@ import html
 import json
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 import yaml
 
-from grader import site_assets, site_pages
-from grader.editions import secret_lines
+from grader.build.editions import secret_lines
 from grader.lessons import ROOT, Lesson, all_lessons, read_source
+from grader.markers import ALL as MARKERS
 from grader.settings import _TolerantLoader, load_settings
-from grader.syllabus import SYLLABUS
+from grader.site import assets as site_assets
+from grader.site import pages as site_pages
+from grader.site.syllabus import SYLLABUS
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 WRITTEN = [lesson for lesson in all_lessons() if lesson.student.exists()]
@@ -31,25 +31,9 @@ CDN_HOSTS = ("unpkg.com", "cdn.jsdelivr.net", "cdnjs.cloudflare.com", "fonts.goo
 
 
 @pytest.fixture(scope="module")
-def assets_fetched() -> bool:
-    """Fetch MathJax and mermaid (once; `make assets`) so the build serves its own copies."""
-    if site_assets.missing():
-        try:
-            site_assets.fetch()
-        except RuntimeError:
-            return False
-    return True
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory, assets_fetched) -> Path:
-    out = tmp_path_factory.mktemp("site")
-    process = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
-        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
-    )
-    assert process.returncode == 0, process.stdout + process.stderr
-    return out
+def site(built_site) -> Path:
+    """The strict build of the site, made once per test run (``built_site`` in conftest.py)."""
+    return built_site
 
 
 def page(site: Path, path: str) -> str:
@@ -99,7 +83,7 @@ def test_edit_links_point_at_the_sources(site):
     for lesson in WRITTEN:
         assert f'href="{edit}/solutions/{lesson.slug}.py"' in page(site, f"lessons/{lesson.slug}")
     assert f'href="{edit}/site/glossary.md"' in page(site, "glossary")
-    assert f'href="{edit}/grader/syllabus.py"' in page(site, "syllabus")
+    assert f'href="{edit}/grader/site/syllabus.py"' in page(site, "syllabus")
 
 
 def test_syllabus_gives_the_time_of_every_lesson(site):
@@ -168,7 +152,7 @@ def test_no_solution_or_hidden_test_anywhere_in_the_site(site):
 
     The authoring guide is the one page allowed to *name* the markers, so it is skipped.
     """
-    markers = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
+    markers = tuple(marker.lstrip("# ") for marker in MARKERS)
     # A line hidden in one lesson may be public code in *another* (a seeded generator, say);
     # secret_lines drops such lines, judging only by the hand-written sources. A hint in the
     # prose may also quote a line on purpose, wrapped over two lines: that is no leak either.
@@ -259,7 +243,7 @@ def test_lessons_listed_in_the_nav_match_the_syllabus():
 
 def test_without_fetched_assets_the_build_falls_back_to_the_cdn(monkeypatch):
     """`mkdocs build` without npm still gives working pages: the hook swaps in the CDN copies."""
-    from grader import mkdocs_hooks
+    from grader.site import hooks as mkdocs_hooks
 
     local = [package.site_script for package in site_assets.PACKAGES]
     config = {"extra_javascript": ["javascripts/mathjax.js", *local]}

@@ -5,9 +5,7 @@ from __future__ import annotations
 import re
 
 from grader.lessons import is_exercise, is_test, nbgrader_meta, read_source, tags
-
-BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
-BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
+from grader.markers import BEGIN_HIDDEN, BEGIN_SOLUTION, END_SOLUTION
 
 
 def code_cells(nb):

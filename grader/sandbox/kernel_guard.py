@@ -7,7 +7,7 @@ on: the builtins, the functions of ``math`` and NumPy (``numpy``, ``numpy.linalg
 (``run_cell`` and friends, ``showtraceback``, the input and AST transformers, the trace
 and profile hooks).
 
-Before every test cell, the grader (:class:`grader.preprocessors.SandboxedExecute`) asks
+Before every test cell, the grader (:class:`grader.grading.preprocessors.SandboxedExecute`) asks
 the kernel, through an ``execute_request``'s ``user_expressions``, to run :func:`check`:
 it puts back anything the notebook replaced and reports what it found, so the test runs
 with the real ``len``, ``np.allclose`` and ``assert`` machinery and the grader marks the
@@ -18,7 +18,7 @@ reported but is not tampering.
 This is a guard, not a security boundary: it runs in the same interpreter as the student
 code, so code written to defeat this very module can do so. What student code cannot
 do — read the hidden tests from disk, write the gradebook or ``grades.csv``, reach the
-network — is enforced outside the kernel by :mod:`grader.sandbox`.
+network — is enforced outside the kernel by :mod:`grader.sandbox.isolation`.
 """
 
 from __future__ import annotations

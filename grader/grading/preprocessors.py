@@ -4,12 +4,11 @@
   per-cell timeout with interrupt, plus a per-notebook time budget (cells that would
   start after it are not run and fail with ``NotebookTimeout``), a byte cap on each
   cell's output (a cell printing megabytes keeps its first ``max_output_bytes``), and
-  the kernel guard of :mod:`grader.kernel_guard` before every test cell. What happened
+  the kernel guard of :mod:`grader.sandbox.kernel_guard` before every test cell. What happened
   is written to ``report_path`` as JSON for the grader.
-* :class:`ScrubFeedback` runs first in ``generate_feedback``: it removes the hidden-test
-  regions from test cells and cuts every traceback of a test cell down to its last
-  line (``AssertionError: message``). nbgrader's own feedback shows both, and a
-  traceback quotes the failing hidden ``assert`` line by line.
+* :class:`TrimTracebacks` runs in ``generate_feedback`` after nbgrader's ``ClearHiddenTests``:
+  it cuts every traceback of a test cell down to its last line (``AssertionError:
+  message``); nbgrader's own feedback quotes the failing hidden ``assert`` line by line.
 """
 
 from __future__ import annotations
@@ -28,7 +27,6 @@ from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Bool, Integer, Unicode
 
 TIMEOUT_ENAMES = {"CellTimeoutError", "NotebookTimeout"}
-HIDDEN_BEGIN, HIDDEN_END = "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"
 BUILTIN_NAMES = frozenset(dir(builtins))
 
 
@@ -48,7 +46,7 @@ def error_output(ename: str, evalue: str) -> NotebookNode:
 class SandboxedExecute(Execute):
     notebook_timeout = Integer(0, help="Seconds the whole notebook may run (0: no limit).").tag(config=True)
     max_output_bytes = Integer(1_000_000, help="Output bytes kept per cell (-1: no limit).").tag(config=True)
-    guard = Bool(False, help="Run grader.kernel_guard.check before each test cell.").tag(config=True)
+    guard = Bool(False, help="Run grader.sandbox.kernel_guard.check before each test cell.").tag(config=True)
     report_path = Unicode("", help="Where to write the JSON report of timeouts and tampering.").tag(config=True)
 
     def preprocess(self, nb, resources=None, km=None):
@@ -103,7 +101,7 @@ class SandboxedExecute(Execute):
     async def _guard(self, cell: NotebookNode, index: int) -> None:
         """Ask the kernel guard to restore the test's world; record what it had to restore."""
         nonce = secrets.token_hex(8)
-        expression = (f"__import__('grader.kernel_guard', fromlist=['check'])"
+        expression = (f"__import__('grader.sandbox.kernel_guard', fromlist=['check'])"
                       f".check({nonce!r}, {builtin_names_used(cell.source)!r})")
         label = self._label(cell, index)
         msg_id = await ensure_async(self.kc.execute(
@@ -148,20 +146,16 @@ class SandboxedExecute(Execute):
         return None
 
 
-class ScrubFeedback(NbGraderPreprocessor):
-    """Test cells in feedback: no hidden-test code, tracebacks reduced to their last line."""
+class TrimTracebacks(NbGraderPreprocessor):
+    """Test cells in feedback: every traceback cut to its last line (``AssertionError: message``).
+
+    nbgrader's feedback shows whole tracebacks, and a traceback quotes the failing test
+    line by line — hidden ones too. The hidden regions themselves are removed by
+    nbgrader's own ``ClearHiddenTests``, which runs before this.
+    """
 
     def preprocess_cell(self, cell, resources, index):
         if cell.cell_type == "code" and utils.is_grade(cell):
-            kept, hidden = [], False
-            for line in cell.source.split("\n"):
-                if HIDDEN_BEGIN in line:
-                    hidden = True
-                elif HIDDEN_END in line:
-                    hidden = False
-                elif not hidden:
-                    kept.append(line)
-            cell.source = "\n".join(kept).rstrip("\n")
             for output in cell.get("outputs", []):
                 if output.get("output_type") == "error":
                     ename, evalue = output.get("ename", "Error"), output.get("evalue", "")

@@ -20,11 +20,11 @@ import logging
 import nbformat
 from mkdocs.structure.files import File, Files
 
-from grader import site_assets
-from grader.editions import student_notebook
+from grader.build.editions import student_notebook
 from grader.lessons import all_lessons
 from grader.settings import load_settings
-from grader.site_pages import (
+from grader.site import assets as site_assets
+from grader.site.pages import (
     lesson_page,
     placeholder_page,
     plain_math,
@@ -32,7 +32,7 @@ from grader.site_pages import (
     student_files,
     syllabus_page,
 )
-from grader.syllabus import SYLLABUS
+from grader.site.syllabus import SYLLABUS
 
 log = logging.getLogger("mkdocs.hooks.course")
 
@@ -68,13 +68,13 @@ def on_files(files: Files, config) -> Files:
     settings = load_settings()
     existing = existing_lessons()
     syllabus = File.generated(config, "syllabus.md", content=syllabus_page(existing))
-    syllabus.edit_uri = "../grader/syllabus.py"
+    syllabus.edit_uri = "../grader/site/syllabus.py"
     files.append(syllabus)
     for planned in SYLLABUS:
         lesson = existing.get(planned.slug)
         if lesson is None:
             placeholder = File.generated(config, f"lessons/{planned.slug}.md", content=placeholder_page(planned))
-            placeholder.edit_uri = "../grader/syllabus.py"
+            placeholder.edit_uri = "../grader/site/syllabus.py"
             files.append(placeholder)
             continue
         page = lesson_page(lesson, settings)

@@ -11,20 +11,19 @@ how to produce them.
 from __future__ import annotations
 
 import base64
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 
-from grader.lessons import BUILD, LESSONS, Lesson, is_exercise, is_test, nbgrader_meta, read_source, tags
-from grader.quality_bars import BARS
+from grader.grading.course import EXECUTED, METRICS  # what `make course` keeps of each reference run
+from grader.grading.quality_bars import BARS
+from grader.lessons import LESSONS, Lesson, is_exercise, is_test, nbgrader_meta, read_source, tags
 from grader.settings import CourseSettings
-from grader.syllabus import SYLLABUS, Planned
+from grader.site.syllabus import SYLLABUS, Planned
+from movierec.report import read_records
 
-EXECUTED = BUILD / "executed"  # the reference runs `make course` keeps (grader/course.py)
-METRICS = BUILD / "course" / "metrics"  # the metrics each reference run recorded
 MAX_TEXT_LINES = 25
 SHOWN_METRICS = 8  # a longer metrics table starts folded
 NO_RESULTS = (
@@ -82,15 +81,7 @@ def links(lesson: Lesson, settings: CourseSettings) -> str:
 
 def read_metrics(lesson: Lesson) -> list[dict]:
     """The metrics the lesson's reference run recorded (``movierec.report.record``), in order."""
-    path = METRICS / f"{lesson.slug}.jsonl"
-    if not path.exists():
-        return []
-    latest: dict[str, dict] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            entry = json.loads(line)
-            latest[entry["name"]] = entry
-    return list(latest.values())
+    return read_records(METRICS / f"{lesson.slug}.jsonl")
 
 
 def metrics_table(metrics: list[dict]) -> str:

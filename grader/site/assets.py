@@ -5,7 +5,7 @@ would load them from public CDNs, which fails offline — on a train, behind a s
 firewall, or in CI, where the browser test must prove that every page works with no
 network. So the build publishes its own copies under ``assets/vendor/`` in the site.
 
-``python -m grader.site_assets`` (``make assets``) fetches them from the npm registry
+``python -m grader.site.assets`` (``make assets``) fetches them from the npm registry
 with ``npm pack`` at the versions pinned here, checks each tarball against its pinned
 ``sha512`` integrity (the hash the registry publishes), and unpacks the few files the
 site serves into ``build/vendor/``. The MkDocs hook then copies them into the site.
@@ -168,7 +168,7 @@ def site_files() -> dict[str, Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m grader.site_assets", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m grader.site.assets", description=__doc__.split("\n\n")[0])
     parser.add_argument("--force", action="store_true", help="fetch again even if the pinned version is there")
     parser.add_argument("--check", action="store_true", help="fetch nothing; exit 1 if a package is missing")
     parser.add_argument("--optional", action="store_true",

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from grader.lessons import Lesson, is_exercise, read_source, tags
+from grader.markers import block_provenance, module_header
 
 EXPORT_TAG = "export"
 
@@ -29,9 +30,20 @@ def _is_definition(node: ast.stmt) -> bool:
     return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
 
 
-def export_cells(lesson: Lesson) -> list[str]:
+def section_title(markdown: str) -> str | None:
+    """The last heading in a markdown cell (``## 4. Buckets for time`` → ``4. Buckets for time``)."""
+    heads = [line.lstrip("#").strip() for line in markdown.splitlines() if line.startswith("#")]
+    return heads[-1] if heads else None
+
+
+def export_cells(lesson: Lesson) -> list[tuple[str, str]]:
+    """``(section, source)`` of every export cell, ``section`` being the heading it sits under."""
     sources = []
+    section = ""
     for index, cell in enumerate(read_source(lesson.solution).cells):
+        if cell.cell_type == "markdown":
+            section = section_title(cell.source) or section
+            continue
         if cell.cell_type != "code" or EXPORT_TAG not in tags(cell):
             continue
         if is_exercise(cell):
@@ -41,7 +53,7 @@ def export_cells(lesson: Lesson) -> list[str]:
             )
         if any(line.lstrip().startswith(("%", "!")) for line in cell.source.splitlines()):
             raise ExportError(f"{lesson.solution} cell {index}: export cells must be plain Python (no magics)")
-        sources.append(cell.source.strip("\n"))
+        sources.append((section, cell.source.strip("\n")))
     return sources
 
 
@@ -52,7 +64,7 @@ def module_source(lesson: Lesson) -> str | None:
         return None
     imports: list[str] = []
     body: list[str] = []
-    for cell in cells:
+    for section, cell in cells:
         tree = ast.parse(cell)
         lines = cell.splitlines()
         import_lines: set[int] = set()
@@ -70,13 +82,14 @@ def module_source(lesson: Lesson) -> str | None:
         kept = [line for i, line in enumerate(lines) if i not in import_lines]
         text = "\n".join(kept).strip("\n")
         if text:
-            body.append(text)
+            body.append(f"{block_provenance(lesson.slug, section)}\n{text}")
     future = [imp for imp in imports if imp.startswith("from __future__")]
     others = [imp for imp in imports if imp not in future]
     header = (
+        f"{module_header(lesson.slug)}\n"
         f'"""Building blocks from lesson {lesson.slug}: {lesson.title()}.\n\n'
-        f"Generated from the cells tagged ``export`` in solutions/{lesson.slug}.py by\n"
-        '``python -m grader build`` — edit the lesson, not this file.\n"""\n'
+        f"The cells tagged ``export`` in solutions/{lesson.slug}.py, in lesson order; each block\n"
+        'names the section of the lesson that explains it.\n"""\n'
     )
     sections = ["\n".join(future + others)] if imports else []
     sections.append("\n\n\n".join(body))

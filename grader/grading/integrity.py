@@ -1,4 +1,4 @@
-"""Reading a submission, and checking its locked test cells against the released edition.
+"""Checking a submission's locked test cells against the released edition.
 
 Before nbgrader sees a submission, every locked cell (the test cells) is compared, by
 ``grade_id``, with the student edition that was handed out: its source (whitespace at
@@ -15,64 +15,12 @@ that run are always the original ones, in the original order.
 from __future__ import annotations
 
 import copy
-import json
-import re
-from pathlib import Path
 
-import jupytext
 import nbformat
 
-from grader.lessons import KERNELSPEC, PERCENT, STAMP_PREFIX, nbgrader_meta
+from grader.lessons import nbgrader_meta
 
-PERCENT_MARKER = re.compile(r"^# %%", re.M)
 FLAGS = ("grade", "solution", "locked", "points")
-
-
-class InvalidSubmission(ValueError):
-    """The file cannot be read as a lesson (becomes an ``invalid`` row)."""
-
-
-def read_submission(path: Path) -> nbformat.NotebookNode:
-    """A submitted ``.ipynb`` or jupytext percent ``.py`` as a notebook, or :class:`InvalidSubmission`."""
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise InvalidSubmission(f"cannot read the file: {exc.strerror}") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise InvalidSubmission("not a text file (not UTF-8)") from None
-    if path.suffix == ".ipynb":
-        try:
-            json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InvalidSubmission(f"not a notebook: invalid JSON ({exc.msg} at line {exc.lineno})") from None
-        try:
-            nb = nbformat.reads(text, as_version=4)
-        except Exception as exc:  # noqa: BLE001 - nbformat raises many kinds
-            raise InvalidSubmission(f"not a notebook: {str(exc).splitlines()[0][:200]}") from None
-        if not isinstance(nb.get("cells"), list):
-            raise InvalidSubmission("not a notebook: it has no list of cells")
-    elif path.suffix == ".py":
-        if not PERCENT_MARKER.search(text):
-            raise InvalidSubmission("not a jupytext percent script: no '# %%' cell markers")
-        try:
-            nb = jupytext.reads(text, fmt=PERCENT)
-        except Exception as exc:  # noqa: BLE001
-            raise InvalidSubmission(f"not a jupytext percent script: {str(exc).splitlines()[0][:200]}") from None
-    else:
-        raise InvalidSubmission(f"a submission is a .py or .ipynb file, not {path.suffix or 'a file without suffix'}")
-    if nb.cells and nb.cells[0].cell_type == "code" and nb.cells[0].source.startswith(STAMP_PREFIX):
-        nb.cells.pop(0)
-    for cell in nb.cells:  # nbgrader rejects cells without the fields a code cell must have
-        if cell.get("cell_type") == "code":
-            cell.setdefault("outputs", [])
-            cell.setdefault("execution_count", None)
-        cell.setdefault("metadata", {})
-    nb.metadata["kernelspec"] = dict(KERNELSPEC)
-    nb.metadata.setdefault("language_info", {"name": "python"})
-    return nb
 
 
 def _source(cell) -> str:

@@ -22,8 +22,9 @@ from nbgrader.preprocessors import (
     LockCells,
 )
 
-from grader.bootstrap import with_bootstrap
-from grader.lessons import KERNELSPEC, PERCENT, STAMP_PREFIX, Lesson, read_source, tags
+from grader.build.bootstrap import with_bootstrap
+from grader.lessons import KERNELSPEC, PERCENT, Lesson, read_source, tags
+from grader.markers import SECRET_BLOCKS, student_stamp
 from grader.settings import CourseSettings, load_settings
 
 STUDENT_PREPROCESSORS = (
@@ -38,10 +39,7 @@ STUDENT_PREPROCESSORS = (
 
 
 def stamp(lesson: Lesson) -> str:
-    return (
-        f"{STAMP_PREFIX}solutions/{lesson.slug}.py by `python -m grader build`"
-        " — authors edit that file, not this one; students, this file is yours to fill in."
-    )
+    return student_stamp(lesson.slug)
 
 
 def add_bootstrap(nb: nbformat.NotebookNode, settings: CourseSettings) -> nbformat.NotebookNode:
@@ -94,9 +92,6 @@ def to_percent(nb: nbformat.NotebookNode) -> str:
 def student_script(lesson: Lesson, settings: CourseSettings | None = None) -> str:
     """The committed ``lessons/NN_name.py``: the stamp line, then the student edition."""
     return f"{stamp(lesson)}\n\n{to_percent(student_notebook(lesson, settings))}"
-
-
-SECRET_BLOCKS = (("### BEGIN SOLUTION", "### END SOLUTION"), ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"))
 
 
 def split_secrets(lesson: Lesson) -> tuple[set[str], str]:

@@ -1,7 +1,7 @@
 """The course's datasets: found, and downloaded if need be, by the grader before any kernel runs.
 
 A sandboxed grading kernel has no network, a private home folder and a read-only view of
-the data folder (:mod:`grader.sandbox`), so a lesson's ``tfds.load(...)`` inside it can
+the data folder (:mod:`grader.sandbox.isolation`), so a lesson's ``tfds.load(...)`` inside it can
 only read what is already there. The grader, which is trusted and online, therefore
 makes sure the datasets the course library loads are in the data folder first: TFDS's
 own ``TFDS_DATA_DIR`` when set (the Makefile points it at ``../shared/tensorflow_datasets``

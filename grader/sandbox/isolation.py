@@ -2,7 +2,7 @@
 
 Two layers, both set up by trusted code before any student code runs:
 
-* **The grading worker** (:mod:`grader.workers`) moves itself into a new, empty network
+* **The grading worker** (:mod:`grader.grading.pool`) moves itself into a new, empty network
   namespace (:func:`enter_network_namespace`): only a private loopback exists, so the
   kernel can talk to nbgrader over ``127.0.0.1`` but reaches no other machine.
 * **The kernel** is started through a kernelspec whose ``argv`` runs
@@ -65,7 +65,7 @@ KERNEL_NAME = "grader-sandbox"
 # output: nbgrader scores a test cell with any stderr output 0, so a library's log line
 # during a test would cost the student its points. What Python code prints still shows.
 NATIVE_OUTPUT_OFF = "--IPKernelApp.capture_fd_output=False"
-COURSE_ROOT = Path(__file__).resolve().parent.parent  # the checkout this grader runs from
+COURSE_ROOT = Path(__file__).resolve().parents[2]  # the checkout this grader runs from
 WORK = "/tmp/work"  # the kernel's working folder inside its namespace
 HOME = "/tmp/home"
 CONNECTION = "/tmp/kernel.json"
@@ -229,7 +229,7 @@ def set_limits(spec: SandboxSpec) -> None:
 
 
 def data_dir() -> str:
-    """TFDS's data folder, symlinks resolved (:func:`grader.course_data.data_dir`, without its imports)."""
+    """TFDS's data folder, symlinks resolved (:func:`grader.grading.course_data.data_dir`, without its imports)."""
     return os.path.realpath(os.environ.get("TFDS_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets"))
 
 
@@ -297,7 +297,7 @@ def _connection_index(argv: list[str]) -> int:
     for i, arg in enumerate(argv[:-1]):
         if arg == "-f":
             return i + 1
-    raise SystemExit("grader.sandbox: the kernel command has no '-f {connection_file}'")
+    raise SystemExit("grader.sandbox.isolation: the kernel command has no '-f {connection_file}'")
 
 
 def _exec(argv: list[str], env: dict[str, str]) -> None:
@@ -364,7 +364,7 @@ def kernel_main(spec_path: str, argv: list[str]) -> None:
             os.close(log)
             _exec(argv, env)
         except BaseException as exc:  # noqa: BLE001 - report and die, never fall through
-            print(f"grader.sandbox: cannot start the kernel: {exc}", file=sys.stderr)
+            print(f"grader.sandbox.isolation: cannot start the kernel: {exc}", file=sys.stderr)
         os._exit(127)
     # The parent stays as a thin shim: jupyter_client signals the whole process group
     # (SIGINT reaches the kernel directly); forward termination, mirror the exit status.
@@ -394,7 +394,7 @@ def write_kernelspec(folder: Path, spec_path: Path) -> Path:
             python, "-Xfrozen_modules=off", "-m", "ipykernel_launcher", "-f", "{connection_file}",
             "--HistoryManager.hist_file=:memory:", NATIVE_OUTPUT_OFF]
     if spec.guard:
-        argv.append(f"--IPKernelApp.exec_lines=__import__('grader.kernel_guard', fromlist=['install'])"
+        argv.append(f"--IPKernelApp.exec_lines=__import__('grader.sandbox.kernel_guard', fromlist=['install'])"
                     f".install({spec.seed})")
     target = folder / "kernels" / KERNEL_NAME / "kernel.json"
     target.parent.mkdir(parents=True, exist_ok=True)

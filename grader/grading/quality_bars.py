@@ -2,7 +2,9 @@
 
 Each bar names a metric that a lesson reports with ``movierec.report.record``. A bar
 whose metric is absent (its lesson is not written yet) is reported as ``absent`` and
-does not fail the run; a bar that is measured and missed does.
+does not fail the run; a bar that is measured and missed does — unless it is a wall-clock
+time (``gated=False``): machine load moves those, so they are reported (``slow``), and
+speed is gated by the benchmarks instead.
 """
 
 from __future__ import annotations
@@ -19,21 +21,25 @@ class Bar:
     op: str
     threshold: float
     why: str
+    gated: bool = True  # False: reported only (a wall-clock figure that machine load can move)
 
     def check(self, metrics: dict[str, float]) -> tuple[str, float | None]:
         value = metrics.get(self.metric)
         if value is None:
             return "absent", None
-        return ("pass" if _OPS[self.op](value, self.threshold) else "FAIL"), value
+        if _OPS[self.op](value, self.threshold):
+            return "pass", value
+        return ("FAIL" if self.gated else "slow"), value
 
 
 BARS = (
     Bar("retrieval.baseline.top_100", ">=", 0.233, "id-only model matches the TFRS basic-retrieval tutorial"),
     Bar("retrieval.features.top_100", ">=", 0.28, "feature-rich retrieval beats the best TFRS tutorial"),
-    Bar("retrieval.features.seconds", "<", 90, "feature-rich retrieval trains in under 90 s on 2 cores"),
+    Bar("retrieval.features.seconds", "<", 90, "feature-rich retrieval trains in under 90 s on 2 cores",
+        gated=False),
     Bar("ranking.baseline.rmse", "<=", 1.106, "id-only ranking matches the TFRS basic-ranking tutorial"),
     Bar("ranking.best.rmse", "<=", 0.92, "best ranking model beats the TFRS deep & cross tutorial"),
-    Bar("ranking.best.seconds", "<", 120, "best ranking model trains in under 120 s on 2 cores"),
+    Bar("ranking.best.seconds", "<", 120, "best ranking model trains in under 120 s on 2 cores", gated=False),
     Bar("annoy.recall_at_10", ">=", 0.95, "Annoy keeps recall@10 at 0.95 or better on the movie embeddings"),
 )
 

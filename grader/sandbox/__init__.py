@@ -1,0 +1,9 @@
+"""The sandbox: what keeps a student's kernel from reaching what it must not.
+
+- :mod:`grader.sandbox.isolation` — outside the kernel: namespaces, an unprivileged uid, resource
+  limits, the kernelspec that starts every grading kernel through the wrapper
+  (``python -m grader.sandbox kernel ...``).
+- :mod:`grader.sandbox.kernel_guard` — inside the kernel: seeds, and undoing tampering before each test.
+
+Kept free of heavy imports: the kernel wrapper imports this package before it starts ipykernel.
+"""
