@@ -4,10 +4,14 @@ Most modules in this package are generated: ``python -m grader build`` copies ev
 cell tagged ``export`` in ``solutions/NN_name.py`` into ``movierec/name.py`` (the d2l
 ``#@save`` idea), so a later lesson imports the reference version of an earlier
 lesson's building blocks instead of depending on the student's own answers.
-Exercise (solution) cells are never exported, so this package holds no answers.
+Exercise (solution) cells are never exported. That alone does not keep answers out of
+the package: an exported building block can still do what an exercise asks, so an
+exercise must ask for something the library does not provide (see site/authoring.md).
 
-The hand-written modules are :mod:`movierec.setup` (environment and seeds) and
-:mod:`movierec.report` (metrics that ``make course`` collects).
+The hand-written modules are :mod:`movierec.setup` (environment and seeds),
+:mod:`movierec.report` (metrics that ``make course`` collects) and :mod:`movierec.api`
+(the command line that exports and serves the models); every other module starts with a
+``DO NOT EDIT`` line naming the lesson it is generated from.
 """
 
 __version__ = "0.1.0"

@@ -37,19 +37,25 @@ class TestResult:
         return self.earned == self.points
 
 
-def lesson_of(path: Path, lesson: str | None = None) -> Lesson:
-    """The lesson a file is: named by ``--lesson``, or by the ``NN_name`` in its file name."""
+def lesson_of(path: Path, nb, lesson: str | None = None) -> Lesson:
+    """The lesson a file is: named by ``--lesson``, by the ``NN_name`` in its file name, or by its tests."""
     from grader.grading.collect import lesson_in_name
-    from grader.lessons import find_lesson
+    from grader.lessons import find_lesson, nbgrader_meta
 
     if lesson:
         return find_lesson(lesson)
     found = lesson_in_name(path.stem, all_lessons())
-    if found is None:
+    if found is not None:
+        return found[1]
+    mine = {nbgrader_meta(c).get("grade_id") for c in nb.cells if is_test(c)}
+    overlap = {item: len(mine & {nbgrader_meta(c).get("grade_id") for c in read_source(item.student).cells
+                                 if is_test(c)}) for item in all_lessons() if item.student.exists()}
+    best = max(overlap, key=overlap.get, default=None)
+    if best is None or overlap[best] == 0:
         known = ", ".join(item.slug for item in all_lessons())
         raise ValueError(f"cannot tell which lesson {path.name} is: keep the lesson's name in the file name "
                          f"(one of {known}) or pass --lesson")
-    return found[1]
+    return best
 
 
 def edition_of(path: Path) -> str:
@@ -77,7 +83,7 @@ def check(path: Path, cell_timeout: int = 900, lesson: str | None = None,
         raise ValueError(f"{path} has no test cells; is it a lesson from lessons/ (or its notebook)?")
     config = GradingConfig(cell_timeout=cell_timeout, sandbox=False)
     workspace = Path(workspace)
-    run = grade([Entry(STUDENT, lesson_of(path, lesson), path)], workspace=workspace,
+    run = grade([Entry(STUDENT, lesson_of(path, nb, lesson), path)], workspace=workspace,
                 results=workspace / "results", config=config, edition=edition_of(path), jobs=1, force=True,
                 progress=False)
     result = run.results[0]
