@@ -140,12 +140,25 @@ def _read_notebook(text: str) -> nbformat.NotebookNode:
         raise UnreadableLesson(f"not a notebook: {str(exc).splitlines()[0][:200]}") from None
     if not isinstance(nb.get("cells"), list) or not all(isinstance(c, dict) for c in nb.cells):
         raise UnreadableLesson("not a notebook: it has no list of cells")
+    for index, cell in enumerate(nb.cells):
+        if cell.get("cell_type") not in ("code", "markdown", "raw"):
+            raise UnreadableLesson(f"not a notebook: cell {index} has no valid cell_type")
+        if not isinstance(cell.get("source", ""), str):
+            raise UnreadableLesson(f"not a notebook: the source of cell {index} is not text")
+        if not isinstance(cell.get("metadata", {}), dict):
+            raise UnreadableLesson(f"not a notebook: the metadata of cell {index} is not a mapping")
+        meta = cell.get("metadata", {}).get("nbgrader")
+        if meta is not None and not isinstance(meta, dict):
+            raise UnreadableLesson(f"not a notebook: the nbgrader metadata of cell {index} is not a mapping "
+                                   "(re-download the lesson and copy your answers into it)")
     return nb
 
 
 def nbgrader_meta(cell: nbformat.NotebookNode) -> dict:
-    """The cell's nbgrader metadata, or an empty dict for ordinary cells."""
-    return cell.get("metadata", {}).get("nbgrader", {}) or {}
+    """The cell's nbgrader metadata, or an empty dict for ordinary cells (and for metadata that is not a mapping)."""
+    metadata = cell.get("metadata", {})
+    meta = metadata.get("nbgrader", {}) if isinstance(metadata, dict) else {}
+    return meta if isinstance(meta, dict) else {}
 
 
 def is_exercise(cell: nbformat.NotebookNode) -> bool:

@@ -17,6 +17,7 @@ from grader.grading.integrity import check_locked_cells
 from grader.grading.preprocessors import TrimTracebacks, builtin_names_used
 from grader.grading.results import merge, summary
 from grader.lessons import Lesson, UnreadableLesson, find_lesson, nbgrader_meta, read_source
+from grader.markers import BEGIN_HIDDEN, END_HIDDEN
 
 INTRO = find_lesson("01_intro")
 LESSONS = [INTRO, Lesson("04_retrieval"), Lesson("05_ranking")]
@@ -114,9 +115,24 @@ def test_metadata_tricks_are_detected():
     assert any("metadata of cell affinity_scores" in p for p in problems)
 
 
+def test_malformed_notebooks_are_unreadable_not_grader_errors(tmp_path):
+    """Deeply nested JSON and nbgrader metadata that is not a mapping: ``invalid`` rows, never ``error``."""
+    with pytest.raises(UnreadableLesson, match="nested too deeply"):
+        read_source(touch(tmp_path / "deep.ipynb", '{"cells": ' + "[" * 100_000 + "]" * 100_000 + "}"))
+    nb = student_notebook(INTRO)
+    nb.cells[3].metadata["nbgrader"] = "junk"
+    path = tmp_path / "meta.ipynb"
+    path.write_text(json.dumps(nb), encoding="utf-8")
+    with pytest.raises(UnreadableLesson, match="nbgrader metadata of cell 3 is not a mapping"):
+        read_source(path)
+    nb.cells[3].metadata = ["not", "a", "mapping"]
+    path.write_text(json.dumps(nb), encoding="utf-8")
+    with pytest.raises(UnreadableLesson, match="not a notebook"):
+        read_source(path)
+
+
 def test_feedback_scrub_removes_hidden_tests_and_tracebacks():
-    cell = nbformat.v4.new_code_cell("assert f(1) == 2, 'f(1)'\n### BEGIN HIDDEN TESTS\nassert f(2) == 4\n"
-                                     "### END HIDDEN TESTS")
+    cell = nbformat.v4.new_code_cell(f"assert f(1) == 2, 'f(1)'\n{BEGIN_HIDDEN}\nassert f(2) == 4\n{END_HIDDEN}")
     cell.metadata["nbgrader"] = {"grade": True, "grade_id": "t", "locked": True, "points": 1, "solution": False}
     cell.outputs = [nbformat.v4.new_output("error", ename="AssertionError", evalue="",
                                            traceback=["----> 3 assert f(2) == 4"])]

@@ -28,6 +28,7 @@ from grader.grading.autograde import autograde
 from grader.grading.config import GradingConfig
 from grader.grading.course_data import data_dir
 from grader.lessons import ROOT, find_lesson, is_exercise, nbgrader_meta, read_source
+from grader.markers import BEGIN_HIDDEN, END_HIDDEN
 from grader.sandbox.isolation import can_isolate
 
 pytestmark = pytest.mark.grading
@@ -50,8 +51,13 @@ def solution_code(grade_id: str) -> str:
 
 
 def crafted(solve=("all",), prefix: dict[str, str] | None = None, replace: dict[str, str] | None = None,
-            extra_cells: list[str] = ()) -> nbformat.NotebookNode:
-    """The student edition with some exercises solved; ``prefix`` code goes before an exercise's code."""
+            extra_cells: list[str] = (), added_cells: list[str] = ()) -> nbformat.NotebookNode:
+    """The student edition with some exercises solved; ``prefix`` code goes before an exercise's code.
+
+    Only answers are graded (the rest of the notebook is the release), so ``extra_cells`` —
+    a student's own code — goes at the top of the first exercise cell, where it runs;
+    ``added_cells`` become cells of their own, which the grader does not run.
+    """
     nb = copy.deepcopy(student_notebook(INTRO))
     for cell in nb.cells:
         gid = nbgrader_meta(cell).get("grade_id")
@@ -62,8 +68,19 @@ def crafted(solve=("all",), prefix: dict[str, str] | None = None, replace: dict[
         if gid in (replace or {}):
             cell.source = replace[gid]
     at = next(i for i, c in enumerate(nb.cells) if nbgrader_meta(c).get("grade_id") == "affinity_scores")
-    for offset, code in enumerate(extra_cells):
+    if extra_cells:
+        nb.cells[at].source = "\n".join([*extra_cells, nb.cells[at].source])
+    for offset, code in enumerate(added_cells):
         nb.cells.insert(at + offset, nbformat.v4.new_code_cell(code))
+    return nb
+
+
+def tagged(nb, tag: str):
+    """Every test cell tagged ``tag`` (``skip-execution`` makes nbgrader's executor skip a cell)."""
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        if nbgrader_meta(cell).get("grade"):
+            cell.metadata.setdefault("tags", []).append(tag)
     return nb
 
 
@@ -140,6 +157,48 @@ builtins.AssertionError = type("AssertionError", (Warning,), {})
 isinstance = lambda *a, **k: True                   # shadows the builtin in the notebook's namespace
 '''
 
+# Patch what carries a test's outcome out of the kernel: its execute path, its session's send.
+KERNEL_PATCH = r'''
+_kernel = get_ipython().kernel
+_real_do_execute = _kernel.do_execute
+async def _do_execute(code, *args, **kwargs):
+    return await _real_do_execute("pass" if "assert" in code else code, *args, **kwargs)
+_kernel.do_execute = _do_execute
+'''
+
+SESSION_PATCH = r'''
+_session = get_ipython().kernel.session
+_real_send = _session.send
+def _send(stream, msg_or_type, content=None, *args, **kwargs):
+    if msg_or_type == "error":
+        return None
+    if isinstance(content, dict) and content.get("status") == "error":
+        content = {**content, "status": "ok"}
+    return _real_send(stream, msg_or_type, content, *args, **kwargs)
+_session.send = _send
+'''
+
+# Read the running test cell (hidden tests included) and print it, with HTML a browser would run.
+LEAK = r'''
+
+_real_top_k = top_k
+def top_k(*args, **kwargs):
+    from IPython.display import HTML, display
+    print(get_ipython().user_ns["In"][-1])
+    print("<script>alert('owned')</script>")
+    display(HTML("<script>alert('html')</script><b>bold</b>"))
+    return _real_top_k(*args, **kwargs)
+'''
+
+# The kernel exits (os._exit) when the cell after the fourth test starts: four tests have run.
+EXIT_LATER = r'''
+def _exit_at_the_last_exercise(info):
+    import os
+    if "def fit_matrix_factorization" in (info.raw_cell or ""):
+        os._exit(0)
+get_ipython().events.register("pre_run_cell", _exit_at_the_last_exercise)
+'''
+
 
 @pytest.fixture(scope="session")
 def fault_run(tmp_path_factory):
@@ -170,6 +229,16 @@ def fault_run(tmp_path_factory):
     write_nb(subs / "edited" / "01_intro.ipynb", crafted(replace={"test_top_k": "pass  # my test now"}))
     write_nb(subs / "deleted" / "01_intro.ipynb", without(solved, "test_predict"))
     write_py(subs / "moved" / "01_intro.py", moved_to_end(solved, "test_affinity_scores"))
+    write_nb(subs / "skipper" / "01_intro.ipynb", tagged(student_notebook(INTRO), "skip-execution"))
+    skipper_py = to_percent(tagged(student_notebook(INTRO), "skip-execution"))
+    assert 'tags=["skip-execution"]' in skipper_py  # the one-line edit of a .py header does the same
+    (subs / "skippy").mkdir()
+    (subs / "skippy" / "01_intro.py").write_text(skipper_py, encoding="utf-8")
+    write_nb(subs / "added" / "01_intro.ipynb", crafted(added_cells=["print('ADDED CELL RAN')"]))
+    write_nb(subs / "leaker" / "01_intro.ipynb", crafted(replace={"top_k": solution_code("top_k") + LEAK}))
+    write_nb(subs / "exiter" / "01_intro.ipynb", crafted(extra_cells=[EXIT_LATER]))
+    write_nb(subs / "kpatch" / "01_intro.ipynb", crafted(solve=(), extra_cells=[KERNEL_PATCH]))
+    write_nb(subs / "spatch" / "01_intro.ipynb", crafted(solve=(), extra_cells=[SESSION_PATCH]))
     write_nb(subs / "flood" / "01_intro.ipynb", crafted(extra_cells=["print('x' * 5_000_000)\n" * 3]))
     write_nb(subs / "hostile" / "01_intro.ipynb", crafted(solve=(), extra_cells=[HOSTILE]))
     write_nb(subs / "patcher" / "01_intro.ipynb", crafted(
@@ -233,7 +302,8 @@ def outputs(fault_run, student) -> str:
 def test_every_student_gets_exactly_one_row(fault_run):
     expected = {"reference", "stub", "loop", "sleepy", "crash", "hog", "native", "exception", "syntax", "badjson",
                 "plainpy", "absent", "edited", "deleted", "moved", "flood", "hostile", "patcher", "snoop", "twofiles",
-                "flat"}
+                "flat", "skipper", "skippy", "added", "kpatch", "spatch", "leaker",
+                "exiter"}
     assert set(fault_run["rows"]) == expected
     assert all(r["max_points"] == "10" for r in fault_run["rows"].values())
 
@@ -260,6 +330,12 @@ def test_a_kernel_that_dies_is_an_error_row(fault_run):
     status, points, reason = row(fault_run, "crash")
     assert (status, points) == ("error", 0.0), reason
     assert "died" in reason.lower() or "dead" in reason.lower(), reason
+
+
+def test_a_kernel_that_exits_after_some_tests_keeps_their_points_and_says_so(fault_run):
+    status, points, reason = row(fault_run, "exiter")
+    assert (status, points) == ("error", TOTAL - POINTS["test_fit_matrix_factorization"]), reason
+    assert "kernel died while running fit_matrix_factorization" in reason
 
 
 def test_memory_limit_fails_only_the_allocating_exercise(fault_run):
@@ -302,6 +378,27 @@ def test_tampered_test_cells_are_flagged_and_the_original_tests_run(fault_run, s
     assert status == "tampered" and words in reason, reason
     assert points == TOTAL  # the released tests ran, in their places, on correct code
     assert set(cells(fault_run, student)) == set(POINTS)
+
+
+@pytest.mark.parametrize("student", ["skipper", "skippy"])
+def test_a_stub_with_skip_execution_tags_on_its_tests_scores_nothing(fault_run, student):
+    """The tags come from the release, not the submission: the tests run (and fail on the stub)."""
+    status, points, reason = row(fault_run, student)
+    assert (status, points) == ("tampered", 0.0) and "tags of test cell" in reason, reason
+    assert set(cells(fault_run, student)) == set(POINTS)
+
+
+@pytest.mark.parametrize("student, words", [("kpatch", "the kernel.do_execute was replaced"),
+                                            ("spatch", "the session.send was replaced")])
+def test_a_stub_that_patches_the_kernel_or_its_messages_is_caught(fault_run, student, words):
+    status, points, reason = row(fault_run, student)
+    assert (status, points) == ("tampered", 0.0) and words in reason, reason
+
+
+def test_cells_a_student_adds_are_not_run_and_the_row_says_so(fault_run):
+    status, points, reason = row(fault_run, "added")
+    assert (status, points) == ("graded", TOTAL) and "1 code cell you added outside the exercises was not run" in reason
+    assert "ADDED CELL RAN" not in outputs(fault_run, "added")
 
 
 def test_megabytes_of_output_are_truncated(fault_run):
@@ -359,12 +456,32 @@ def test_feedback_never_shows_hidden_tests(fault_run):
     assert any(json.dumps(line)[1:-1] in full for line in hidden)  # the instructor's copy has them
 
 
+def test_feedback_drops_hidden_tests_a_student_printed_and_escapes_their_html(fault_run):
+    """The leaker printed the running test cell, hidden tests included, and emitted <script> tags."""
+    hidden = [line for line in hidden_test_lines() if line in test_cell_source("test_top_k")]
+    assert hidden, "test_top_k has hidden tests to leak"
+    graded = (fault_run["results"] / "leaker" / "01_intro" / "01_intro.ipynb").read_text(encoding="utf-8")
+    assert any(json.dumps(line)[1:-1] in graded for line in hidden), "the attack did print the hidden tests"
+    page = (fault_run["feedback"] / "leaker" / "01_intro.html").read_text(encoding="utf-8")
+    text = html.unescape(re.sub(r"<[^>]+>", "", page))
+    assert not [line for line in hidden if line in text]
+    assert "<script>alert(" not in page and "<b>bold</b>" not in page
+    assert row(fault_run, "leaker")[:2] == ("graded", TOTAL)
+
+
+def test_cell_source(grade_id: str) -> str:
+    return next(c.source for c in read_source(INTRO.solution).cells if nbgrader_meta(c).get("grade_id") == grade_id)
+
+
+test_cell_source.__test__ = False  # a helper, not a test
+
+
 def hidden_test_lines() -> list[str]:
     """Lines only the hidden tests have (a line the student edition also has is no secret)."""
     public = INTRO.student.read_text(encoding="utf-8")
     lines = []
     for cell in read_source(INTRO.solution).cells:
-        inside = re.findall(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", cell.source, re.S)
+        inside = re.findall(f"{re.escape(BEGIN_HIDDEN)}\n(.*?){re.escape(END_HIDDEN)}", cell.source, re.S)
         for block in inside:
             lines += [line.strip() for line in block.splitlines() if len(line.strip()) >= 25]
     return [line for line in lines if line not in public]

@@ -9,7 +9,7 @@ from grader.build.editions import secret_lines, student_notebook
 from grader.build.generate import stale_files
 from grader.lessons import PERCENT, all_lessons, is_exercise, is_test, nbgrader_meta, read_source
 from grader.markers import ALL as MARKERS
-from grader.markers import STAMP_PREFIX
+from grader.markers import CODE_STUB, STAMP_PREFIX
 
 
 def test_generated_files_are_up_to_date():
@@ -25,7 +25,7 @@ def test_student_edition_has_stamp_and_no_answers(lesson):
     nb = read_source(lesson.student)
     for cell in nb.cells:
         if is_exercise(cell):
-            assert "raise NotImplementedError()" in cell.source
+            assert CODE_STUB.splitlines()[-1] in cell.source
 
 
 def test_solution_lines_never_reach_the_student(lesson):

@@ -1,15 +1,18 @@
-"""Checking a submission's locked test cells against the released edition.
+"""What of a submission is graded: its answers, put into the release; and what it tampered with.
 
-Before nbgrader sees a submission, every locked cell (the test cells) is compared, by
-``grade_id``, with the student edition that was handed out: its source (whitespace at
-line ends ignored), its type and its nbgrader flags and points. A test cell that was
-edited, deleted, duplicated or moved, or an exercise cell whose nbgrader metadata was
-changed, makes the submission ``tampered``, and the test cells are put back: every
-locked cell of the student's notebook is removed and the released ones are inserted,
-each right after the cell that precedes it in the released edition (or at the end, if
-the student's notebook has no such cell). nbgrader's ``OverwriteCells`` then swaps in
-the instructor's version (hidden tests included) as for any submission, so the tests
-that run are always the original ones, in the original order.
+:func:`answers_into_release` builds the notebook that runs: the release with only the
+source of the student's solution cells put into it, so tags, metadata and every other cell
+come from the instructor. :func:`check_locked_cells` reports what the student did to the
+locked test cells (they never run from the submission either way).
+
+The check compares every locked cell (the test cells), by ``grade_id``, with the student
+edition that was handed out: its source (whitespace at line ends ignored), its type, its
+tags and its nbgrader flags and points. A test cell that was edited, re-tagged (e.g.
+``skip-execution``), deleted, duplicated or moved, or an exercise cell whose nbgrader
+metadata was changed, makes the submission ``tampered`` — reported, never obeyed: the
+graded notebook is the release, and nbgrader's ``OverwriteCells`` swaps in the
+instructor's test cells (hidden tests included), so the tests that run are always the
+original ones, in the original order.
 """
 
 from __future__ import annotations
@@ -67,6 +70,8 @@ def check_locked_cells(
                 problems.append(f"test cell {gid} was edited")
             elif _flags(cell) != _flags(locked[gid]):
                 problems.append(f"the nbgrader metadata of test cell {gid} was changed")
+            elif sorted(cell.get("metadata", {}).get("tags", [])) != sorted(locked[gid].metadata.get("tags", [])):
+                problems.append(f"the tags of test cell {gid} were changed")
         elif gid in known:
             if _flags(cell) != _flags(known[gid]):
                 problems.append(f"the nbgrader metadata of cell {gid} was changed")
@@ -107,3 +112,57 @@ def restore_locked_cells(nb: nbformat.NotebookNode, released: nbformat.NotebookN
         cells.insert(position, fresh)
     nb.cells = cells
     return nb
+
+
+def _first_line(source: str) -> str:
+    return next((line.strip() for line in source.splitlines() if line.strip()), "")
+
+
+def answers_into_release(
+    nb: nbformat.NotebookNode, released: nbformat.NotebookNode
+) -> tuple[nbformat.NotebookNode, list[str]]:
+    """The notebook that is graded: the release, with only the student's answers put into it.
+
+    Only the *source* of each solution cell is taken from the submission, matched by its
+    ``grade_id`` (or, when a notebook tool lost the cell's nbgrader metadata, by the
+    stub's first line, e.g. ``def top_k(scores, k):``). Every other cell, every tag
+    (``skip-execution`` included), every metadata field and the cell order come from the
+    release, so nothing else in a submission can change what runs. Returns the notebook
+    and notes: cells the student added (not run), answers that are missing or whose cell
+    type changed.
+    """
+    graded = copy.deepcopy(released)
+    theirs = {gid: c for c in nb.cells if (gid := _grade_id(c)) is not None}
+    solution_ids = {gid for c in released.cells if nbgrader_meta(c).get("solution") and (gid := _grade_id(c))}
+    used: set[int] = set()
+    notes: list[str] = []
+    for cell in graded.cells:
+        gid = _grade_id(cell)
+        if gid not in solution_ids:
+            if cell.cell_type == "code":
+                cell.outputs, cell.execution_count = [], None
+            continue
+        answer = theirs.get(gid)
+        if answer is None:  # metadata lost: the unique cell that starts like the stub
+            first = _first_line(cell.source)
+            hits = [c for c in nb.cells if first and _first_line(c.get("source", "")) == first
+                    and _grade_id(c) is None and c.get("cell_type") == cell.cell_type]
+            if len(hits) == 1:
+                answer = hits[0]
+                notes.append(f"answer {gid} was found by its first line (the cell had lost its nbgrader metadata)")
+        if answer is None:
+            notes.append(f"answer {gid} is missing from the submission: the stub was graded")
+        elif answer.get("cell_type") != cell.cell_type:
+            notes.append(f"answer {gid} became a {answer.get('cell_type')} cell: the stub was graded")
+        else:
+            cell.source = answer.get("source", "")
+            used.add(id(answer))
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    released_sources = {_source(c) for c in released.cells}
+    added = [c for c in nb.cells if id(c) not in used and _grade_id(c) is None
+             and c.get("cell_type") == "code" and _source(c) and _source(c) not in released_sources]
+    if added:
+        notes.append(f"{len(added)} code cell{'s' * (len(added) > 1)} you added outside the exercises "
+                     f"{'were' if len(added) > 1 else 'was'} not run (put helper code inside an exercise cell)")
+    return graded, notes

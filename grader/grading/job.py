@@ -119,7 +119,7 @@ class GradingSlot:
         )
         from traitlets.config import Config
 
-        from grader.grading.preprocessors import SandboxedExecute, TrimTracebacks
+        from grader.grading.preprocessors import SafeFeedbackOutputs, SandboxedExecute, TrimTracebacks
         from grader.sandbox.isolation import KERNEL_NAME
 
         c = Config()
@@ -138,8 +138,14 @@ class GradingSlot:
         c.SandboxedExecute.guard = self.config.guard
         c.SandboxedExecute.report_path = str(self.report)
         c.SandboxedExecute.startup_timeout = 120
-        # nbgrader's own ClearHiddenTests takes the hidden regions out of the feedback's test cells.
-        c.GenerateFeedback.preprocessors = [ClearHiddenTests, TrimTracebacks, GetGrades, CSSHTMLHeaderPreprocessor]
+        # Output still arriving after a cell's reply is cut off, not a failure of the whole notebook
+        # (nbgrader raises on it by default, which scored a notebook whose tests all passed 0).
+        c.SandboxedExecute.raise_on_iopub_timeout = False
+        c.SandboxedExecute.iopub_timeout = 30
+        # Outputs become plain data with no hidden-test line (learnt before nbgrader's own ClearHiddenTests
+        # takes the hidden regions out of the test cells); tracebacks are cut to their last line.
+        c.GenerateFeedback.preprocessors = [SafeFeedbackOutputs, ClearHiddenTests, TrimTracebacks, GetGrades,
+                                            CSSHTMLHeaderPreprocessor]
         return c
 
     def path(self, kind: str, job: Job, ext: str = ".ipynb") -> Path:
@@ -205,7 +211,7 @@ class GradingSlot:
         import nbformat
         from nbgrader.converters import Autograde
 
-        from grader.grading.integrity import check_locked_cells
+        from grader.grading.integrity import answers_into_release, check_locked_cells
         from grader.grading.preprocessors import ReusableFeedback
         from grader.lessons import UnreadableLesson, read_source
 
@@ -223,9 +229,11 @@ class GradingSlot:
         except (UnreadableLesson, OSError) as exc:
             result.status, result.reason = "invalid", str(exc)
             return self._finish(result, start)
-        nb, problems = check_locked_cells(
+        _, problems = check_locked_cells(
             nb, release.student_notebook(job.lesson), release.source_notebook(job.lesson))
         result.tampered = list(problems)
+        nb, notes = answers_into_release(nb, release.student_notebook(job.lesson))
+        result.note = "; ".join(filter(None, [result.note, *notes]))
         self.prepare_course(job, nb)
         timings = result.timings = {"prepare": round(time.monotonic() - start, 3)}
         mark = time.monotonic()
@@ -237,6 +245,7 @@ class GradingSlot:
         result.timeouts = report.get("timeouts", [])
         result.unshadowed = report.get("unshadowed", [])
         result.truncated = report.get("truncated", [])
+        died = report.get("died", "")
         if report.get("notebook_timeout"):
             result.timeouts.append(f"notebook time limit of {self.config.notebook_timeout} s")
         if not outcome.get("success"):
@@ -258,6 +267,10 @@ class GradingSlot:
             result.feedback_error = last_error(feedback)
         if result.tampered:
             result.status, result.reason = "tampered", "; ".join(result.tampered)
+        elif died:
+            result.status = "error"
+            result.reason = (f"the kernel died while running {died} (a crash in compiled code, os._exit(), ...): "
+                             "the tests before it kept their points, the ones after it scored 0")
         elif result.timeouts:
             result.status, result.reason = "timeout", "timed out: " + ", ".join(result.timeouts)
         else:

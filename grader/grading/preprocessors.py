@@ -20,6 +20,7 @@ import secrets
 import time
 from pathlib import Path
 
+from nbclient.exceptions import DeadKernelError
 from nbclient.util import ensure_async, run_sync
 from nbformat.notebooknode import NotebookNode
 from nbgrader import utils
@@ -53,7 +54,7 @@ class SandboxedExecute(Execute):
         self._deadline = time.monotonic() + self.notebook_timeout if self.notebook_timeout > 0 else None
         self._bytes: dict[int, int] = {}
         self._report = {"timeouts": [], "notebook_timeout": False, "tampered": [], "unshadowed": [],
-                        "truncated": [], "seconds": 0.0}
+                        "truncated": [], "seconds": 0.0, "died": ""}
         start = time.monotonic()
         try:
             return super().preprocess(nb, resources, km)
@@ -80,15 +81,25 @@ class SandboxedExecute(Execute):
     async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
         if cell.cell_type != "code" or not cell.source.strip():
             return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+        if self._report["died"]:
+            cell.outputs = [error_output("DeadKernelError", f"not run: the kernel died in {self._report['died']}")]
+            return cell
         remaining = self._remaining()
         if remaining is not None and remaining <= 0:
             self._report["notebook_timeout"] = True
             cell.outputs = [error_output(
                 "NotebookTimeout", f"not run: the notebook used up its {self.notebook_timeout} s time limit")]
             return cell
-        if self.guard and utils.is_grade(cell):
-            await self._guard(cell, cell_index)
-        cell = await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+        try:
+            if self.guard and utils.is_grade(cell):
+                await self._guard(cell, cell_index)
+            cell = await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+        except DeadKernelError:
+            # A crash in compiled code, os._exit(): this cell and the ones after it fail; the tests
+            # that already ran keep their points, and the grader reports the death as an error.
+            self._report["died"] = self._label(cell, cell_index)
+            cell.outputs = [error_output("DeadKernelError", "the kernel died while running this cell")]
+            return cell
         if any(o.get("output_type") == "error" and o.get("ename") in TIMEOUT_ENAMES for o in cell.outputs):
             self._report["timeouts"].append(self._label(cell, cell_index))
             remaining = self._remaining()
@@ -196,3 +207,67 @@ class ReusableFeedback:
                     os.chdir(here)
 
         return _Reusable(*args, **kwargs)
+
+
+SAFE_MIMETYPES = ("text/plain", "image/png", "image/jpeg")  # data a browser shows as text or a picture, never runs
+
+
+def hidden_test_lines(nb: NotebookNode, min_length: int = 8) -> set[str]:
+    """The stripped lines inside the hidden-test regions of the notebook's test cells."""
+    from grader.markers import BEGIN_HIDDEN, END_HIDDEN
+
+    lines: set[str] = set()
+    for cell in nb.cells:
+        if cell.cell_type != "code" or not utils.is_grade(cell):
+            continue
+        inside = False
+        for line in cell.source.splitlines():
+            if BEGIN_HIDDEN in line:
+                inside = True
+            elif END_HIDDEN in line:
+                inside = False
+            elif inside and len(line.strip()) >= min_length:
+                lines.add(line.strip())
+    return lines
+
+
+def _scrub(text: str, hidden: set[str]) -> str:
+    if not hidden or not text:
+        return text
+    kept = [line for line in text.splitlines(keepends=True) if not any(h in line for h in hidden)]
+    return "".join(kept)
+
+
+class SafeFeedbackOutputs(NbGraderPreprocessor):
+    """Outputs in feedback are plain data, and no line of a hidden test survives anywhere in them.
+
+    Runs first in ``generate_feedback``, while the test cells still hold their hidden regions:
+    it learns those lines, then rewrites every output of every cell. Rich outputs a browser
+    would interpret (HTML, SVG, JavaScript, Markdown, LaTeX, widgets) are reduced to their
+    ``text/plain`` form, which the HTML exporter escapes; a student's ``<script>`` shows as
+    text. Any output line that contains a hidden-test line — a notebook can read the test
+    being run (``In``, the calling frame) and print it — is dropped, as are such lines in
+    error messages.
+    """
+
+    def preprocess(self, nb, resources):
+        hidden = hidden_test_lines(nb)
+        for cell in nb.cells:
+            if cell.cell_type != "code":
+                continue
+            for output in cell.get("outputs", []):
+                kind = output.get("output_type")
+                if kind == "stream":
+                    output.text = _scrub(output.get("text", ""), hidden)
+                elif kind in ("display_data", "execute_result"):
+                    data = output.get("data", {})
+                    if "text/plain" not in data and not any(m in data for m in SAFE_MIMETYPES):
+                        data["text/plain"] = f"[{', '.join(sorted(data)) or 'an output'} not shown in feedback]"
+                    output.data = NotebookNode({m: data[m] for m in SAFE_MIMETYPES if m in data})
+                    if "text/plain" in output.data:
+                        output.data["text/plain"] = _scrub(output.data["text/plain"], hidden)
+                    output.metadata = NotebookNode({})
+                elif kind == "error":
+                    output.evalue = _scrub(output.get("evalue", ""), hidden)
+                    output.traceback = [_scrub(line, hidden) for line in output.get("traceback", [])]
+        return nb, resources

@@ -15,8 +15,14 @@ submission ``tampered``. Names that the notebook merely *shadows* (``sum = 0`` a
 level) and that the test uses are removed from the namespace for the test; that is
 reported but is not tampering.
 
+It also watches what carries a test's outcome out of the kernel — the kernel's
+``do_execute`` and message handlers, its session's ``send`` — and its own functions.
+
 This is a guard, not a security boundary: it runs in the same interpreter as the student
-code, so code written to defeat this very module can do so. What student code cannot
+code, so code written to defeat this very module can do so (e.g. by replacing ``check``
+through a reference the guard does not know of, or by forging its answer after reading
+the nonce). The README's sandbox section lists this residual risk and what an
+instructor can do about it. What student code cannot
 do — read the hidden tests from disk, write the gradebook or ``grades.csv``, reach the
 network — is enforced outside the kernel by :mod:`grader.sandbox.isolation`.
 """
@@ -35,6 +41,12 @@ SHELL_METHODS = (
     "showtraceback", "_showtraceback", "showsyntaxerror", "user_expressions", "ev", "ex", "should_run_async",
 )
 SHELL_LISTS = ("input_transformers_cleanup", "input_transformers_post", "ast_transformers")
+# The kernel's own machinery between a cell and the grader: how it runs a request and what it sends back.
+KERNEL_METHODS = ("do_execute", "execute_request", "send_response", "dispatch_shell", "process_one",
+                  "_publish_execute_input", "_publish_status", "_send_abort_reply")
+SESSION_METHODS = ("send", "serialize", "sign", "msg", "msg_header")
+GUARD_FUNCTIONS = ("check", "install", "_restore_modules", "_restore_shell", "_restore_kernel", "_restore_tracing",
+                   "_unshadow")
 
 _state: dict = {}
 
@@ -69,7 +81,78 @@ def install(seed: int = 42) -> None:
         instance={n: vars(shell)[n] for n in SHELL_METHODS if n in vars(shell)} if shell is not None else {},
         method_owner=cls,
         lists={n: list(getattr(shell, n, [])) for n in SHELL_LISTS} if shell is not None else {},
+        kernel=_snapshot_kernel(getattr(shell, "kernel", None)),
+        guard={name: globals()[name] for name in GUARD_FUNCTIONS if name in globals()},
     )
+
+
+def _methods(obj: object, names: tuple[str, ...]) -> dict:
+    cls = type(obj)
+    return {n: (cls.__dict__.get(n, getattr(cls, n, None)), vars(obj).get(n, _MISSING) if hasattr(obj, "__dict__")
+                else _MISSING) for n in names}
+
+
+def _snapshot_kernel(kernel: object) -> dict:
+    """The kernel's and its session's methods and message handlers, as the kernel started."""
+    if kernel is None:
+        return {}
+    session = getattr(kernel, "session", None)
+    handlers = getattr(kernel, "shell_handlers", None)
+    return {
+        "kernel": kernel, "kernel_class": type(kernel), "kernel_methods": _methods(kernel, KERNEL_METHODS),
+        "session": session, "session_class": type(session) if session is not None else None,
+        "session_methods": _methods(session, SESSION_METHODS) if session is not None else {},
+        "handlers": dict(handlers) if isinstance(handlers, dict) else None,
+    }
+
+
+def _restore_methods(obj: object, cls: type, saved: dict, label: str, problems: list[str]) -> None:
+    for name, (original, own) in saved.items():
+        if original is not None and cls.__dict__.get(name, getattr(cls, name, None)) is not original:
+            problems.append(f"{label} class method {name} was replaced")
+            setattr(cls, name, original)
+        current = vars(obj).get(name, _MISSING) if hasattr(obj, "__dict__") else _MISSING
+        if current is not own:
+            problems.append(f"{label}.{name} was replaced")
+            if own is _MISSING:
+                delattr(obj, name)
+            else:
+                setattr(obj, name, own)
+
+
+def _restore_kernel(problems: list[str]) -> None:
+    """Put back the kernel's execute path and its session's ``send``: what carries a test's outcome out."""
+    saved = _state.get("kernel") or {}
+    if not saved:
+        return
+    kernel, session = saved["kernel"], saved["session"]
+    if type(kernel) is not saved["kernel_class"]:
+        problems.append("the kernel's class was replaced")
+        kernel.__class__ = saved["kernel_class"]
+    _restore_methods(kernel, saved["kernel_class"], saved["kernel_methods"], "the kernel", problems)
+    if session is not None:
+        if getattr(kernel, "session", None) is not session:
+            problems.append("the kernel's session was replaced")
+            kernel.session = session
+        if type(session) is not saved["session_class"]:
+            problems.append("the session's class was replaced")
+            session.__class__ = saved["session_class"]
+        _restore_methods(session, saved["session_class"], saved["session_methods"], "the session", problems)
+    handlers = getattr(kernel, "shell_handlers", None)
+    if saved["handlers"] is not None and (not isinstance(handlers, dict) or any(
+            handlers.get(k) != v for k, v in saved["handlers"].items())):
+        problems.append("the kernel's message handlers were replaced")
+        kernel.shell_handlers = dict(saved["handlers"])
+
+
+def _restore_guard(problems: list[str]) -> None:
+    """The guard's own functions: a notebook that replaced them is reported (see the residual risk below)."""
+    module = sys.modules.get(__name__)
+    for name, original in (_state.get("guard") or {}).items():
+        if module is None or getattr(module, name, None) is not original:
+            problems.append(f"the grading guard's {name} was replaced")
+            if module is not None:
+                setattr(module, name, original)
 
 
 def _shell():
@@ -154,8 +237,10 @@ def check(nonce: str, names: list[str] | tuple[str, ...] = ()) -> str:
         problems.append("the grading guard was not installed when the kernel started")
     else:
         _restore_tracing(problems)
+        _restore_guard(problems)
         _restore_modules(problems)
         _restore_shell(problems)
+        _restore_kernel(problems)
         _unshadow(list(names), notes)
     return json.dumps({"nonce": nonce, "tampered": problems, "unshadowed": notes})
 
