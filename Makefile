@@ -16,7 +16,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export NO_MKDOCS_2_WARNING := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: help install build course test test-fast test-group lint assets site serve deploy clean
+.PHONY: help install build course test test-fast test-group lint assets site serve dist deploy clean
 
 help:
 	@echo "make course     build editions, notebooks and site; run and grade every lesson; write build/course-report.json"
@@ -26,7 +26,8 @@ help:
 	@echo "make lint       ruff over the code and the lessons"
 	@echo "make site       build the site into build/site;  make serve  previews it at http://127.0.0.1:8000"
 	@echo "make assets     fetch MathJax and mermaid (npm) so the site works offline"
-	@echo "make deploy     build the site and push it, with the notebooks, to the pages branch"
+	@echo "make dist       build the student distribution (site, notebooks, library wheel) into build/dist"
+	@echo "make deploy     publish build/dist (and nothing else) to the pages branch"
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -73,10 +74,16 @@ serve: build
 	$(PY) -m grader.site.assets --optional
 	$(PY) -m mkdocs serve
 
-# Publish build/site to the pages branch named in mkdocs.yml (extra.course.pages_branch).
+# The student distribution in build/dist: the site (student pages), notebooks, .py editions and
+# the course library's wheel — never solutions/ or hidden tests (tests/test_site.py greps it).
+dist: build
+	$(PY) -m grader.site.assets --optional
+	$(PY) -m grader dist
+
+# Publish exactly build/dist to the pages branch of extra.course in mkdocs.yml.
 # Run `make course` first so the lesson pages show the reference run's figures and results.
-deploy: build assets
-	$(PY) -m mkdocs gh-deploy --strict --force --no-history
+deploy: dist
+	$(PY) -m grader deploy
 
 clean:
 	rm -rf build

@@ -1,4 +1,4 @@
-"""Command line: ``python -m grader {build,check,autograde,autograde-one,merge,course}``."""
+"""Command line: ``python -m grader {build,check,autograde,autograde-one,merge,course,dist,deploy}``."""
 
 from __future__ import annotations
 
@@ -100,6 +100,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     merge.add_argument("--roster", type=Path, default=None, help="CSV with a 'student' column: adds 'missing' rows")
     merge.add_argument("--lesson", action="append", help="only this lesson (repeatable; default: all lessons)")
 
+    sub.add_parser("dist", help="build the student distribution into build/dist (site, notebooks, library wheel)")
+    sub.add_parser("deploy", help="publish build/dist to the pages branch named in mkdocs.yml")
+
     course = sub.add_parser("course", help="build, run and grade every lesson; write build/course-report.json")
     course.add_argument("--lesson", action="append", help="only this lesson (repeatable)")
     course.add_argument("--force", action="store_true", help="run every lesson again, even if nothing changed")
@@ -112,6 +115,15 @@ def main(argv: list[str] | None = None) -> int:
         from grader.build.generate import build
 
         return build(check=args.check)
+    if args.command == "dist":
+        from grader.site.dist import build_dist
+
+        build_dist()
+        return 0
+    if args.command == "deploy":
+        from grader.site.dist import deploy
+
+        return deploy()
     if args.command == "check":
         from grader.grading.check import main as check_main
 

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,13 +90,10 @@ def assets_fetched() -> bool:
 
 @pytest.fixture(scope="session")
 def built_site(tmp_path_factory, assets_fetched) -> Path:
-    """One strict ``mkdocs build`` per test run, shared by the site and browser tests."""
-    from grader.lessons import ROOT
+    """The student distribution as ``make dist`` builds it — one strict site build per test run.
 
-    out = tmp_path_factory.mktemp("site")
-    process = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
-        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
-    )
-    assert process.returncode == 0, process.stdout + process.stderr
-    return out
+    The site is its root; ``wheels/`` holds the course library. Shared by the site and browser tests.
+    """
+    from grader.site.dist import build_dist
+
+    return build_dist(tmp_path_factory.mktemp("dist") / "dist", quiet=True)

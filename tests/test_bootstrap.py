@@ -28,6 +28,7 @@ from grader.build.bootstrap import (
     MARK_END,
     bootstrap_code,
     colab_requirements,
+    needs_serving,
     pinned_versions,
 )
 from grader.build.editions import student_notebook
@@ -35,11 +36,16 @@ from grader.lessons import read_source, tags
 from grader.settings import load_settings
 
 
-def run_bootstrap(monkeypatch, tf_version: str, installed: bool = False, code: str | None = None) -> list[list[str]]:
+def run_bootstrap(monkeypatch, tf_version: str, installed: bool = False, code: str | None = None,
+                  tfds_probe_status: int = 0) -> list[list[str]]:
     """Execute the bootstrap as if in Colab, recording the pip commands instead of running them."""
     calls: list[list[str]] = []
     monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
-    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: calls.append(cmd))
+    def run(cmd, **kw):
+        calls.append(cmd)
+        return subprocess.CompletedProcess(cmd, tfds_probe_status if cmd[1:2] == ["-c"] else 0)
+
+    monkeypatch.setattr(subprocess, "run", run)
     import importlib.metadata
     import importlib.util
 
@@ -54,11 +60,17 @@ def run_bootstrap(monkeypatch, tf_version: str, installed: bool = False, code: s
     return calls
 
 
-def assert_colab_rules(calls: list[list[str]], tf_version: str) -> None:
+def assert_colab_rules(calls: list[list[str]], tf_version: str, serving: bool = True,
+                       metadata_fix: bool = False) -> None:
     minor = ".".join(tf_version.split(".")[:2])
     assert os.environ["TF_USE_LEGACY_KERAS"] == "1"
-    assert len(calls) == 2, calls
-    deps, course = calls
+    probes = [c for c in calls if c[1:2] == ["-c"]]
+    assert len(probes) == 1 and "tensorflow_datasets" in probes[0][2], "the install checks that tfds imports"
+    pips = [c for c in calls if c[1:3] == ["-m", "pip"]]
+    assert len(pips) == 3 if metadata_fix else 2, calls
+    deps, course = pips[:2]
+    if metadata_fix:
+        assert "tensorflow-metadata==1.17.3" in pips[2] and "-c" in pips[2]
     assert deps[:4] == [sys.executable, "-m", "pip", "install"] and course[:4] == deps[:4]
     assert f"tf-keras=={minor}.*" in deps, "tf-keras must match the runtime's TensorFlow minor version"
     constraint = deps[deps.index("-c") + 1]
@@ -69,14 +81,29 @@ def assert_colab_rules(calls: list[list[str]], tf_version: str) -> None:
                        for a in command), "never install TensorFlow or Keras 3 over Colab's"
         assert not {"-U", "--upgrade", "--force-reinstall", "--ignore-installed"} & set(command), "never upgrade"
     assert "--no-deps" in course and load_settings().pip_spec in course
-    assert f"tensorflow-serving-api=={minor}.*" in deps, "the TF Serving client must match the runtime's TensorFlow"
-    for requirement in colab_requirements():
+    assert load_settings().pip_spec.endswith(".whl") and "git+" not in load_settings().pip_spec, \
+        "the course library comes from the published wheel, never from the source repository"
+    assert "-q" not in deps + course, "the student sees pip's progress"
+    assert (f"tensorflow-serving-api=={minor}.*" in deps) == serving, "the TF Serving client matches TensorFlow"
+    for requirement in colab_requirements(serving):
         assert requirement in deps, f"{requirement} (pinned in pyproject.toml) is not installed in Colab"
+    if not serving:
+        assert not any(a.startswith(("fastapi", "uvicorn", "httpx2")) for a in deps), "no serving stack"
 
 
 @pytest.mark.parametrize("tf_version", ["2.19.0", "2.20.1", "2.18.0"])
 def test_colab_install_pins_tensorflow_and_matches_tf_keras(monkeypatch, tf_version):
     assert_colab_rules(run_bootstrap(monkeypatch, tf_version), tf_version)
+
+
+def test_colab_install_leaves_out_the_serving_stack_when_the_lesson_needs_none(monkeypatch):
+    calls = run_bootstrap(monkeypatch, "2.20.0", code=bootstrap_code(load_settings(), serving=False))
+    assert_colab_rules(calls, "2.20.0", serving=False)
+
+
+def test_colab_install_fixes_tensorflow_metadata_only_when_tfds_does_not_import(monkeypatch):
+    calls = run_bootstrap(monkeypatch, "2.20.0", tfds_probe_status=1)
+    assert_colab_rules(calls, "2.20.0", metadata_fix=True)
 
 
 def test_colab_install_runs_once_per_runtime(monkeypatch):
@@ -143,15 +170,21 @@ def test_published_notebook_setup_cell_obeys_the_colab_rules(monkeypatch, lesson
     code_cells = [c for c in nb.cells if c.cell_type == "code"]
     setup = code_cells[0]
     assert "setup" in tags(setup), "the notebook's first code cell is the setup cell"
-    expected = bootstrap_code(load_settings())
+    serving = needs_serving([c.source for c in code_cells])
+    assert serving == (lesson.number >= 7), "only the serving lesson installs the serving stack"
+    expected = bootstrap_code(load_settings(), serving)
     assert setup.source.startswith(expected + "\n"), "the setup cell starts with the generated bootstrap"
     rest = setup.source[len(expected):]
-    assert "import tensorflow" not in setup.source.split(MARK_END)[0], "nothing imports TensorFlow before the switch"
+    imported = [n.module if isinstance(n, ast.ImportFrom) else a.name
+                for n in ast.walk(ast.parse(setup.source.split(MARK_END)[0] + MARK_END))
+                if isinstance(n, (ast.Import, ast.ImportFrom)) for a in (n.names if isinstance(n, ast.Import) else [n])]
+    assert not [m for m in imported if m and m.split(".")[0].startswith("tensorflow")], \
+        "nothing imports TensorFlow (or TFDS) in the kernel before the switch"
     assert "setup_lesson(" in rest
     for cell in code_cells[1:]:
         assert MARK_BEGIN not in cell.source, "only the setup cell carries the bootstrap"
     block = setup.source.split(MARK_END)[0] + MARK_END
-    assert_colab_rules(run_bootstrap(monkeypatch, "2.19.0", code=block), "2.19.0")
+    assert_colab_rules(run_bootstrap(monkeypatch, "2.19.0", code=block), "2.19.0", serving=serving)
 
 
 def _imported_distributions(paths: list) -> dict[str, set[str]]:

@@ -33,7 +33,7 @@ import pytest
 
 from grader.build.bootstrap import MARK_BEGIN
 from grader.lessons import BUILD, LESSONS
-from grader.settings import load_settings
+from grader.settings import publish_settings
 from grader.site.syllabus import SYLLABUS
 
 pytestmark = pytest.mark.browser
@@ -95,7 +95,7 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def server(served_site):
     """Serve the site on 127.0.0.1 under /<repo>/, as GitHub Pages serves a project site."""
-    prefix = f"/{load_settings().repository.split('/')[1]}/"
+    prefix = f"/{publish_settings().repository.split('/')[1]}/"
     handler = type("Handler", (_Handler,), {"prefix": prefix})
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(served_site)))
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
@@ -140,7 +140,7 @@ def open_page(browser, server):
     The only one allowed is mkdocs-material's repository badge (stars and forks from
     GitHub's API): it is decoration, and the theme shows the page without it.
     """
-    badge = f"https://api.github.com/repos/{load_settings().repository}"
+    badge = f"https://api.github.com/repos/{publish_settings().repository}"
     context = browser.new_context(viewport=VIEWPORT)
     context.add_init_script(OPEN_SHADOW_ROOTS)
     pages = []
@@ -250,7 +250,7 @@ def broken_links(page, server: str, site: Path) -> list[str]:
 
 def check_colab(page, server: str, site: Path, slug: str) -> None:
     """The Colab button opens the notebook this build published, on the pages branch."""
-    settings = load_settings()
+    settings = publish_settings()
     links = page.eval_on_selector_all("a[href^='https://colab.research.google.com/']", "a => a.map(x => x.href)")
     assert len(links) == 1, f"{slug}: expected one Open in Colab link, found {links}"
     match = re.fullmatch(r"https://colab\.research\.google\.com/github/([^/]+/[^/]+)/blob/([^/]+)/(.+)", links[0])

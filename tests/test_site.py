@@ -11,6 +11,8 @@ import html
 import json
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -20,7 +22,7 @@ import yaml
 from grader.build.editions import secret_lines
 from grader.lessons import ROOT, Lesson, all_lessons, read_source
 from grader.markers import ALL as MARKERS
-from grader.settings import _TolerantLoader, load_settings
+from grader.settings import _TolerantLoader, load_settings, publish_settings
 from grader.site import assets as site_assets
 from grader.site import pages as site_pages
 from grader.site.syllabus import SYLLABUS
@@ -56,9 +58,9 @@ def test_every_planned_lesson_has_a_page(site):
 
 def test_lesson_pages_link_to_colab_and_a_valid_notebook(site, lesson):
     text = page(site, f"lessons/{lesson.slug}")
-    colab = load_settings().colab_url(f"{lesson.slug}.ipynb")
+    colab = publish_settings().colab_url(f"{lesson.slug}.ipynb")
     assert colab in text, "the page has an Open in Colab link built from mkdocs.yml"
-    assert f"/blob/{load_settings().pages_branch}/notebooks/{lesson.slug}.ipynb" in colab
+    assert f"/blob/{publish_settings().pages_branch}/notebooks/{lesson.slug}.ipynb" in colab
     notebook = site / "notebooks" / f"{lesson.slug}.ipynb"
     nbformat.validate(nbformat.read(notebook, as_version=4))
     assert (site / "notebooks" / f"{lesson.slug}.py").read_text(encoding="utf-8") == lesson.student.read_text(
@@ -77,13 +79,56 @@ def test_lesson_page_renders_the_theory_from_the_student_edition(site, lesson):
     assert not (ROOT / "site" / "lessons").exists(), "lesson pages are generated, never copied into site/"
 
 
-def test_edit_links_point_at_the_sources(site):
-    settings = load_settings()
-    edit = f"{settings.github_url}/edit/{settings.branch}"
-    for lesson in WRITTEN:
-        assert f'href="{edit}/solutions/{lesson.slug}.py"' in page(site, f"lessons/{lesson.slug}")
-    assert f'href="{edit}/site/glossary.md"' in page(site, "glossary")
-    assert f'href="{edit}/grader/site/syllabus.py"' in page(site, "syllabus")
+def test_student_pages_have_no_edit_links_no_author_guide_and_no_loopback_links(site):
+    """The source repository (it holds solutions/) may be private: the published pages never link into it."""
+    settings = publish_settings()
+    for path in site.rglob("*.html"):
+        text = path.read_text(encoding="utf-8")
+        assert f"{settings.github_url}/edit/" not in text and "/solutions/" not in text, f"instructor link in {path}"
+        assert not re.search(r'href="https?://(127\.0\.0\.1|localhost)', text), f"clickable loopback link in {path}"
+    assert not (site / "authoring").exists(), "the author guide is not part of the student site"
+    assert "authoring" not in page(site, "")
+
+
+def test_an_instructor_build_keeps_edit_links_to_the_sources(monkeypatch):
+    from grader.site import hooks
+
+    monkeypatch.setenv("COURSE_SITE_EDITION", "instructor")
+    config = mkdocs_config()
+    config["theme"] = {"features": ["content.action.edit"]}
+    config["extra_javascript"] = []
+    hooks.on_config(config)
+    assert config["edit_uri"] == f"edit/{load_settings().branch}/site/"
+    assert "authoring.md" in json.dumps(config["nav"])
+    monkeypatch.setenv("COURSE_SITE_EDITION", "student")
+    config = mkdocs_config()
+    config["theme"] = {"features": ["content.action.edit"]}
+    config["extra_javascript"] = []
+    hooks.on_config(config)
+    assert config["edit_uri"] == "" and "authoring.md" not in json.dumps(config["nav"])
+    assert "content.action.edit" not in config["theme"]["features"]
+
+
+def test_the_distribution_holds_the_library_wheel_and_nothing_of_the_instructor(site, tmp_path):
+    """The wheel installs and imports; it has the movierec package only, ranges for TensorFlow."""
+    import zipfile
+
+    wheel = site / "wheels" / publish_settings().wheel_name
+    assert wheel.exists(), sorted(p.name for p in (site / "wheels").glob("*"))
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+        metadata = zf.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    assert {n.split("/")[0] for n in names} == {"movierec", f"movierec-{wheel.name.split('-')[1]}.dist-info"}
+    assert not [n for n in names if "grader" in n or "solutions" in n]
+    assert "Requires-Dist: tensorflow" in metadata and "tensorflow==" not in metadata, "ranges, never exact pins"
+    target = tmp_path / "installed"
+    process = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--quiet",
+                              "--target", str(target), str(wheel)], capture_output=True, text=True)
+    assert process.returncode == 0, process.stderr
+    probe = "import movierec.report as r, movierec; print(movierec.__version__, r.__file__)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path,
+                         env={**os.environ, "PYTHONPATH": str(target)})
+    assert out.returncode == 0 and str(target) in out.stdout, out.stderr
 
 
 def test_syllabus_gives_the_time_of_every_lesson(site):
@@ -150,7 +195,8 @@ def test_toc_shows_headings_without_tex(site):
 def test_no_solution_or_hidden_test_anywhere_in_the_site(site):
     """Grep every file of the built site — pages, notebooks, scripts, search index — for answers.
 
-    The authoring guide is the one page allowed to *name* the markers, so it is skipped.
+    This is the student distribution exactly as ``make deploy`` publishes it, the course
+    library's wheel included (its files are read too).
     """
     markers = tuple(marker.lstrip("# ") for marker in MARKERS)
     # A line hidden in one lesson may be public code in *another* (a seeded generator, say);
@@ -161,9 +207,15 @@ def test_no_solution_or_hidden_test_anywhere_in_the_site(site):
     secrets = {line for line in secret_lines(all_lessons()) if " ".join(line.split()) not in prose}
     checked = 0
     for path in site.rglob("*"):
-        if not path.is_file() or path.suffix in {".png", ".woff", ".gz", ".ico", ".svg"} or "authoring" in path.parts:
+        if not path.is_file() or path.suffix in {".png", ".woff", ".gz", ".ico", ".svg"}:
             continue
-        text = path.read_text(encoding="utf-8", errors="ignore")
+        if path.suffix == ".whl":  # every file inside the course library's wheel
+            import zipfile
+
+            with zipfile.ZipFile(path) as zf:
+                text = "\n".join(zf.read(n).decode("utf-8", errors="ignore") for n in zf.namelist())
+        else:
+            text = path.read_text(encoding="utf-8", errors="ignore")
         if path.name == "search_index.json":
             docs = json.loads(text)["docs"]
             text = "\n".join(d["title"] + "\n" + d["text"] for d in docs if not d["location"].startswith("authoring"))

@@ -22,6 +22,9 @@ MARK_END = "# --- end of course bootstrap ---"
 COLAB_PINNED = ("tensorflow-recommenders", "annoy", "importlib-resources", "fastapi", "uvicorn", "httpx2")
 # Released in step with TensorFlow: installed at the minor version of Colab's own TensorFlow.
 COLAB_MATCHED = ("tf-keras", "tensorflow-serving-api")
+# Installed only for a lesson that imports one of SERVING_IMPORTS (lesson 01 needs no web server).
+SERVING_PACKAGES = ("fastapi", "uvicorn", "httpx2", "tensorflow-serving-api")
+SERVING_IMPORTS = ("fastapi", "uvicorn", "tensorflow_serving", "movierec.serving", "movierec.api", "starlette")
 # Colab's own copies are used as they are: replacing them would break Colab's other packages.
 COLAB_PROVIDED = ("tensorflow", "tensorflow-datasets", "numpy", "matplotlib", "tqdm", "threadpoolctl", "requests")
 
@@ -44,17 +47,34 @@ def pinned_versions() -> dict[str, str]:
     return pins
 
 
-def colab_requirements() -> list[str]:
+def colab_requirements(serving: bool = True) -> list[str]:
     """The ``name==version`` requirements the bootstrap installs in Colab, from pyproject.toml."""
     pins = pinned_versions()
-    return [f"{name}=={pins[name]}" for name in COLAB_PINNED]
+    return [f"{name}=={pins[name]}" for name in COLAB_PINNED if serving or name not in SERVING_PACKAGES]
+
+
+def needs_serving(sources: list[str]) -> bool:
+    """Whether lesson code imports the serving stack (so its Colab bootstrap installs it)."""
+    import ast
+
+    for source in sources:
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+            if any(name == m or name.startswith(m + ".") for name in names for m in SERVING_IMPORTS):
+                return True
+    return False
 
 
 _TEMPLATE = '''\
 {begin}
-# In Google Colab this installs the course library, TensorFlow Recommenders, Annoy,
-# the serving packages, and the Keras 2 and TF Serving API releases that match Colab's
-# TensorFlow (about a minute, once per runtime). On your own machine it only selects Keras 2.
+# In Google Colab this installs the course library (from the course site), TensorFlow
+# Recommenders, Annoy{serving_note} and the Keras 2 release that matches Colab's TensorFlow
+# (two to three minutes, once per runtime). On your own machine it only selects Keras 2.
 import os, sys  # noqa: E401
 _tf = sys.modules.get("tensorflow")  # TensorFlow picks its Keras when it is first imported
 if _tf is not None and (os.environ.get("TF_USE_LEGACY_KERAS") != "1"
@@ -69,22 +89,32 @@ if "google.colab" in sys.modules:
         _minor = ".".join(_tf.split(".")[:2])
         with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as _pin:
             _pin.write(f"tensorflow=={{_tf}}\\n")  # never let pip replace Colab's TensorFlow
-        print(f"Installing the course packages for TensorFlow {{_tf}} ...")
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", _pin.name,
+        print(f"Installing the course packages for TensorFlow {{_tf}} (two to three minutes) ...")
+        subprocess.run([sys.executable, "-m", "pip", "install", "--progress-bar", "on", "-c", _pin.name,
                         {matched},
                         {pinned}], check=True)
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+        subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps",
                         "{pip_spec}"], check=True)
+        # Some Colab images ship a tensorflow-metadata newer than their protobuf allows, and then
+        # `import tensorflow_datasets` half-fails; only then, step back to a release that fits.
+        _probe = "import tensorflow_datasets as t; t.load"
+        if subprocess.run([sys.executable, "-c", _probe], capture_output=True).returncode != 0:
+            print("tensorflow_datasets does not import with this runtime's protobuf: installing "
+                  "tensorflow-metadata 1.17.3, which fits it ...")
+            subprocess.run([sys.executable, "-m", "pip", "install", "-c", _pin.name,
+                            "tensorflow-metadata==1.17.3"], check=True)
 {end}'''
 
 
-def bootstrap_code(settings: CourseSettings) -> str:
-    """The bootstrap block for these settings (no trailing newline)."""
+def bootstrap_code(settings: CourseSettings, serving: bool = True) -> str:
+    """The bootstrap block for these settings (no trailing newline); ``serving`` adds the serving stack."""
+    matched = [name for name in COLAB_MATCHED if serving or name not in SERVING_PACKAGES]
     return _TEMPLATE.format(
         begin=MARK_BEGIN,
         end=MARK_END,
-        matched=", ".join(f'f"{name}=={{_minor}}.*"' for name in COLAB_MATCHED),
-        pinned=_wrapped([f'"{requirement}"' for requirement in colab_requirements()]),
+        serving_note=", the serving packages (FastAPI, the TF Serving API)" if serving else "",
+        matched=", ".join(f'f"{name}=={{_minor}}.*"' for name in matched),
+        pinned=_wrapped([f'"{requirement}"' for requirement in colab_requirements(serving)]),
         pip_spec=settings.pip_spec,
     )
 
@@ -95,8 +125,8 @@ def _wrapped(items: list[str], per_line: int = 3, indent: int = 24) -> str:
     return (",\n" + " " * indent).join(lines)
 
 
-def with_bootstrap(setup_source: str, settings: CourseSettings) -> str:
+def with_bootstrap(setup_source: str, settings: CourseSettings, serving: bool = True) -> str:
     """Prefix a setup cell's source with the bootstrap (idempotent)."""
     if MARK_BEGIN in setup_source:
         setup_source = setup_source.split(MARK_END, 1)[1].lstrip("\n")
-    return f"{bootstrap_code(settings)}\n\n{setup_source}"
+    return f"{bootstrap_code(settings, serving)}\n\n{setup_source}"

@@ -22,7 +22,7 @@ from nbgrader.preprocessors import (
     LockCells,
 )
 
-from grader.build.bootstrap import with_bootstrap
+from grader.build.bootstrap import needs_serving, with_bootstrap
 from grader.lessons import KERNELSPEC, PERCENT, Lesson, read_source, tags
 from grader.markers import SECRET_BLOCKS, student_stamp
 from grader.settings import CourseSettings, load_settings
@@ -45,9 +45,10 @@ def stamp(lesson: Lesson) -> str:
 def add_bootstrap(nb: nbformat.NotebookNode, settings: CourseSettings) -> nbformat.NotebookNode:
     """Put the Colab bootstrap in front of the code of the cell tagged ``setup``."""
     nb = copy.deepcopy(nb)
+    serving = needs_serving([c.source for c in nb.cells if c.cell_type == "code"])
     for cell in nb.cells:
         if cell.cell_type == "code" and "setup" in tags(cell):
-            cell.source = with_bootstrap(cell.source, settings)
+            cell.source = with_bootstrap(cell.source, settings, serving)
             return nb
     raise ValueError("the lesson has no code cell tagged 'setup' (see site/authoring.md)")
 

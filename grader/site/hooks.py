@@ -16,14 +16,17 @@ and downloadable notebooks exist only in the build, so they can never go stale.
 from __future__ import annotations
 
 import logging
+import os
+import re
 
 import nbformat
 from mkdocs.structure.files import File, Files
 
-from grader.build.editions import student_notebook
+from grader.build.editions import student_notebook, student_script
 from grader.lessons import all_lessons
-from grader.settings import load_settings
+from grader.settings import publish_settings
 from grader.site import assets as site_assets
+from grader.site.dist import EDITION_VARIABLE
 from grader.site.pages import (
     lesson_page,
     placeholder_page,
@@ -43,14 +46,41 @@ def existing_lessons() -> dict:
     return {lesson.slug: lesson for lesson in all_lessons() if lesson.student.exists()}
 
 
+AUTHOR_PAGES = ("authoring.md",)  # in the repository and in an instructor build, not in the student site
+LOOPBACK_LINK = re.compile(r'<a [^>]*href="https?://(?:127\.0\.0\.1|localhost)[^"]*"[^>]*>(.*?)</a>', re.S)
+
+
+def student_build() -> bool:
+    """The published (student) site unless ``COURSE_SITE_EDITION=instructor`` asks for the instructor's view."""
+    return os.environ.get(EDITION_VARIABLE, "student") != "instructor"
+
+
+def _drop_from_nav(nav, pages: tuple[str, ...]):
+    if isinstance(nav, list):
+        kept = [_drop_from_nav(item, pages) for item in nav]
+        return [item for item in kept if item not in (None, {}, [])]
+    if isinstance(nav, dict):
+        return {key: value for key, value in ((k, _drop_from_nav(v, pages)) for k, v in nav.items())
+                if value not in (None, {}, [])}
+    return None if nav in pages else nav
+
+
 def on_config(config):
-    settings = load_settings()
+    settings = publish_settings()
     if not config.get("site_url"):  # `mkdocs serve` sets its own (127.0.0.1:8000) before this runs
         # The published address: canonical links, the sitemap, a 404 page that works at any depth.
         config["site_url"] = settings.pages_url
     config["repo_url"] = settings.github_url
     config["repo_name"] = settings.repository
-    config["edit_uri"] = f"edit/{settings.branch}/site/"
+    if student_build():  # the source repository may be private: no page links into it
+        config["edit_uri"] = ""
+        theme = config.get("theme")
+        if theme is not None:
+            theme["features"] = [f for f in theme["features"] if f != "content.action.edit"]
+        if config.get("nav"):
+            config["nav"] = _drop_from_nav(config["nav"], AUTHOR_PAGES)
+    else:
+        config["edit_uri"] = f"edit/{settings.branch}/site/"
     config["remote_branch"] = settings.pages_branch  # where `mkdocs gh-deploy` publishes (Colab opens it)
     scripts = {package.site_script: package for package in site_assets.PACKAGES}
     absent = site_assets.missing()
@@ -65,29 +95,38 @@ def on_config(config):
 
 
 def on_files(files: Files, config) -> Files:
-    settings = load_settings()
+    settings = publish_settings()
+    if student_build():
+        for name in AUTHOR_PAGES:
+            page = files.get_file_from_path(name)
+            if page is not None:
+                files.remove(page)
     existing = existing_lessons()
     syllabus = File.generated(config, "syllabus.md", content=syllabus_page(existing))
-    syllabus.edit_uri = "../grader/site/syllabus.py"
+    instructor = not student_build()
+    if instructor:
+        syllabus.edit_uri = "../grader/site/syllabus.py"
     files.append(syllabus)
     for planned in SYLLABUS:
         lesson = existing.get(planned.slug)
         if lesson is None:
             placeholder = File.generated(config, f"lessons/{planned.slug}.md", content=placeholder_page(planned))
-            placeholder.edit_uri = "../grader/site/syllabus.py"
+            if instructor:
+                placeholder.edit_uri = "../grader/site/syllabus.py"
             files.append(placeholder)
             continue
         page = lesson_page(lesson, settings)
         generated = File.generated(config, f"lessons/{lesson.slug}.md", content=page.markdown)
-        generated.edit_uri = f"../solutions/{lesson.slug}.py"  # edit the source, not the generated page
+        if instructor:
+            generated.edit_uri = f"../solutions/{lesson.slug}.py"  # edit the source, not the generated page
         files.append(generated)
         for path, png in page.figures.items():
             files.append(File.generated(config, path, content=png))
         notebook = nbformat.writes(student_notebook(lesson, settings))
         files.append(File.generated(config, f"notebooks/{lesson.slug}.ipynb", content=notebook))
     for site_path, source in student_files().items():
-        if source.stem in existing:
-            files.append(File.generated(config, site_path, content=source.read_bytes()))
+        if source.stem in existing:  # the .py edition, its bootstrap installing from this publication
+            files.append(File.generated(config, site_path, content=student_script(existing[source.stem], settings)))
     for site_path, source in site_assets.site_files().items():
         files.append(File.generated(config, site_path, abs_src_path=str(source)))
     return files
@@ -100,7 +139,12 @@ def on_page_markdown(markdown: str, page, config, files):
 
 
 def on_page_content(html: str, page, config, files):
-    """The table of contents shows heading text, where MathJax does not run: drop the TeX."""
+    """The table of contents shows heading text, where MathJax does not run: drop the TeX.
+
+    Links to this machine (``http://127.0.0.1:8000``) mean something only on the reader's own
+    machine: they are shown as code, not as links a reader would follow from the public site.
+    """
+    html = LOOPBACK_LINK.sub(lambda m: f"<code>{m[1]}</code>", html)
 
     def clean(items):
         for item in items:
