@@ -289,20 +289,21 @@ def affinity_scores(query: np.ndarray, candidates: np.ndarray, metric: str = "do
     raise NotImplementedError()
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_affinity_scores", "locked": true, "points": 2, "schema_version": 3, "solution": false, "checksum": "3b5f44a5f3b55f9ed8d2f171e17ca13a", "cell_type": "code"}
+# %% nbgrader={"grade": true, "grade_id": "test_affinity_scores", "locked": true, "points": 2, "schema_version": 3, "solution": false, "checksum": "40c7bd04da32a9b30b6e301203c4e0ea", "cell_type": "code"}
+from movierec.checks import close as _close, equal as _equal, finite as _finite, ints as _ints, plain as _plain
 _q = np.array([1.0, 0.0])
 _c = np.array([[2.0, 0.0], [0.0, 3.0], [1.0, 1.0]])
 _dot = affinity_scores(_q, _c, metric="dot")
 assert isinstance(_dot, np.ndarray) and _dot.shape == (3,), f"expected an array of shape (3,), got {type(_dot).__name__} {np.shape(_dot)}"
-assert np.allclose(_dot, [2.0, 0.0, 1.0]), f"dot scores of [1, 0] against [[2,0],[0,3],[1,1]] should be [2, 0, 1], got {_dot}"
-assert np.allclose(affinity_scores(_q, _c), _dot), "metric should default to 'dot'"
+assert _close(_dot, [2.0, 0.0, 1.0]), f"dot scores of [1, 0] against [[2,0],[0,3],[1,1]] should be [2, 0, 1], got {_dot}"
+assert _close(affinity_scores(_q, _c), _dot), "metric should default to 'dot'"
 _cos = affinity_scores(_q, _c, metric="cosine")
-assert np.allclose(_cos, [1.0, 0.0, 1 / math.sqrt(2)]), f"cosine scores should be [1, 0, 0.7071] (lengths divided out), got {_cos}"
+assert _close(_cos, [1.0, 0.0, 1 / math.sqrt(2)]), f"cosine scores should be [1, 0, 0.7071] (lengths divided out), got {_cos}"
 with warnings.catch_warnings(record=True) as _caught:
     warnings.simplefilter("always")
     _zero = affinity_scores(_q, np.array([[0.0, 0.0], [3.0, 0.0]]), metric="cosine")
 assert not _caught, f"cosine with a zero candidate must not divide by zero; NumPy warned: {_caught[0].message if _caught else ''}"
-assert np.all(np.isfinite(_zero)) and np.allclose(_zero, [0.0, 1.0]), f"a zero candidate must score 0.0 under cosine, got {_zero}"
+assert _finite(_zero) and _close(_zero, [0.0, 1.0]), f"a zero candidate must score 0.0 under cosine, got {_zero}"
 try:
     affinity_scores(_q, _c, metric="euclid")
 except ValueError:
@@ -372,14 +373,15 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     raise NotImplementedError()
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_top_k", "locked": true, "points": 2, "schema_version": 3, "solution": false, "checksum": "35b8dfc73e930698f7ffd2738c0c5eb8", "cell_type": "code"}
+# %% nbgrader={"grade": true, "grade_id": "test_top_k", "locked": true, "points": 2, "schema_version": 3, "solution": false, "checksum": "d349a5857623be123e650a004457831e", "cell_type": "code"}
+from movierec.checks import close as _close, equal as _equal, finite as _finite, ints as _ints, plain as _plain
 _ids = top_k(np.array([0.1, 0.9, 0.5]), 2)
-assert list(_ids) == [1, 2], f"top 2 of [0.1, 0.9, 0.5] should be ids [1, 2] (best first), got {[int(i) for i in _ids]}"
+assert _ints(_ids) == [1, 2], f"top 2 of [0.1, 0.9, 0.5] should be ids [1, 2] (best first), got {[int(i) for i in _ids]}"
 assert np.issubdtype(np.asarray(_ids).dtype, np.integer), "top_k should return integer ids, not scores"
 _ids = top_k(np.array([1.0, 3.0, 3.0, 2.0, 3.0]), 4)
-assert list(_ids) == [1, 2, 4, 3], f"ties must be broken by the lower id: expected [1, 2, 4, 3], got {[int(i) for i in _ids]}"
+assert _ints(_ids) == [1, 2, 4, 3], f"ties must be broken by the lower id: expected [1, 2, 4, 3], got {[int(i) for i in _ids]}"
 _ids = top_k(np.array([0.2, 0.4, 0.1]), 10)
-assert list(_ids) == [1, 0, 2], f"k larger than n should return all n ids, best first; got {[int(i) for i in _ids]}"
+assert _ints(_ids) == [1, 0, 2], f"k larger than n should return all n ids, best first; got {[int(i) for i in _ids]}"
 try:
     top_k(np.array([0.2, 0.4]), 0)
 except ValueError:
@@ -467,7 +469,8 @@ def norm_weighted_scores(query: np.ndarray, candidates: np.ndarray, alpha: float
     raise NotImplementedError()
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_norm_weighted_scores", "locked": true, "points": 2, "schema_version": 3, "solution": false, "checksum": "d1fd374e191b442b349663b1966d0252", "cell_type": "code"}
+# %% nbgrader={"grade": true, "grade_id": "test_norm_weighted_scores", "locked": true, "points": 2, "schema_version": 3, "solution": false, "checksum": "93c47975bc6ec3adb5a9fbfb6c2c54b2", "cell_type": "code"}
+from movierec.checks import close as _close, equal as _equal, finite as _finite, ints as _ints, plain as _plain
 # A hand-made case: a long "blockbuster" 30 degrees off the query, a short "niche" item
 # pointing exactly along it, and a short item at a right angle.
 _q = np.array([1.0, 0.0])
@@ -476,13 +479,13 @@ _lengths = np.linalg.norm(_c, axis=1) * np.linalg.norm(_q)
 _cosine = (_c @ _q) / _lengths
 _s0 = norm_weighted_scores(_q, _c, alpha=0.0)
 assert isinstance(_s0, np.ndarray) and _s0.shape == (3,), f"expected an array of shape (3,), got {np.shape(_s0)}"
-assert np.allclose(_s0, _cosine), f"alpha = 0 must give the cosine {_cosine}, got {_s0}"
+assert _close(_s0, _cosine), f"alpha = 0 must give the cosine {_cosine}, got {_s0}"
 _s1 = norm_weighted_scores(_q, _c, alpha=1.0)
-assert np.allclose(_s1, _c @ _q), f"alpha = 1 must give the dot product {_c @ _q}, got {_s1}"
-assert int(np.argmax(_s0)) == 1, "with alpha = 0 (cosine) the perfectly aligned niche item (id 1) should win"
-assert int(np.argmax(_s1)) == 0, "with alpha = 1 (dot) the long blockbuster (id 0) should win despite its angle"
+assert _close(_s1, _c @ _q), f"alpha = 1 must give the dot product {_c @ _q}, got {_s1}"
+assert int(np.argmax(_plain(_s0))) == 1, "with alpha = 0 (cosine) the perfectly aligned niche item (id 1) should win"
+assert int(np.argmax(_plain(_s1))) == 0, "with alpha = 1 (dot) the long blockbuster (id 0) should win despite its angle"
 _half = norm_weighted_scores(_q, _c, alpha=0.5)
-assert np.allclose(_half, np.sqrt(_lengths) * _cosine), "alpha = 0.5 should multiply the cosine by sqrt(|q| |c|)"
+assert _close(_half, np.sqrt(_lengths) * _cosine), "alpha = 0.5 should multiply the cosine by sqrt(|q| |c|)"
 print("norm_weighted_scores: visible tests passed")
 
 # %% [markdown]
@@ -655,15 +658,16 @@ def predict(U: np.ndarray, V: np.ndarray, user, item):
     raise NotImplementedError()
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_predict", "locked": true, "points": 1, "schema_version": 3, "solution": false, "checksum": "347a45a8670f79531546f970f183abad", "cell_type": "code"}
+# %% nbgrader={"grade": true, "grade_id": "test_predict", "locked": true, "points": 1, "schema_version": 3, "solution": false, "checksum": "df261ce34b3aa65821f9f4a0741d8b63", "cell_type": "code"}
+from movierec.checks import close as _close, equal as _equal, finite as _finite, ints as _ints, plain as _plain
 _U = np.array([[1.0, 2.0], [0.5, -1.0], [0.0, 3.0]])
 _V = np.array([[2.0, 1.0], [1.0, 1.0]])
 _p = predict(_U, _V, 0, 1)
 assert isinstance(_p, float), f"a single (user, item) pair should give a Python float, got {type(_p).__name__}"
-assert math.isclose(_p, 3.0), f"user 0 = [1, 2], item 1 = [1, 1]: prediction should be 3.0, got {_p}"
+assert _close(_p, 3.0), f"user 0 = [1, 2], item 1 = [1, 1]: prediction should be 3.0, got {_p}"
 _p = predict(_U, _V, np.array([0, 1, 2]), np.array([0, 0, 1]))
 assert np.shape(_p) == (3,), f"three pairs should give three predictions, got shape {np.shape(_p)}"
-assert np.allclose(_p, [4.0, 0.0, 3.0]), f"predictions for pairs (0,0), (1,0), (2,1) should be [4, 0, 3], got {_p}"
+assert _close(_p, [4.0, 0.0, 3.0]), f"predictions for pairs (0,0), (1,0), (2,1) should be [4, 0, 3], got {_p}"
 try:
     predict(_U, np.ones((2, 3)), 0, 0)
 except ValueError:
@@ -749,17 +753,19 @@ def fit_matrix_factorization(
     raise NotImplementedError()
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_fit_matrix_factorization", "locked": true, "points": 3, "schema_version": 3, "solution": false, "checksum": "b428b5aa53cdb39b29ec0bcad77bb86a", "cell_type": "code"}
+# %% nbgrader={"grade": true, "grade_id": "test_fit_matrix_factorization", "locked": true, "points": 3, "schema_version": 3, "solution": false, "checksum": "3158c5a48a71a33565d36e48374c4e52", "cell_type": "code"}
+from movierec.checks import close as _close, equal as _equal, finite as _finite, ints as _ints, plain as _plain
 # Toy data with a known answer: a rank-2 matrix plus noise of standard deviation 0.05.
 # ALS can stop in a poor local minimum from an unlucky start, so we fit from three
 # seeds and judge the run with the lowest training objective, as a practitioner would.
 _R, _M, _truth = make_low_rank_ratings(n_users=30, n_items=20, rank=2, density=0.8, noise=0.05, seed=1)
-_runs = [fit_matrix_factorization(_R, _M, rank=2, reg=0.05, iters=30, seed=_s) for _s in range(3)]
+_runs = [tuple(_plain(x) for x in fit_matrix_factorization(_R, _M, rank=2, reg=0.05, iters=30, seed=_s))
+         for _s in range(3)]
 for _U, _V, _losses in _runs:
     assert np.shape(_U) == (30, 2) and np.shape(_V) == (20, 2), f"expected U (30, 2) and V (20, 2), got {np.shape(_U)} and {np.shape(_V)}"
-    assert np.all(np.isfinite(_U)) and np.all(np.isfinite(_V)), "U and V contain NaN or inf: did NaN from unobserved entries leak in?"
+    assert _finite(_U) and _finite(_V), "U and V contain NaN or inf: did NaN from unobserved entries leak in?"
     assert len(_losses) == 30, f"losses should hold one value per sweep (30), got {len(_losses)}"
-    assert math.isclose(_losses[-1], mf_objective(_R, _M, _U, _V, 0.05), rel_tol=1e-6), "the last loss must equal mf_objective of the returned U and V"
+    assert _close(_losses[-1], mf_objective(_R, _M, _U, _V, 0.05), rel_tol=1e-6), "the last loss must equal mf_objective of the returned U and V"
     _steps = np.diff(_losses)
     assert np.all(_steps <= 1e-9 * abs(_losses[0])), f"ALS must never increase the objective, but it rose by up to {_steps.max():.3g}"
 _U, _V, _losses = min(_runs, key=lambda run: run[2][-1])

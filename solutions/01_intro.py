@@ -270,19 +270,20 @@ def affinity_scores(query: np.ndarray, candidates: np.ndarray, metric: str = "do
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_affinity_scores", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+from movierec.checks import close as _close, equal as _equal, finite as _finite, ints as _ints, plain as _plain
 _q = np.array([1.0, 0.0])
 _c = np.array([[2.0, 0.0], [0.0, 3.0], [1.0, 1.0]])
 _dot = affinity_scores(_q, _c, metric="dot")
 assert isinstance(_dot, np.ndarray) and _dot.shape == (3,), f"expected an array of shape (3,), got {type(_dot).__name__} {np.shape(_dot)}"
-assert np.allclose(_dot, [2.0, 0.0, 1.0]), f"dot scores of [1, 0] against [[2,0],[0,3],[1,1]] should be [2, 0, 1], got {_dot}"
-assert np.allclose(affinity_scores(_q, _c), _dot), "metric should default to 'dot'"
+assert _close(_dot, [2.0, 0.0, 1.0]), f"dot scores of [1, 0] against [[2,0],[0,3],[1,1]] should be [2, 0, 1], got {_dot}"
+assert _close(affinity_scores(_q, _c), _dot), "metric should default to 'dot'"
 _cos = affinity_scores(_q, _c, metric="cosine")
-assert np.allclose(_cos, [1.0, 0.0, 1 / math.sqrt(2)]), f"cosine scores should be [1, 0, 0.7071] (lengths divided out), got {_cos}"
+assert _close(_cos, [1.0, 0.0, 1 / math.sqrt(2)]), f"cosine scores should be [1, 0, 0.7071] (lengths divided out), got {_cos}"
 with warnings.catch_warnings(record=True) as _caught:
     warnings.simplefilter("always")
     _zero = affinity_scores(_q, np.array([[0.0, 0.0], [3.0, 0.0]]), metric="cosine")
 assert not _caught, f"cosine with a zero candidate must not divide by zero; NumPy warned: {_caught[0].message if _caught else ''}"
-assert np.all(np.isfinite(_zero)) and np.allclose(_zero, [0.0, 1.0]), f"a zero candidate must score 0.0 under cosine, got {_zero}"
+assert _finite(_zero) and _close(_zero, [0.0, 1.0]), f"a zero candidate must score 0.0 under cosine, got {_zero}"
 try:
     affinity_scores(_q, _c, metric="euclid")
 except ValueError:
@@ -301,20 +302,20 @@ _rng = np.random.default_rng(7)
 _q = _rng.normal(size=5)
 _c = _rng.normal(size=(40, 5))
 _expected_dot = np.array([sum(a * b for a, b in zip(row, _q)) for row in _c])
-assert np.allclose(affinity_scores(_q, _c), _expected_dot), "dot scores disagree with a row-by-row sum of products"
+assert _close(affinity_scores(_q, _c), _expected_dot), "dot scores disagree with a row-by-row sum of products"
 _expected_cos = _expected_dot / (np.linalg.norm(_c, axis=1) * np.linalg.norm(_q))
 _cos = affinity_scores(_q, _c, "cosine")
-assert np.allclose(_cos, _expected_cos), "cosine scores disagree with dot / (|q| |c|)"
+assert _close(_cos, _expected_cos), "cosine scores disagree with dot / (|q| |c|)"
 assert np.all(np.abs(_cos) <= 1 + 1e-12), "cosine scores must lie in [-1, 1]"
 _scale = _rng.uniform(0.1, 10.0, size=(40, 1))
-assert np.allclose(affinity_scores(_q, _c * _scale, "cosine"), _cos), "cosine must not change when candidates are rescaled by positive numbers"
-assert np.allclose(affinity_scores(3.0 * _q, _c, "cosine"), _cos), "cosine must not change when the query is rescaled"
-assert np.allclose(affinity_scores(list(_q), _c.tolist(), "dot"), _expected_dot), "plain Python lists should be accepted"
+assert _close(affinity_scores(_q, _c * _scale, "cosine"), _cos), "cosine must not change when candidates are rescaled by positive numbers"
+assert _close(affinity_scores(3.0 * _q, _c, "cosine"), _cos), "cosine must not change when the query is rescaled"
+assert _close(affinity_scores(list(_q), _c.tolist(), "dot"), _expected_dot), "plain Python lists should be accepted"
 with warnings.catch_warnings(record=True) as _caught:
     warnings.simplefilter("always")
     _zq = affinity_scores(np.zeros(5), _c, "cosine")
 assert not _caught, "cosine with a zero query must not divide by zero (NumPy warned)"
-assert np.allclose(_zq, 0.0), "a zero query must give cosine 0 for every candidate"
+assert _close(_zq, 0.0), "a zero query must give cosine 0 for every candidate"
 for _bad_q, _bad_c in [(np.ones((1, 5)), _c), (_q, _c[0]), (np.ones(4), _c)]:
     try:
         affinity_scores(_bad_q, _bad_c, "cosine")
@@ -383,13 +384,14 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_top_k", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+from movierec.checks import close as _close, equal as _equal, finite as _finite, ints as _ints, plain as _plain
 _ids = top_k(np.array([0.1, 0.9, 0.5]), 2)
-assert list(_ids) == [1, 2], f"top 2 of [0.1, 0.9, 0.5] should be ids [1, 2] (best first), got {[int(i) for i in _ids]}"
+assert _ints(_ids) == [1, 2], f"top 2 of [0.1, 0.9, 0.5] should be ids [1, 2] (best first), got {[int(i) for i in _ids]}"
 assert np.issubdtype(np.asarray(_ids).dtype, np.integer), "top_k should return integer ids, not scores"
 _ids = top_k(np.array([1.0, 3.0, 3.0, 2.0, 3.0]), 4)
-assert list(_ids) == [1, 2, 4, 3], f"ties must be broken by the lower id: expected [1, 2, 4, 3], got {[int(i) for i in _ids]}"
+assert _ints(_ids) == [1, 2, 4, 3], f"ties must be broken by the lower id: expected [1, 2, 4, 3], got {[int(i) for i in _ids]}"
 _ids = top_k(np.array([0.2, 0.4, 0.1]), 10)
-assert list(_ids) == [1, 0, 2], f"k larger than n should return all n ids, best first; got {[int(i) for i in _ids]}"
+assert _ints(_ids) == [1, 0, 2], f"k larger than n should return all n ids, best first; got {[int(i) for i in _ids]}"
 try:
     top_k(np.array([0.2, 0.4]), 0)
 except ValueError:
@@ -402,14 +404,14 @@ _rng = np.random.default_rng(11)
 for _n, _k in [(50, 7), (200, 200), (13, 1), (30, 45)]:
     _s = _rng.integers(0, 5, size=_n).astype(float)  # few distinct values: many ties
     _expected = sorted(range(_n), key=lambda i: (-_s[i], i))[:_k]
-    _got = list(top_k(_s, _k))
+    _got = _ints(top_k(_s, _k))
     assert _got == _expected, f"n={_n}, k={_k}: result disagrees with sorting by (-score, id)"
 _s = _rng.normal(size=20)
 _before = _s.copy()
 top_k(_s, 5)
-assert np.array_equal(_s, _before), "top_k must not modify the scores passed in"
-assert list(top_k([0.5, -1.0, 2.0], 2)) == [2, 0], "a plain Python list of scores should work"
-assert list(top_k(np.array([-3.0, -1.0, -2.0]), 3)) == [1, 2, 0], "negative scores: the highest (least negative) comes first"
+assert _equal(_s, _before), "top_k must not modify the scores passed in"
+assert _ints(top_k([0.5, -1.0, 2.0], 2)) == [2, 0], "a plain Python list of scores should work"
+assert _ints(top_k(np.array([-3.0, -1.0, -2.0]), 3)) == [1, 2, 0], "negative scores: the highest (least negative) comes first"
 try:
     top_k(_s, -2)
 except ValueError:
@@ -509,6 +511,7 @@ def norm_weighted_scores(query: np.ndarray, candidates: np.ndarray, alpha: float
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_norm_weighted_scores", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+from movierec.checks import close as _close, equal as _equal, finite as _finite, ints as _ints, plain as _plain
 # A hand-made case: a long "blockbuster" 30 degrees off the query, a short "niche" item
 # pointing exactly along it, and a short item at a right angle.
 _q = np.array([1.0, 0.0])
@@ -517,13 +520,13 @@ _lengths = np.linalg.norm(_c, axis=1) * np.linalg.norm(_q)
 _cosine = (_c @ _q) / _lengths
 _s0 = norm_weighted_scores(_q, _c, alpha=0.0)
 assert isinstance(_s0, np.ndarray) and _s0.shape == (3,), f"expected an array of shape (3,), got {np.shape(_s0)}"
-assert np.allclose(_s0, _cosine), f"alpha = 0 must give the cosine {_cosine}, got {_s0}"
+assert _close(_s0, _cosine), f"alpha = 0 must give the cosine {_cosine}, got {_s0}"
 _s1 = norm_weighted_scores(_q, _c, alpha=1.0)
-assert np.allclose(_s1, _c @ _q), f"alpha = 1 must give the dot product {_c @ _q}, got {_s1}"
-assert int(np.argmax(_s0)) == 1, "with alpha = 0 (cosine) the perfectly aligned niche item (id 1) should win"
-assert int(np.argmax(_s1)) == 0, "with alpha = 1 (dot) the long blockbuster (id 0) should win despite its angle"
+assert _close(_s1, _c @ _q), f"alpha = 1 must give the dot product {_c @ _q}, got {_s1}"
+assert int(np.argmax(_plain(_s0))) == 1, "with alpha = 0 (cosine) the perfectly aligned niche item (id 1) should win"
+assert int(np.argmax(_plain(_s1))) == 0, "with alpha = 1 (dot) the long blockbuster (id 0) should win despite its angle"
 _half = norm_weighted_scores(_q, _c, alpha=0.5)
-assert np.allclose(_half, np.sqrt(_lengths) * _cosine), "alpha = 0.5 should multiply the cosine by sqrt(|q| |c|)"
+assert _close(_half, np.sqrt(_lengths) * _cosine), "alpha = 0.5 should multiply the cosine by sqrt(|q| |c|)"
 print("norm_weighted_scores: visible tests passed")
 ### BEGIN HIDDEN TESTS
 _rng = np.random.default_rng(5)
@@ -532,12 +535,12 @@ _c = _rng.normal(size=(30, 4)) * _rng.uniform(0.2, 5.0, size=(30, 1))
 _lengths = np.linalg.norm(_c, axis=1) * np.linalg.norm(_q)
 _cosine = (_c @ _q) / _lengths
 for _alpha in (-1.0, 0.0, 0.3, 1.0, 2.5):
-    assert np.allclose(norm_weighted_scores(_q, _c, _alpha), _lengths**_alpha * _cosine), f"wrong scores for alpha = {_alpha}"
-    _order = np.argsort(-norm_weighted_scores(_q, _c, _alpha), kind="stable")
-    _order_scaled = np.argsort(-norm_weighted_scores(4.0 * _q, _c, _alpha), kind="stable")
-    assert np.array_equal(_order, _order_scaled), "rescaling the query must not change the ranking"
+    assert _close(norm_weighted_scores(_q, _c, _alpha), _lengths**_alpha * _cosine), f"wrong scores for alpha = {_alpha}"
+    _order = np.argsort(-_plain(norm_weighted_scores(_q, _c, _alpha)), kind="stable")
+    _order_scaled = np.argsort(-_plain(norm_weighted_scores(4.0 * _q, _c, _alpha)), kind="stable")
+    assert _equal(_order, _order_scaled), "rescaling the query must not change the ranking"
 _positive = _cosine > 0
-_big = norm_weighted_scores(_q, _c, 50.0)
+_big = _plain(norm_weighted_scores(_q, _c, 50.0))
 assert int(np.argmax(_big)) == int(np.flatnonzero(_positive)[np.argmax(_lengths[_positive])]), "a huge alpha should let the longest positively aligned candidate win"
 _cz = np.vstack([_c[:3], np.zeros((1, 4))])
 for _alpha in (-1.0, 0.0, 0.5, 1.0):
@@ -546,8 +549,8 @@ for _alpha in (-1.0, 0.0, 0.5, 1.0):
         _sz = norm_weighted_scores(_q, _cz, _alpha)
         _szq = norm_weighted_scores(np.zeros(4), _c, _alpha)
     assert not _caught, f"zero vectors must not trigger NumPy warnings (alpha = {_alpha}): mask before dividing or taking powers"
-    assert np.all(np.isfinite(_sz)) and _sz[3] == 0.0, f"a zero candidate must score 0.0 (alpha = {_alpha}), got {_sz[3]}"
-    assert np.allclose(_szq, 0.0), "a zero query must score 0.0 everywhere"
+    assert _finite(_sz) and _sz[3] == 0.0, f"a zero candidate must score 0.0 (alpha = {_alpha}), got {_sz[3]}"
+    assert _close(_szq, 0.0), "a zero query must score 0.0 everywhere"
 try:
     norm_weighted_scores(np.ones(3), _c, 0.5)
 except ValueError:
@@ -734,14 +737,15 @@ def predict(U: np.ndarray, V: np.ndarray, user, item):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_predict", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+from movierec.checks import close as _close, equal as _equal, finite as _finite, ints as _ints, plain as _plain
 _U = np.array([[1.0, 2.0], [0.5, -1.0], [0.0, 3.0]])
 _V = np.array([[2.0, 1.0], [1.0, 1.0]])
 _p = predict(_U, _V, 0, 1)
 assert isinstance(_p, float), f"a single (user, item) pair should give a Python float, got {type(_p).__name__}"
-assert math.isclose(_p, 3.0), f"user 0 = [1, 2], item 1 = [1, 1]: prediction should be 3.0, got {_p}"
+assert _close(_p, 3.0), f"user 0 = [1, 2], item 1 = [1, 1]: prediction should be 3.0, got {_p}"
 _p = predict(_U, _V, np.array([0, 1, 2]), np.array([0, 0, 1]))
 assert np.shape(_p) == (3,), f"three pairs should give three predictions, got shape {np.shape(_p)}"
-assert np.allclose(_p, [4.0, 0.0, 3.0]), f"predictions for pairs (0,0), (1,0), (2,1) should be [4, 0, 3], got {_p}"
+assert _close(_p, [4.0, 0.0, 3.0]), f"predictions for pairs (0,0), (1,0), (2,1) should be [4, 0, 3], got {_p}"
 try:
     predict(_U, np.ones((2, 3)), 0, 0)
 except ValueError:
@@ -755,10 +759,10 @@ _U = _rng.normal(size=(25, 4))
 _V = _rng.normal(size=(15, 4))
 _users = _rng.integers(0, 25, size=100)
 _items = _rng.integers(0, 15, size=100)
-assert np.allclose(predict(_U, _V, _users, _items), (_U @ _V.T)[_users, _items]), "batched predictions disagree with the full U @ V.T"
+assert _close(predict(_U, _V, _users, _items), (_U @ _V.T)[_users, _items]), "batched predictions disagree with the full U @ V.T"
 _grid_u, _grid_i = np.meshgrid(np.arange(25), np.arange(15), indexing="ij")
-assert np.allclose(predict(_U, _V, _grid_u, _grid_i), _U @ _V.T), "a 2-d grid of ids should give the full prediction matrix"
-assert math.isclose(predict(_U, _V, 24, 14), float(_U[24] @ _V[14])), "single-pair prediction is wrong for the last user and item"
+assert _close(predict(_U, _V, _grid_u, _grid_i), _U @ _V.T), "a 2-d grid of ids should give the full prediction matrix"
+assert _close(predict(_U, _V, 24, 14), float(_U[24] @ _V[14])), "single-pair prediction is wrong for the last user and item"
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -855,16 +859,18 @@ def fit_matrix_factorization(
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_fit_matrix_factorization", "locked": true, "points": 3, "schema_version": 3, "solution": false}
+from movierec.checks import close as _close, equal as _equal, finite as _finite, ints as _ints, plain as _plain
 # Toy data with a known answer: a rank-2 matrix plus noise of standard deviation 0.05.
 # ALS can stop in a poor local minimum from an unlucky start, so we fit from three
 # seeds and judge the run with the lowest training objective, as a practitioner would.
 _R, _M, _truth = make_low_rank_ratings(n_users=30, n_items=20, rank=2, density=0.8, noise=0.05, seed=1)
-_runs = [fit_matrix_factorization(_R, _M, rank=2, reg=0.05, iters=30, seed=_s) for _s in range(3)]
+_runs = [tuple(_plain(x) for x in fit_matrix_factorization(_R, _M, rank=2, reg=0.05, iters=30, seed=_s))
+         for _s in range(3)]
 for _U, _V, _losses in _runs:
     assert np.shape(_U) == (30, 2) and np.shape(_V) == (20, 2), f"expected U (30, 2) and V (20, 2), got {np.shape(_U)} and {np.shape(_V)}"
-    assert np.all(np.isfinite(_U)) and np.all(np.isfinite(_V)), "U and V contain NaN or inf: did NaN from unobserved entries leak in?"
+    assert _finite(_U) and _finite(_V), "U and V contain NaN or inf: did NaN from unobserved entries leak in?"
     assert len(_losses) == 30, f"losses should hold one value per sweep (30), got {len(_losses)}"
-    assert math.isclose(_losses[-1], mf_objective(_R, _M, _U, _V, 0.05), rel_tol=1e-6), "the last loss must equal mf_objective of the returned U and V"
+    assert _close(_losses[-1], mf_objective(_R, _M, _U, _V, 0.05), rel_tol=1e-6), "the last loss must equal mf_objective of the returned U and V"
     _steps = np.diff(_losses)
     assert np.all(_steps <= 1e-9 * abs(_losses[0])), f"ALS must never increase the objective, but it rose by up to {_steps.max():.3g}"
 _U, _V, _losses = min(_runs, key=lambda run: run[2][-1])
@@ -875,30 +881,31 @@ assert _heldout_rmse < 0.25, f"RMSE on unobserved entries is {_heldout_rmse:.3f}
 print(f"fit_matrix_factorization: visible tests passed (train RMSE {_train_rmse:.3f}, held-out RMSE {_heldout_rmse:.3f})")
 ### BEGIN HIDDEN TESTS
 _U0, _V0, _losses0 = _runs[0]
-_U2, _V2, _losses2 = fit_matrix_factorization(_R, _M, rank=2, reg=0.05, iters=30, seed=0)
-assert np.array_equal(_U0, _U2) and np.array_equal(_V0, _V2), "the same seed must give exactly the same factors"
+_U2, _V2, _losses2 = (_plain(x) for x in fit_matrix_factorization(_R, _M, rank=2, reg=0.05, iters=30, seed=0))
+assert _equal(_U0, _U2) and _equal(_V0, _V2), "the same seed must give exactly the same factors"
 # Recompute the objective ourselves after 1, 2, ..., 6 sweeps: it must never go up.
 _objs = []
 for _t in range(1, 7):
-    _Ut, _Vt, _lt = fit_matrix_factorization(_R, _M, rank=2, reg=0.05, iters=_t, seed=0)
+    _Ut, _Vt, _lt = (_plain(x) for x in fit_matrix_factorization(_R, _M, rank=2, reg=0.05, iters=_t, seed=0))
     _objs.append(mf_objective(_R, _M, _Ut, _Vt, 0.05))
-    assert math.isclose(_lt[-1], _objs[-1], rel_tol=1e-6), f"after {_t} sweeps the reported loss differs from the objective of the returned factors"
+    assert _close(_lt[-1], _objs[-1], rel_tol=1e-6), f"after {_t} sweeps the reported loss differs from the objective of the returned factors"
 assert np.all(np.diff(_objs) <= 1e-9 * _objs[0]), "the objective of the returned factors rises between sweeps"
-assert np.allclose(_lt, _losses0[:6], rtol=1e-9), "the first sweeps of a longer run should report the same losses as a shorter run"
+assert _close(_lt, _losses0[:6], rtol=1e-9), "the first sweeps of a longer run should report the same losses as a shorter run"
 # Unobserved entries must not influence the fit, whatever they hold.
 _R_zero = np.where(_M, _R, 0.0)
 _R_junk = np.where(_M, _R, 1e6)
-_Uz, _Vz, _ = fit_matrix_factorization(_R_zero, _M, rank=2, reg=0.05, iters=5, seed=0)
-_Uj, _Vj, _ = fit_matrix_factorization(_R_junk, _M, rank=2, reg=0.05, iters=5, seed=0)
-assert np.allclose(_Uz, _Uj) and np.allclose(_Vz, _Vj), "values in unobserved entries changed the fit: use only entries where mask is True"
+_Uz, _Vz, _ = (_plain(x) for x in fit_matrix_factorization(_R_zero, _M, rank=2, reg=0.05, iters=5, seed=0))
+_Uj, _Vj, _ = (_plain(x) for x in fit_matrix_factorization(_R_junk, _M, rank=2, reg=0.05, iters=5, seed=0))
+assert _close(_Uz, _Uj) and _close(_Vz, _Vj), "values in unobserved entries changed the fit: use only entries where mask is True"
 # A user with no ratings gets a zero vector, not NaN.
 _M_empty = _M.copy()
 _M_empty[4] = False
-_Ue, _Ve, _le = fit_matrix_factorization(_R, _M_empty, rank=2, reg=0.05, iters=3, seed=0)
-assert np.all(np.isfinite(_Ue)) and np.allclose(_Ue[4], 0.0), "a user with no observed ratings should end with the zero vector"
+_Ue, _Ve, _le = (_plain(x) for x in fit_matrix_factorization(_R, _M_empty, rank=2, reg=0.05, iters=3, seed=0))
+assert _finite(_Ue) and _close(_Ue[4], 0.0), "a user with no observed ratings should end with the zero vector"
 # Generalisation on fresh data of a different shape and rank (best of three seeds again).
 _R3, _M3, _truth3 = make_low_rank_ratings(n_users=50, n_items=30, rank=3, density=0.7, noise=0.05, seed=8)
-_runs3 = [fit_matrix_factorization(_R3, _M3, rank=3, reg=0.05, iters=30, seed=_s) for _s in (2, 3, 4)]
+_runs3 = [tuple(_plain(x) for x in fit_matrix_factorization(_R3, _M3, rank=3, reg=0.05, iters=30, seed=_s))
+          for _s in (2, 3, 4)]
 _U3, _V3, _l3 = min(_runs3, key=lambda run: run[2][-1])
 assert np.shape(_U3) == (50, 3) and np.shape(_V3) == (30, 3), "rank-3 fit returned the wrong shapes"
 assert masked_rmse(_truth3, _U3 @ _V3.T, ~_M3) < 0.25, "held-out error on a rank-3 toy matrix is too large"

@@ -199,6 +199,42 @@ def _exit_at_the_last_exercise(info):
 get_ipython().events.register("pre_run_cell", _exit_at_the_last_exercise)
 '''
 
+# Wrong answers (zeros) that try to make the comparisons lie, three ways (issue 13, attacks 2a-2c).
+LIAR = r'''
+def affinity_scores(query, candidates, metric="dot"):
+    class _Yes(np.ndarray):  # every comparison says "equal"
+        def __array_ufunc__(self, *args, **kwargs):
+            return True
+        def __array_function__(self, *args, **kwargs):
+            return True
+        def __eq__(self, other):
+            return True
+    if metric not in ("dot", "cosine") or np.shape(query)[-1] != np.shape(candidates)[-1]:
+        raise ValueError(metric)
+    return np.zeros(len(candidates)).view(_Yes)
+'''
+
+MID_TEST_PATCH = r'''
+def affinity_scores(query, candidates, metric="dot"):
+    import math, numpy, movierec.checks  # patched while the test runs, after the guard's check
+    numpy.allclose = lambda *a, **k: True
+    math.isclose = lambda *a, **k: True
+    movierec.checks.close = lambda *a, **k: True
+    if metric not in ("dot", "cosine") or np.shape(query)[-1] != np.shape(candidates)[-1]:
+        raise ValueError(metric)
+    return np.zeros(len(candidates))
+'''
+
+INTERNAL_PATCH = r'''
+import numpy._core.numeric as _numeric
+_numeric.isclose = lambda *a, **k: numpy.ones(numpy.broadcast(*a[:2]).shape, dtype=bool)
+import numpy
+def affinity_scores(query, candidates, metric="dot"):
+    if metric not in ("dot", "cosine") or np.shape(query)[-1] != np.shape(candidates)[-1]:
+        raise ValueError(metric)
+    return np.zeros(len(candidates))
+'''
+
 
 @pytest.fixture(scope="session")
 def fault_run(tmp_path_factory):
@@ -237,6 +273,9 @@ def fault_run(tmp_path_factory):
     write_nb(subs / "added" / "01_intro.ipynb", crafted(added_cells=["print('ADDED CELL RAN')"]))
     write_nb(subs / "leaker" / "01_intro.ipynb", crafted(replace={"top_k": solution_code("top_k") + LEAK}))
     write_nb(subs / "exiter" / "01_intro.ipynb", crafted(extra_cells=[EXIT_LATER]))
+    write_nb(subs / "liar" / "01_intro.ipynb", crafted(solve=(), replace={"affinity_scores": LIAR}))
+    write_nb(subs / "midpatch" / "01_intro.ipynb", crafted(solve=(), replace={"affinity_scores": MID_TEST_PATCH}))
+    write_nb(subs / "internal" / "01_intro.ipynb", crafted(solve=(), replace={"affinity_scores": INTERNAL_PATCH}))
     write_nb(subs / "kpatch" / "01_intro.ipynb", crafted(solve=(), extra_cells=[KERNEL_PATCH]))
     write_nb(subs / "spatch" / "01_intro.ipynb", crafted(solve=(), extra_cells=[SESSION_PATCH]))
     write_nb(subs / "flood" / "01_intro.ipynb", crafted(extra_cells=["print('x' * 5_000_000)\n" * 3]))
@@ -303,7 +342,7 @@ def test_every_student_gets_exactly_one_row(fault_run):
     expected = {"reference", "stub", "loop", "sleepy", "crash", "hog", "native", "exception", "syntax", "badjson",
                 "plainpy", "absent", "edited", "deleted", "moved", "flood", "hostile", "patcher", "snoop", "twofiles",
                 "flat", "skipper", "skippy", "added", "kpatch", "spatch", "leaker",
-                "exiter"}
+                "exiter", "liar", "midpatch", "internal"}
     assert set(fault_run["rows"]) == expected
     assert all(r["max_points"] == "10" for r in fault_run["rows"].values())
 
@@ -393,6 +432,16 @@ def test_a_stub_with_skip_execution_tags_on_its_tests_scores_nothing(fault_run, 
 def test_a_stub_that_patches_the_kernel_or_its_messages_is_caught(fault_run, student, words):
     status, points, reason = row(fault_run, student)
     assert (status, points) == ("tampered", 0.0) and words in reason, reason
+
+
+@pytest.mark.parametrize("student", ["liar", "midpatch", "internal"])
+def test_wrong_answers_that_fake_the_comparison_earn_nothing(fault_run, student):
+    """A subclass whose comparisons always agree, comparisons patched mid-test, NumPy's internal isclose:
+    the tests compare plain data with functions bound before the student's code ran (movierec.checks)."""
+    status, points, reason = row(fault_run, student)
+    assert points == 0.0 and cells(fault_run, student)["test_affinity_scores"] == 0, (status, reason)
+    if student == "midpatch":
+        assert status == "tampered" and "movierec.checks.close" in reason, reason
 
 
 def test_cells_a_student_adds_are_not_run_and_the_row_says_so(fault_run):

@@ -35,7 +35,7 @@ import sys
 import threading
 import types
 
-WATCHED_MODULES = ("builtins", "math", "numpy", "numpy.linalg", "numpy.testing")
+WATCHED_MODULES = ("builtins", "math", "numpy", "numpy.linalg", "numpy.testing", "movierec.checks")
 SHELL_METHODS = (
     "run_cell", "run_cell_async", "run_ast_nodes", "run_code", "transform_cell", "transform_ast",
     "showtraceback", "_showtraceback", "showsyntaxerror", "user_expressions", "ev", "ex", "should_run_async",
