@@ -893,9 +893,15 @@ def rating_history(train: tf.data.Dataset) -> dict[str, Any]:
 
 
 def annoy_titles(index: MovieIndex, queries: np.ndarray, k: int, search_k: int = -1) -> list[list[str]]:
-    """The distinct titles among the ``k`` nearest rows of ``index`` for each query, best first."""
-    _, positions = index.search(np.asarray(queries, dtype=np.float32), k=k, search_k=search_k)
-    return [list(dict.fromkeys(str(index.labels[p]) for p in row)) for row in positions]
+    """The distinct titles Annoy itself returns among the ``k`` nearest rows of ``index``, for each query.
+
+    Raw Annoy calls, as lesson 06 tunes with: with a small ``search_k`` Annoy may return
+    fewer than ``k`` rows, and that shortfall counts against recall (``MovieIndex.search``
+    would hide it by widening the search).
+    """
+    rows = np.atleast_2d(np.asarray(queries, dtype=np.float32))
+    found = [index.annoy.get_nns_by_vector(query.tolist(), k, search_k=search_k) for query in rows]
+    return [list(dict.fromkeys(str(index.labels[p]) for p in positions)) for positions in found]
 
 
 def recall_against(found: Sequence[Sequence[str]], exact: Sequence[Sequence[str]]) -> float:
