@@ -29,7 +29,10 @@ Connection limits (uvicorn 0.54 with its h11 protocol, the one installed here):
   headers are not complete ``HEADER_TIMEOUT_S`` seconds after it opened (or after its
   previous response), however slowly it trickles, and keeps at most
   ``MAX_WAITING_CONNECTIONS`` connections waiting for a request, closing the oldest
-  beyond that, so descriptors stay bounded whatever the rate of such clients.
+  beyond that, so descriptors stay bounded whatever the rate of such clients;
+* the listen backlog is ``BACKLOG``: asyncio accepts up to that many connections in one
+  go before any of them is seen by the protocol, so with uvicorn's default of 2,048 a
+  burst of connections alone could exhaust 1,024 descriptors before the cap acts.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ KEEP_ALIVE_S = 5
 HEADER_TIMEOUT_S = 10.0
 MAX_HEADER_BYTES = 16 * 1024
 MAX_WAITING_CONNECTIONS = 256  # well under the usual limit of 1,024 descriptors per process
+BACKLOG = 128  # connections accepted per event-loop turn, at most: 256 + 128 stays far below 1,024
 
 
 class GuardedH11Protocol(H11Protocol):
@@ -121,6 +125,7 @@ def server_config(
         http=http,
         timeout_keep_alive=KEEP_ALIVE_S,
         h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+        backlog=BACKLOG,
     )
 
 

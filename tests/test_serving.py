@@ -575,7 +575,7 @@ def test_server_config_sets_the_connection_limits():
     assert config.http is api.GuardedH11Protocol
     assert config.timeout_keep_alive == api.KEEP_ALIVE_S <= 10
     assert config.h11_max_incomplete_event_size == api.MAX_HEADER_BYTES
-    assert api.GuardedH11Protocol.max_waiting < 1024, "below the usual per-process descriptor limit"
+    assert api.GuardedH11Protocol.max_waiting + config.backlog < 1024, "below the usual per-process descriptor limit"
 
 
 def test_idle_keep_alive_connections_are_closed(guarded_server):
@@ -617,6 +617,58 @@ def test_connections_waiting_for_a_request_are_capped(guarded_server):
     finally:
         for sock in sockets:
             sock.close()
+
+
+SLOWLORIS_SERVER = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
+import uvicorn
+from fastapi import FastAPI
+from movierec import api
+app = FastAPI()
+app.get("/ping")(lambda: {"ok": True})
+uvicorn.Server(api.server_config(app, host="127.0.0.1", port=int(sys.argv[1]))).run()
+"""
+
+
+def test_slowloris_cannot_exhaust_a_1024_descriptor_limit():
+    """1,100 half-sent requests against the API's server settings in a process limited to 1,024 descriptors."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2048:
+        pytest.skip(f"this test needs 2,048 descriptors on the client side; the hard limit is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2048), hard))
+    port = serving.free_port()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    server = subprocess.Popen([sys.executable, "-c", SLOWLORIS_SERVER, str(port)], env=env, cwd=ROOT)
+    sockets = []
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                assert _request(port, "/ping") == b"HTTP/1.1 200 OK"
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.2)
+        for _ in range(1100):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            sock.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n")  # and never the blank line that ends it
+            sockets.append(sock)
+        peak = 0
+        for _ in range(20):  # 2 s: the server's descriptors, sampled while it works through the connections
+            assert server.poll() is None, "the server died"
+            peak = max(peak, len(os.listdir(f"/proc/{server.pid}/fd")) if Path("/proc").is_dir() else 0)
+            time.sleep(0.1)
+        assert peak < 600, f"the server held {peak} descriptors for half-sent requests"
+        assert _request(port, "/ping") == b"HTTP/1.1 200 OK", "a complete request is still served"
+    finally:
+        for sock in sockets:
+            sock.close()
+        server.terminate()
+        server.wait(timeout=15)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 # --------------------------------------------------------------------------- command line
