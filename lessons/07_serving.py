@@ -2287,6 +2287,13 @@ for url in ("/healthz", "/recommend/42"):
 #
 # FastAPI also serves interactive documentation at <http://127.0.0.1:8000/docs>.
 #
+# `movierec/api.py` also sets the limits every network server needs, because a client
+# can misbehave without sending a single bad request: an idle keep-alive connection is
+# closed after 5 s, and a request's headers must be complete within 10 s of the
+# connection opening, however slowly they trickle in — otherwise a "slowloris" client
+# that sends one byte every few seconds holds a connection, and a file descriptor,
+# forever. Its docstring lists each limit and why.
+#
 # ## 13. Measuring latency
 #
 # A service is judged by its **tail latency**, not its average. When a page needs ten
@@ -2303,7 +2310,10 @@ for url in ("/healthz", "/recommend/42"):
 # and in number of requests, and they refuse any address other than the loopback.
 #
 # We start the API as a separate process, exactly as `python -m movierec.api serve` would,
-# so the load generator and the server do not share Python's interpreter lock.
+# so the load generator and the server do not share Python's interpreter lock. The load
+# generator also checks what it gets back: given each user's training ratings (`seen`),
+# it counts the returned titles the user had already rated. The lesson records that
+# share as `serving.seen_share_top10` and stops if it is not 0.
 
 # %% tags=["export"]
 import http.client
