@@ -440,9 +440,9 @@ class FeatureLookup(tf.Module):
 # The `retrieval` servable wraps a TFRS `BruteForce` layer over all movie embeddings,
 # one row per distinct title: exact top-$k$ retrieval as a single TensorFlow graph.
 # MovieLens has 18 titles under two movie ids; with both rows indexed, the servable
-# would return such a title twice, so `distinct_titles` keeps the first row of each. Because its trace happens at
-# save time through the explicit signature, trap 1 cannot bite. The API of section 11
-# uses Annoy instead; the exact model is there as a reference any client can call, for
+# would return such a title twice, so `distinct_titles` keeps the first row of each.
+# Because its trace happens at save time through the explicit signature, trap 1
+# cannot bite. The API of section 11 uses Annoy instead; the exact model is there as a reference any client can call, for
 # example to measure the index's recall in production.
 #
 # The ranker's `score` is the raw prediction. `MovieRanker` clips its predictions to
@@ -1961,7 +1961,8 @@ assert len(_unknown) == 5, "an unknown user still gets recommendations (through 
 # * it validates the user id and `k`;
 # * it **never recommends a movie the user rated in training**. A model trained on
 #   those ratings scores them highly — they are the pairs it was fitted to — so without
-#   a filter about half of a user's retrieval top 10 are movies they have already rated.
+#   a filter many of a user's retrieval top 10 are movies they have already rated
+#   (`serving.unfiltered_seen_share_top10`, measured below).
 #   The export writes every training user's rated titles next to the index
 #   (`history.json`); the recommender drops them from the Annoy results and searches
 #   `max(100, k)` + (the number of rated titles) rows, so that `max(100, k)` new titles
@@ -1970,9 +1971,9 @@ assert len(_unknown) == 5, "an unknown user still gets recommendations (through 
 # * it searches the index with the `search_k` tuned at export (lesson 06's rule,
 #   section 8);
 # * a user id the models never saw gets a **cold-start fallback**: the movies rated
-#   most often in training (the popularity baseline of lesson 04), flagged with `"fallback": "popularity"` —
-#   not the top of the untrained out-of-vocabulary embedding, which is the same noise
-#   for every stranger;
+#   most often in training (the popularity baseline of lesson 04), flagged with
+#   `"fallback": "popularity"` — not the top of the untrained out-of-vocabulary
+#   embedding, which is the same noise for every stranger;
 # * it **checks every answer of the backend** — two outputs, numbers, the index's
 #   embedding size, one finite score per title — and turns a malformed one into a 502,
 #   so a broken model server never becomes wrong recommendations;
