@@ -15,8 +15,11 @@ The models are the course models trained with the full budget of
 runs reuse them. ``--models DIR`` benchmarks an existing model base instead.
 
 For each level it records successful requests, errors, throughput, p50/p95/p99/max
-latency as seen by the client, and the server's own mean time per stage (query tower,
-Annoy, ranker). The bar from the lesson: p99 <= 50 ms at 4 concurrent clients.
+latency as seen by the client, the server's own mean time per stage (query tower,
+Annoy, ranker), and the share of returned titles the user had rated in training
+(``seen_share``, which must be 0). The report also carries the index's tuning
+(``n_trees``, ``search_k``, recall@100 against the exact servable) and the load
+average. The bar from the lesson: p99 <= 50 ms at 4 concurrent clients.
 
 Usage (from the repository root)::
 
@@ -65,7 +68,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def table(results: list[dict]) -> str:
     """A Markdown table: one row per concurrency level."""
-    columns = ["clients", "requests", "errors", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms"]
+    columns = ["clients", "requests", "errors", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "seen share"]
     columns += ["query tower ms", "Annoy ms", "ranker ms"]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     nan = float("nan")
@@ -73,6 +76,7 @@ def table(results: list[dict]) -> str:
         stages = r.get("server_mean_ms", {})
         cells = [f"{r['concurrency']}", f"{r['requests']:,}", f"{r['errors']}", f"{r.get('throughput_rps', 0):.1f}"]
         cells += [f"{r.get(key, nan):.1f}" for key in ("p50_ms", "p95_ms", "p99_ms", "max_ms")]
+        cells.append(f"{r.get('seen_share', nan):.3f}")
         cells += [f"{stages.get(stage, nan):.2f}" for stage in ("query_tower", "annoy", "ranker")]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -92,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     models = args.models or serving.cached_course_models(quick=args.quick)
     print(f"models: {models} (ready after {time.perf_counter() - started:.0f} s)")
     version = serving.latest_version(models / serving.ANNOY_DIR, marker=serving.ANNOY_FILE)
+    index_dir = models / serving.ANNOY_DIR / str(version)
+    seen = json.loads((index_dir / serving.HISTORY_FILE).read_text(encoding="utf-8"))["seen"]
+    tuning = json.loads((index_dir / serving.TUNING_FILE).read_text(encoding="utf-8"))
     users = serving.user_feature_table(_train_split())["user_id"]
     user_ids = [u.decode() for u in np.random.default_rng(42).permutation(users)]
 
@@ -100,7 +107,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"API at {url}; {duration:g} s per level, k={args.k}, levels {args.clients}")
         for clients in args.clients:
             result = serving.load_test(
-                url, user_ids, concurrency=clients, duration_s=duration, k=args.k, max_requests=args.max_requests
+                url,
+                user_ids,
+                concurrency=clients,
+                duration_s=duration,
+                k=args.k,
+                max_requests=args.max_requests,
+                seen=seen,
             )
             latencies = result.pop("latencies_ms")
             if latencies:
@@ -112,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"  {clients:>2} clients: {result['requests']:>6,} requests, {result['errors']} errors, "
                 f"{result.get('throughput_rps', 0):7.1f} req/s, p50 {result.get('p50_ms', float('nan')):6.1f} ms, "
-                f"p99 {result.get('p99_ms', float('nan')):6.1f} ms"
+                f"p99 {result.get('p99_ms', float('nan')):6.1f} ms, seen share {result['seen_share']:.3f}"
             )
 
     at_bar = next((r for r in results if r["concurrency"] == BAR_CLIENTS), None)
@@ -144,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
             "tensorflow": tf.__version__,
         },
         "bar": bar,
+        "seen_share": sum(r["seen_titles"] for r in results) / max(sum(r["returned_titles"] for r in results), 1),
+        "annoy": tuning,
         "results": results,
     }
     args.out.mkdir(parents=True, exist_ok=True)
@@ -157,13 +172,19 @@ def main(argv: list[str] | None = None) -> int:
         verdict = f"p99 at {BAR_CLIENTS} clients = {bar['p99_ms']:.1f} ms; bar <= {P99_BAR_MS:g} ms: {met}"
     (args.out / f"{stem}.md").write_text(
         f"# /recommend latency ({'quick' if args.quick else 'full'} run, {duration:g} s per level, "
-        f"{os.cpu_count()} CPUs, load average {report['machine']['load_average_1m']})\n\n{text}\n\n{verdict}\n",
+        f"{os.cpu_count()} CPUs, load average {report['machine']['load_average_1m']})\n\n{text}\n\n{verdict}\n\n"
+        f"Seen share {report['seen_share']:.3f}; Annoy {tuning['n_trees']} trees, search_k={tuning['search_k']}, "
+        f"recall@100 against the exact servable {tuning['recall_at_100']:.3f}\n",
         encoding="utf-8",
     )
     print()
     print(text)
     print()
     print(verdict)
+    print(
+        f"seen share {report['seen_share']:.3f}; Annoy {tuning['n_trees']} trees, search_k={tuning['search_k']}, "
+        f"recall@100 {tuning['recall_at_100']:.3f}; load average {report['machine']['load_average_1m']}"
+    )
     print(f"wrote {args.out / (stem + '.json')} and {args.out / (stem + '.md')}")
     return 0
 

@@ -14,20 +14,119 @@ Why this module is hand-written: everything the API does — exporting, loading,
 FastAPI app, the TF Serving clients — is library code in :mod:`movierec.serving`,
 generated from the cells tagged ``export`` in ``solutions/07_serving.py``. Export cells
 may only define functions, classes and constants, so a generated module cannot have an
-``if __name__ == "__main__":`` entry point. This file is that entry point and nothing
-more: it parses arguments and calls :mod:`movierec.serving`.
+``if __name__ == "__main__":`` entry point. This file is that entry point: it parses
+arguments, calls :mod:`movierec.serving`, and runs uvicorn with connection limits.
+
+Connection limits (uvicorn 0.54 with its h11 protocol, the one installed here):
+
+* an idle keep-alive connection is closed after ``KEEP_ALIVE_S`` seconds
+  (uvicorn's ``timeout_keep_alive``);
+* a request's headers are capped at ``MAX_HEADER_BYTES`` (``h11_max_incomplete_event_size``);
+* uvicorn has no header-read timeout: a client that opens a connection and sends its
+  request slowly, byte by byte (slowloris), keeps it open forever, since every byte
+  cancels the keep-alive timer, and enough such clients exhaust the process's file
+  descriptors. :class:`GuardedH11Protocol` closes a connection whose request line and
+  headers are not complete ``HEADER_TIMEOUT_S`` seconds after it opened (or after its
+  previous response), however slowly it trickles, and keeps at most
+  ``MAX_WAITING_CONNECTIONS`` connections waiting for a request, closing the oldest
+  beyond that, so descriptors stay bounded whatever the rate of such clients;
+* the listen backlog is ``BACKLOG``: asyncio accepts up to that many connections in one
+  go before any of them is seen by the protocol, so with uvicorn's default of 2,048 a
+  burst of connections alone could exhaust 1,024 descriptors before the cap acts.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
+from collections import OrderedDict
 from pathlib import Path
+from typing import Any
+
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from movierec.setup import configure_environment, quick_mode, seed_everything
 
 DEFAULT_MODELS = Path("build") / "models"
+KEEP_ALIVE_S = 5
+HEADER_TIMEOUT_S = 10.0
+MAX_HEADER_BYTES = 16 * 1024
+MAX_WAITING_CONNECTIONS = 256  # well under the usual limit of 1,024 descriptors per process
+BACKLOG = 128  # connections accepted per event-loop turn, at most: 256 + 128 stays far below 1,024
+
+
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol plus a header-read deadline and a cap on connections waiting for a request."""
+
+    header_timeout_s = HEADER_TIMEOUT_S
+    max_waiting = MAX_WAITING_CONNECTIONS
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self._header_timer: asyncio.TimerHandle | None = None
+        self._waiting_cycle: Any = None
+        super().connection_made(transport)
+        self._await_request()
+
+    def _waiting(self) -> OrderedDict:
+        """This server's connections that wait for a complete request, oldest first."""
+        return self.server_state.__dict__.setdefault("waiting_for_request", OrderedDict())
+
+    def _await_request(self) -> None:
+        self._stop_waiting()
+        self._waiting_cycle = self.cycle
+        self._header_timer = self.loop.call_later(self.header_timeout_s, self._header_deadline)
+        waiting = self._waiting()
+        waiting[self] = None
+        while len(waiting) > self.max_waiting:
+            oldest = next(iter(waiting))
+            oldest._stop_waiting()
+            oldest.transport.close()
+
+    def _stop_waiting(self) -> None:
+        if getattr(self, "_header_timer", None) is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+        self._waiting().pop(self, None)
+
+    def _header_deadline(self) -> None:
+        self._header_timer = None
+        if self.cycle is self._waiting_cycle:  # no new request began in time
+            self._stop_waiting()
+            self.transport.close()
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        if self._header_timer is not None and self.cycle is not self._waiting_cycle:
+            self._stop_waiting()  # a request has arrived: its handler may take as long as it needs
+
+    def on_response_complete(self) -> None:
+        self._await_request()  # first: a pipelined request started by the call below cancels it
+        super().on_response_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_waiting()
+        super().connection_lost(exc)
+
+
+def server_config(
+    app: Any, *, host: str, port: int, access_log: bool = False, http: type[H11Protocol] = GuardedH11Protocol
+) -> Any:
+    """The ``uvicorn.Config`` the API runs with: the limits described in the module docstring."""
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=access_log,
+        http=http,
+        timeout_keep_alive=KEEP_ALIVE_S,
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+        backlog=BACKLOG,
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -81,9 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     backend = f"TF Serving at {args.tf_serving}" if args.tf_serving else "in-process SavedModels"
     print(f"serving {args.models} ({backend}); versions {recommender.model_versions()}")
     print(f"try: curl 'http://{args.host}:{args.port}/recommend/42?k=5'")
-    uvicorn.run(
-        serving.create_app(recommender), host=args.host, port=args.port, log_level="warning", access_log=args.access_log
-    )
+    config = server_config(serving.create_app(recommender), host=args.host, port=args.port, access_log=args.access_log)
+    uvicorn.Server(config).run()
     return 0
 
 

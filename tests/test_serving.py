@@ -316,6 +316,361 @@ def test_load_test_only_targets_the_loopback(url):
         serving.load_test(url, ["1"], concurrency=1, duration_s=0.1)
 
 
+# --------------------------------------------------------------------------- the recommender's logic, on test doubles
+
+TOY_TITLES = [f"T{i:02d}" for i in range(30)]
+
+
+def toy_index(labels=TOY_TITLES):
+    """A tiny Annoy index whose dot-product order for the query (1, 0) is the label order."""
+    from movierec.annoy import MovieIndex
+
+    vectors = np.array([[len(labels) - i, 1.0] for i in range(len(labels))], dtype=np.float32)
+    return MovieIndex.build(vectors, list(labels), metric="dot", n_trees=5, seed=1)
+
+
+class BackendDouble:
+    """A test double of the recommender's backend interface (embed, score, versions, health).
+
+    Not TF Serving and not a model: ``embed`` answers the query (1, 0) for every user and
+    ``score`` looks titles up in ``scores``; ``embed_answer``/``score_answer`` replace
+    those answers, to play a model server that answers malformed data.
+    """
+
+    name = "test-double"
+
+    def __init__(self, scores=None, *, embed_answer=None, score_answer=None):
+        self.scores = scores or {}
+        self.embed_answer = embed_answer
+        self.score_answer = score_answer
+        self.embedded: list[list[str]] = []
+
+    def embed(self, user_ids):
+        self.embedded.append(list(user_ids))
+        if self.embed_answer is not None:
+            return self.embed_answer(user_ids)
+        return np.tile(np.array([1.0, 0.0], dtype=np.float32), (len(user_ids), 1)), np.ones(len(user_ids), bool)
+
+    def score(self, user_ids, titles):
+        if self.score_answer is not None:
+            return self.score_answer(user_ids, titles)
+        return np.array([self.scores.get(t, 0.0) for t in titles], dtype=np.float32)
+
+    def versions(self):
+        return {"query_tower": 1, "ranker": 1}
+
+    def health(self):
+        return {"status": "ok", "backend": self.name}
+
+
+TOY_HISTORY = {"seen": {"u": TOY_TITLES[:15], "v": []}, "popular": [["T29", 50], ["T28", 40], ["T07", 30]]}
+
+
+def toy_recommender(backend=None, labels=TOY_TITLES, n_candidates=5):
+    return serving.Recommender(  # a search budget this large makes the tiny index exact
+        backend or BackendDouble(),
+        toy_index(labels),
+        index_version=1,
+        history=TOY_HISTORY,
+        search_k=10_000,
+        n_candidates=n_candidates,
+    )
+
+
+def test_seen_titles_are_never_recommended_and_k_is_still_filled():
+    # "u" rated the 15 titles retrieval ranks first: the 5 candidates must come from further down.
+    body = toy_recommender().recommend("u", 5)
+    titles = [item["title"] for item in body["recommendations"]]
+    assert titles == TOY_TITLES[15:20], titles
+    assert body["candidates"] == 5 and body["fallback"] is None
+    assert not set(titles) & set(TOY_HISTORY["seen"]["u"])
+    everything = toy_recommender().recommend("u", 30)["recommendations"]
+    assert {item["title"] for item in everything} == set(TOY_TITLES[15:]), "every unseen title, and only those"
+
+
+def test_order_is_by_the_raw_score_and_only_the_stars_are_clipped():
+    scores = {"T00": 5.5, "T01": 7.0, "T02": 4.0, "T03": 6.0, "T04": 5.1}
+    body = toy_recommender(BackendDouble(scores)).recommend("v", 5)
+    assert [item["title"] for item in body["recommendations"]] == ["T01", "T03", "T00", "T04", "T02"]
+    assert [item["score"] for item in body["recommendations"]] == [7.0, 6.0, 5.5, pytest.approx(5.1), 4.0]
+    assert [item["stars"] for item in body["recommendations"]] == [5.0, 5.0, 5.0, 5.0, 4.0]
+
+
+def test_a_title_indexed_twice_is_returned_once():
+    labels = ["A", "A", "B", "B", "C", "D"]
+    body = toy_recommender(labels=labels, n_candidates=4).recommend("v", 4)
+    assert [item["title"] for item in body["recommendations"]] == ["A", "B", "C", "D"]
+
+
+def test_distinct_titles_keeps_the_first_row_of_each_title():
+    titles, vectors = serving.distinct_titles(
+        np.array([b"A", b"B", b"A", b"C"]), np.array([[1.0], [2.0], [3.0], [4.0]])
+    )
+    assert titles.tolist() == [b"A", b"B", b"C"] and vectors[:, 0].tolist() == [1.0, 2.0, 4.0]
+
+
+def test_unknown_users_get_the_flagged_popularity_fallback_without_a_model_call():
+    backend = BackendDouble()
+    body = toy_recommender(backend).recommend("stranger", 2)
+    assert body["fallback"] == "popularity" and body["known_user"] is False and "unknown user" in body["warning"]
+    assert body["recommendations"] == [
+        {"title": "T29", "ratings_in_training": 50},
+        {"title": "T28", "ratings_in_training": 40},
+    ]
+    assert backend.embedded == [], "the untrained out-of-vocabulary embedding must not be used"
+
+
+def test_rating_history_lists_seen_titles_and_popularity():
+    train = tf.data.Dataset.from_tensor_slices(
+        {"user_id": ["1", "1", "2", "3", "3"], "movie_title": ["B", "A", "A", "C", "A"]}
+    )
+    history = serving.rating_history(train)
+    assert history["seen"] == {"1": ["A", "B"], "2": ["A"], "3": ["A", "C"]}
+    assert history["popular"] == [["A", 3], ["B", 1], ["C", 1]]
+
+
+def _rows(n, dim=2, value=0.5):
+    return np.full((n, dim), value, dtype=np.float32)
+
+
+MALFORMED = {
+    "embedding of strings": dict(
+        embed_answer=lambda ids: (np.array([["a", "b"]] * len(ids)), np.ones(len(ids), bool)),
+        message="should hold numbers",
+    ),
+    "wrong embedding size": dict(
+        embed_answer=lambda ids: (_rows(len(ids), dim=7), np.ones(len(ids), bool)), message="the Annoy index needs"
+    ),
+    "NaN embedding": dict(
+        embed_answer=lambda ids: (_rows(len(ids), value=np.nan), np.ones(len(ids), bool)), message="NaN"
+    ),
+    "three outputs from the query tower": dict(
+        embed_answer=lambda ids: (_rows(len(ids)), np.ones(len(ids), bool), "extra"), message="3 outputs"
+    ),
+    "NaN scores": dict(score_answer=lambda ids, titles: np.full(len(titles), np.nan), message="NaN"),
+    "one score too few": dict(score_answer=lambda ids, titles: np.ones(len(titles) - 1), message="scores of shape"),
+    "scores as text": dict(score_answer=lambda ids, titles: ["4.5"] * len(titles), message="should hold numbers"),
+    "ragged scores": dict(score_answer=lambda ids, titles: [[1.0], [2.0, 3.0]], message="not a regular array"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_backend_answers_give_502_and_an_unhealthy_healthz(case):
+    spec = dict(MALFORMED[case])
+    message = spec.pop("message")
+    client = TestClient(serving.create_app(toy_recommender(BackendDouble(**spec))))
+    reply = client.get("/recommend/u", params={"k": 3})
+    assert reply.status_code == 502, reply.text
+    assert "malformed" in reply.json()["error"] and message in reply.json()["error"], reply.json()
+    health = client.get("/healthz")
+    assert health.status_code == 503, health.text
+    assert health.json()["status"] == "unhealthy" and message in health.json()["error"]
+
+
+def test_a_well_behaved_backend_is_healthy():
+    reply = TestClient(serving.create_app(toy_recommender())).get("/healthz")
+    assert reply.status_code == 200 and reply.json()["status"] == "ok"
+
+
+class TFServingClientDouble:
+    """A test double of the TF Serving client interface (predict, model_versions) that answers what it is given."""
+
+    def __init__(self, outputs):
+        self.outputs = outputs
+
+    def predict(self, model, inputs, output_names, *, version=None):
+        return serving.outputs_to_arrays({"outputs": self.outputs[model]}, output_names)
+
+    def model_versions(self, model):
+        return {1: "AVAILABLE"}
+
+
+@pytest.mark.parametrize(
+    "outputs, message",
+    [
+        ({"query_tower": {"embedding": [["x", "y"]], "known_user": [True]}}, "should hold numbers"),
+        ({"query_tower": {"embedding": [[1.0, 0.0, 0.0]], "known_user": [True]}}, "the Annoy index needs"),
+        ({"query_tower": {"embedding": [[1.0, 0.0]]}}, "lacks outputs"),
+        ({"query_tower": [[1.0, 0.0]]}, "got one unnamed output"),
+        ({"query_tower": {"embedding": [[1.0], [0.0, 2.0]], "known_user": [True]}}, "not a regular array"),
+        (
+            {"query_tower": {"embedding": [[1.0, 0.0]], "known_user": [True]}, "ranker": {"score": [None] * 5}},
+            "should hold numbers",
+        ),
+    ],
+)
+def test_tf_serving_backend_with_malformed_json_gives_502(outputs, message):
+    backend = serving.TFServingBackend("http://127.0.0.1:9", query_version=1)
+    backend.client = TFServingClientDouble(outputs)
+    reply = TestClient(serving.create_app(toy_recommender(backend))).get("/recommend/u", params={"k": 3})
+    assert reply.status_code == 502, reply.text
+    assert message in reply.json()["error"], reply.json()
+
+
+# --------------------------------------------------------------------------- connection limits of the API server
+
+
+def _tiny_app():
+    from fastapi import FastAPI
+
+    app = FastAPI()
+
+    @app.get("/slow")
+    def slow():
+        time.sleep(1.0)  # longer than the test's header deadline: a handler is never cut short
+        return {"ok": True}
+
+    return app
+
+
+@pytest.fixture
+def guarded_server():
+    """The API's uvicorn configuration with short limits, serving a tiny app on 127.0.0.1 in a thread."""
+    import uvicorn
+
+    from movierec import api
+
+    class ShortLimits(api.GuardedH11Protocol):
+        header_timeout_s = 0.6
+        max_waiting = 8
+
+    config = api.server_config(_tiny_app(), host="127.0.0.1", port=serving.free_port(), http=ShortLimits)
+    config.timeout_keep_alive = 1
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    yield config.port
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def _closed_by_peer(sock, within_s):
+    """True if the server closes ``sock`` within ``within_s`` seconds."""
+    sock.settimeout(within_s)
+    try:
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                return True
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except TimeoutError:
+        return False
+
+
+def _request(port, path="/slow"):
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        return sock.recv(65536).split(b"\r\n", 1)[0]
+
+
+def test_server_config_sets_the_connection_limits():
+    from movierec import api
+
+    config = api.server_config(_tiny_app(), host="127.0.0.1", port=8000)
+    assert config.http is api.GuardedH11Protocol
+    assert config.timeout_keep_alive == api.KEEP_ALIVE_S <= 10
+    assert config.h11_max_incomplete_event_size == api.MAX_HEADER_BYTES
+    assert api.GuardedH11Protocol.max_waiting + config.backlog < 1024, "below the usual per-process descriptor limit"
+
+
+def test_idle_keep_alive_connections_are_closed(guarded_server):
+    with socket.create_connection(("127.0.0.1", guarded_server), timeout=10) as sock:
+        sock.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        started = time.monotonic()
+        assert _closed_by_peer(sock, within_s=5), "an idle keep-alive connection must be closed"
+        assert time.monotonic() - started < 3
+
+
+def test_a_slowloris_request_is_cut_off_at_the_header_deadline(guarded_server):
+    with socket.create_connection(("127.0.0.1", guarded_server), timeout=10) as sock:
+        started = time.monotonic()
+        closed = False
+        for byte in b"GET /slow HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200:
+            try:
+                sock.sendall(bytes([byte]))  # one byte every 0.1 s: every byte resets uvicorn's own idle timer
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+            time.sleep(0.1)
+            if time.monotonic() - started > 5:
+                break
+        assert closed or _closed_by_peer(sock, within_s=0.5), "a trickled request must be closed"
+        assert time.monotonic() - started < 3
+    assert _request(guarded_server) == b"HTTP/1.1 200 OK", "a slow handler is not cut by the header deadline"
+
+
+def test_connections_waiting_for_a_request_are_capped(guarded_server):
+    sockets = [socket.create_connection(("127.0.0.1", guarded_server), timeout=10) for _ in range(20)]
+    try:
+        for sock in sockets:
+            sock.sendall(b"GET /slow HTTP/1.1\r\n")  # half a request, then silence
+        time.sleep(0.3)  # before the header deadline: only the cap can have closed any
+        open_ = [sock for sock in sockets if not _closed_by_peer(sock, within_s=0.05)]
+        assert len(open_) <= 8, f"{len(open_)} half-sent requests still hold a connection; the cap is 8"
+        assert _request(guarded_server) == b"HTTP/1.1 200 OK", "the server still serves complete requests"
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+SLOWLORIS_SERVER = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
+import uvicorn
+from fastapi import FastAPI
+from movierec import api
+app = FastAPI()
+app.get("/ping")(lambda: {"ok": True})
+uvicorn.Server(api.server_config(app, host="127.0.0.1", port=int(sys.argv[1]))).run()
+"""
+
+
+def test_slowloris_cannot_exhaust_a_1024_descriptor_limit():
+    """1,100 half-sent requests against the API's server settings in a process limited to 1,024 descriptors."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2048:
+        pytest.skip(f"this test needs 2,048 descriptors on the client side; the hard limit is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2048), hard))
+    port = serving.free_port()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    server = subprocess.Popen([sys.executable, "-c", SLOWLORIS_SERVER, str(port)], env=env, cwd=ROOT)
+    sockets = []
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                assert _request(port, "/ping") == b"HTTP/1.1 200 OK"
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.2)
+        for _ in range(1100):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            sock.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n")  # and never the blank line that ends it
+            sockets.append(sock)
+        peak = 0
+        for _ in range(20):  # 2 s: the server's descriptors, sampled while it works through the connections
+            assert server.poll() is None, "the server died"
+            peak = max(peak, len(os.listdir(f"/proc/{server.pid}/fd")) if Path("/proc").is_dir() else 0)
+            time.sleep(0.1)
+        assert peak < 600, f"the server held {peak} descriptors for half-sent requests"
+        assert _request(port, "/ping") == b"HTTP/1.1 200 OK", "a complete request is still served"
+    finally:
+        for sock in sockets:
+            sock.close()
+        server.terminate()
+        server.wait(timeout=15)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
 # --------------------------------------------------------------------------- command line
 
 
@@ -470,11 +825,51 @@ def test_exact_retrieval_model_agrees_with_the_tower_and_catalogue(exported):
     query = tf.saved_model.load(str(exported["base"] / "query_tower" / "1")).signatures["serving_default"]
     from movierec.retrieval import candidate_embeddings
 
-    titles, vectors = candidate_embeddings(exported["retrieval_model"], exported["movies"])
+    titles, vectors = serving.distinct_titles(*candidate_embeddings(exported["retrieval_model"], exported["movies"]))
     out = retrieval(user_id=tf.constant(["42"]))
     embedding = query(user_id=tf.constant(["42"]))["embedding"].numpy()[0]
     exact = np.sort(np.asarray(vectors) @ embedding)[::-1][: serving.N_CANDIDATES]
     np.testing.assert_allclose(out["scores"].numpy()[0], exact, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.serving
+def test_retrieval_servable_returns_each_title_once(exported):
+    retrieval = tf.saved_model.load(str(exported["base"] / "retrieval" / "1")).signatures["serving_default"]
+    users = [str(u) for u in range(1, 944)]
+    titles = retrieval(user_id=tf.constant(users))["titles"].numpy()
+    repeated = [u for u, row in zip(users, titles) if len(set(row.tolist())) != len(row)]
+    assert not repeated, f"users whose exact top-100 holds a title twice: {repeated[:5]}"
+
+
+@pytest.mark.serving
+def test_ranker_servable_scores_are_the_unclipped_predictions(exported):
+    ranker = serving.RankerServable(exported["ranking_model"], exported["lookup"])
+    users = tf.constant([str(u) for u in range(1, 101)] * 3)
+    titles = tf.constant(["Star Wars (1977)"] * 100 + ["Fargo (1996)"] * 100 + ["Heat (1995)"] * 100)
+    raw = ranker.serve(users, titles)["score"].numpy()
+    keras = exported["ranking_model"](ranker.features(users, titles), training=False).numpy().reshape(-1)
+    np.testing.assert_allclose(np.clip(raw, 1.0, 5.0), keras, atol=1e-5)
+    serving.check_unclipped(ranker, ["1", "2"], ["Star Wars (1977)", "Fargo (1996)"])
+
+
+@pytest.mark.serving
+def test_annoy_index_is_served_with_lesson_06s_settings_and_its_recall_is_reported(exported, recommender):
+    index_dir = exported["base"] / serving.ANNOY_DIR / "1"
+    tuning = json.loads((index_dir / serving.TUNING_FILE).read_text())
+    assert tuning["n_trees"] == serving.ANNOY_TREES == 10 and recommender.index.n_trees == 10
+    assert tuning["search_k"] in serving.SEARCH_K_GRID and recommender.search_k == tuning["search_k"]
+    assert tuning["tuning_recall_at_100"] >= serving.TARGET_RECALL or tuning["search_k"] == serving.SEARCH_K_GRID[-1]
+    assert exported["info"]["annoy_recall_at_100"] == pytest.approx(tuning["recall_at_100"], abs=1e-4)
+    # Recomputed here against the saved exact servable, for a sample of users.
+    users = [str(u) for u in range(1, 944, 7)]
+    query = tf.saved_model.load(str(exported["base"] / "query_tower" / "1")).signatures["serving_default"]
+    exact = tf.saved_model.load(str(exported["base"] / "retrieval" / "1")).signatures["serving_default"]
+    queries = query(user_id=tf.constant(users))["embedding"].numpy()
+    truth = [[t.decode() for t in row] for row in exact(user_id=tf.constant(users))["titles"].numpy()]
+    found = serving.annoy_titles(recommender.index, queries, serving.N_CANDIDATES, recommender.search_k)
+    recall = serving.recall_against(found, truth)
+    assert recall == pytest.approx(tuning["recall_at_100"], abs=0.03) and recall >= 0.9, recall
+    assert len(recommender.index) == recommender.catalogue_size, "one row per title"
 
 
 @pytest.mark.serving
@@ -493,8 +888,28 @@ def test_api_recommends_with_the_in_process_backend(api, recommender):
     # The scores are the ranker's, for this user.
     ranker = recommender.backend.score(["42"] * len(titles), titles)
     np.testing.assert_allclose(scores, ranker, atol=1e-5)
+    assert not set(titles) & recommender.seen["42"], "no movie user 42 rated in training"
+    stars = [item["stars"] for item in body["recommendations"]]
+    np.testing.assert_allclose(stars, np.clip(scores, 1.0, 5.0), atol=0.01)
     everything = api.get("/recommend/42", params={"k": recommender.catalogue_size}).json()
-    assert len({item["title"] for item in everything["recommendations"]}) == recommender.catalogue_size
+    returned = {item["title"] for item in everything["recommendations"]}
+    assert len(returned) == len(everything["recommendations"])
+    assert returned == set(recommender.index.labels.tolist()) - recommender.seen["42"], "every unseen movie, once"
+
+
+@pytest.mark.serving
+def test_no_user_is_recommended_a_movie_they_rated_in_training(recommender):
+    returned = seen = unfiltered_seen = 0
+    for user in sorted(recommender.seen, key=int):
+        titles = [item["title"] for item in recommender.recommend(user, 10)["recommendations"]]
+        assert len(titles) == 10
+        returned += len(titles)
+        seen += len(set(titles) & recommender.seen[user])
+        embedding, _ = recommender.backend.embed([user])
+        top10 = serving.annoy_titles(recommender.index, embedding, 10, recommender.search_k)[0]
+        unfiltered_seen += len(set(top10) & recommender.seen[user])
+    assert seen / returned == 0
+    assert unfiltered_seen > 0, "without the filter retrieval returns already-rated movies: this test can fail"
 
 
 @pytest.mark.serving
@@ -510,12 +925,15 @@ def test_healthz_reports_versions(api, recommender):
 
 
 @pytest.mark.serving
-def test_unknown_user_is_served_through_oov_and_flagged(api):
+def test_unknown_user_gets_the_popularity_fallback(api, recommender):
     reply = api.get("/recommend/no-such-user", params={"k": 3})
     assert reply.status_code == 200
     body = reply.json()
-    assert body["known_user"] is False and "unknown user id" in body["warning"]
-    assert len(body["recommendations"]) == 3
+    assert body["known_user"] is False and body["fallback"] == "popularity" and "unknown user id" in body["warning"]
+    assert [item["title"] for item in body["recommendations"]] == [t for t, _ in recommender.popular[:3]]
+    counts = [item["ratings_in_training"] for item in body["recommendations"]]
+    assert counts == sorted(counts, reverse=True) and counts[0] > 100, "the most rated movies of the training split"
+    assert api.get("/recommend/42").json()["fallback"] is None
 
 
 @pytest.mark.serving
@@ -589,6 +1007,11 @@ def test_versions_missing_for_the_index_is_a_startup_error(exported, tmp_path):
         serving.load_recommender(base)
 
 
+def _history(exported):
+    path = exported["base"] / serving.ANNOY_DIR / "1" / serving.HISTORY_FILE
+    return json.loads(path.read_text())["seen"]
+
+
 @pytest.mark.serving
 def test_api_serves_over_the_loopback_from_the_command_line(exported):
     with serving.api_server(exported["base"]) as url:
@@ -598,8 +1021,10 @@ def test_api_serves_over_the_loopback_from_the_command_line(exported):
         assert health.status_code == 200 and health.json()["backend"] == "in-process"
         reply = requests.get(f"{url}/recommend/42", params={"k": 5}, timeout=10)
         assert reply.status_code == 200 and len(reply.json()["recommendations"]) == 5
-        result = serving.load_test(url, ["1", "2", "3"], concurrency=2, duration_s=1.0, max_requests=50)
+        seen = {user: set(titles) for user, titles in _history(exported).items()}
+        result = serving.load_test(url, ["1", "2", "3"], concurrency=2, duration_s=1.0, max_requests=50, seen=seen)
         assert result["errors"] == 0 and 0 < result["requests"] <= 50
+        assert result["returned_titles"] == 10 * result["requests"] and result["seen_share"] == 0
         assert result["p50_ms"] <= result["p99_ms"]
 
 
