@@ -16,7 +16,7 @@ from grader.grading.collect import collect, lesson_in_name, normalise_id
 from grader.grading.integrity import check_locked_cells
 from grader.grading.preprocessors import TrimTracebacks, builtin_names_used
 from grader.grading.results import merge, summary
-from grader.lessons import Lesson, UnreadableLesson, find_lesson, nbgrader_meta, read_source
+from grader.lessons import ROOT, Lesson, UnreadableLesson, find_lesson, nbgrader_meta, read_source
 from grader.markers import BEGIN_HIDDEN, END_HIDDEN
 
 INTRO = find_lesson("01_intro")
@@ -212,3 +212,22 @@ def test_course_data_is_found_by_its_real_path_and_missing_sets_are_named(tmp_pa
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "link"))
     assert data_dir() == real  # a kernel cannot follow a symlink that lives under the private /tmp
     assert missing() == names[1:]
+
+
+def test_a_lesson_is_regraded_when_a_library_module_it_uses_changes_and_only_then(tmp_path, monkeypatch):
+    """``make course``'s incremental key follows the lesson's movierec imports, through the library's own."""
+    import shutil
+
+    import grader.grading.results as results
+
+    library = tmp_path / "movierec"
+    shutil.copytree(ROOT / "movierec", library)
+    monkeypatch.setattr(results, "LIBRARY", library)
+    uses_preprocessing = ["from movierec.ranking import MovieRanker"]  # ranking imports preprocessing
+    plain = ["from movierec.setup import setup_lesson"]
+    before = results.library_hash(uses_preprocessing), results.library_hash(plain)
+    changed = library / "preprocessing.py"
+    changed.write_text(changed.read_text() + "\n# changed\n")
+    after = results.library_hash(uses_preprocessing), results.library_hash(plain)
+    assert before[0] != after[0], "a change in a module imported through another one re-grades"
+    assert before[1] == after[1], "a change in a module the lesson never imports does not"

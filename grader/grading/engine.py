@@ -71,9 +71,20 @@ def warn_if_not_isolated(config: GradingConfig) -> None:
               "(see README, 'The sandbox').", file=sys.stderr)
 
 
-def job_for(entry: Entry, hashes: dict[str, str], config: GradingConfig, edition: str) -> Job:
+def lesson_library_hash(lesson: Lesson) -> str:
+    """The library modules the lesson's own code imports (its reference source; the stub imports the same)."""
+    from grader.grading.results import library_hash
+    from grader.lessons import read_source
+
+    source = lesson.solution if lesson.solution.exists() else lesson.student
+    return library_hash([c.source for c in read_source(source).cells if c.cell_type == "code"])
+
+
+def job_for(entry: Entry, hashes: dict[str, str], config: GradingConfig, edition: str,
+            library: str | None = None) -> Job:
     env = {**config.env, **entry.env}
-    key = content_key(entry.path, hashes[entry.lesson.slug], {**config.key(), "env": env, "edition": edition})
+    key = content_key(entry.path, hashes[entry.lesson.slug], {**config.key(), "env": env, "edition": edition},
+                      library)
     return Job(entry.student, entry.lesson.slug, str(Path(entry.path).resolve()), key, entry.note, edition,
                dict(entry.env))
 
@@ -101,8 +112,9 @@ def grade(
     lessons = list({entry.lesson.slug: entry.lesson for entry in entries}.values())
     hashes = release.prepare(lessons)
     todo, reused = [], 0
+    libraries = {lesson.slug: lesson_library_hash(lesson) for lesson in lessons}
     for entry in entries:
-        job = job_for(entry, hashes, config, edition)
+        job = job_for(entry, hashes, config, edition, libraries[entry.lesson.slug])
         previous = Result.read(results, job.student, job.lesson)
         if not force and previous is not None and previous.reusable(job.key):
             reused += 1

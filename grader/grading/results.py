@@ -143,17 +143,54 @@ def sha256_file(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def library_hash() -> str:
-    """The course library every lesson imports: a change in any ``movierec`` module re-grades."""
+def _movierec_imports(source: str) -> set[str]:
+    """The ``movierec`` modules a piece of Python source imports (``movierec.x`` → ``x``)."""
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    found = set()
+    for node in ast.walk(tree):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+            [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "movierec":
+                found.add(parts[1] if len(parts) > 1 else "__init__")
+        if isinstance(node, ast.ImportFrom) and node.module == "movierec":
+            found |= {a.name for a in node.names}
+    return found
+
+
+def library_hash(sources: list[str] | None = None) -> str:
+    """The part of the course library that ``sources`` import, followed through the library's own imports.
+
+    A lesson is graded again when a module it uses changes, not when any module changes:
+    editing lesson 05's exported code does not re-run lesson 01. ``None`` hashes the whole library.
+    """
+    modules = {p.stem: p for p in LIBRARY.glob("*.py")}
+    if sources is None:
+        wanted = set(modules)
+    else:
+        wanted, todo = {"__init__"}, set().union(*(_movierec_imports(s) for s in sources)) if sources else set()
+        while todo:
+            name = todo.pop()
+            if name in wanted or name not in modules:
+                continue
+            wanted.add(name)
+            todo |= _movierec_imports(modules[name].read_text(encoding="utf-8"))
     digest = hashlib.sha256()
-    for path in sorted(LIBRARY.glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for name in sorted(wanted & set(modules)):
+        digest.update(name.encode() + b"\0" + modules[name].read_bytes())
     return digest.hexdigest()[:32]
 
 
-def content_key(path: Path, lesson_hash: str, config_key: dict) -> str:
-    """The resume key of grading ``path`` against a release with these settings."""
-    blob = json.dumps([sha256_file(path), lesson_hash, library_hash(), config_key, RESULT_VERSION], sort_keys=True)
+def content_key(path: Path, lesson_hash: str, config_key: dict, library: str | None = None) -> str:
+    """The resume key of grading ``path`` against a release with these settings (and this library)."""
+    library = library if library is not None else library_hash()
+    blob = json.dumps([sha256_file(path), lesson_hash, library, config_key, RESULT_VERSION], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
