@@ -114,6 +114,17 @@ def restore_locked_cells(nb: nbformat.NotebookNode, released: nbformat.NotebookN
     return nb
 
 
+def _without_bootstrap(cell) -> str:
+    """A cell's source without the generated Colab bootstrap (the instructor's source has none)."""
+    from grader.build.bootstrap import MARK_BEGIN, MARK_END
+
+    text = _source(cell)
+    if MARK_BEGIN in text and MARK_END in text:
+        head, rest = text.split(MARK_BEGIN, 1)
+        text = (head + rest.split(MARK_END, 1)[1]).strip("\n")
+    return text
+
+
 def _first_line(source: str) -> str:
     return next((line.strip() for line in source.splitlines() if line.strip()), "")
 
@@ -159,10 +170,10 @@ def answers_into_release(
             used.add(id(answer))
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
-    released_sources = {_source(c) for c in released.cells}
-    added = [c for c in nb.cells if id(c) not in used and _grade_id(c) is None
-             and c.get("cell_type") == "code" and _source(c) and _source(c) not in released_sources]
+    released_sources = {_without_bootstrap(c) for c in released.cells}
+    added = [c for c in nb.cells if id(c) not in used and _grade_id(c) is None and c.get("cell_type") == "code"
+             and _without_bootstrap(c) and _without_bootstrap(c) not in released_sources]
     if added:
-        notes.append(f"{len(added)} code cell{'s' * (len(added) > 1)} you added outside the exercises "
+        notes.append(f"{len(added)} code cell{'s' * (len(added) > 1)} you added or changed outside the exercises "
                      f"{'were' if len(added) > 1 else 'was'} not run (put helper code inside an exercise cell)")
     return graded, notes

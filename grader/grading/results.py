@@ -3,7 +3,8 @@
 Each graded pair leaves ``RESULTS/<student>/<lesson>/result.json`` (plus the autograded
 notebook and ``feedback.html``); :class:`Result` is the only code that writes or reads
 that file. Its ``key`` hashes everything the grade depends on — the submitted bytes, the
-lesson's release, the course library, the grading settings — so a caller skips a job
+lesson's release, the course library modules the lesson uses, the grading engine's code,
+the grading settings — so a caller skips a job
 whose stored result has the same key: that is how ``autograde`` resumes and how ``make
 course`` is incremental. ``python -m grader merge`` reads
 any number of such folders — from this machine or copied back from CI jobs, Kubernetes
@@ -187,10 +188,21 @@ def library_hash(sources: list[str] | None = None) -> str:
     return digest.hexdigest()[:32]
 
 
+def engine_hash() -> str:
+    """The grading engine's own code (grading and sandbox): a grader that changed grades again."""
+    from grader.lessons import ROOT
+
+    digest = hashlib.sha256()
+    for path in sorted([*(ROOT / "grader" / "grading").glob("*.py"), *(ROOT / "grader" / "sandbox").glob("*.py")]):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:32]
+
+
 def content_key(path: Path, lesson_hash: str, config_key: dict, library: str | None = None) -> str:
-    """The resume key of grading ``path`` against a release with these settings (and this library)."""
+    """The resume key of grading ``path`` against a release with these settings, library and engine."""
     library = library if library is not None else library_hash()
-    blob = json.dumps([sha256_file(path), lesson_hash, library, config_key, RESULT_VERSION], sort_keys=True)
+    blob = json.dumps([sha256_file(path), lesson_hash, library, engine_hash(), config_key, RESULT_VERSION],
+                      sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
