@@ -72,7 +72,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from movierec.dataset import load_movies, load_ratings, random_split, temporal_split, to_numpy
+from movierec.dataset import load_movies, load_ratings, random_split, temporal_cutoff, to_numpy
 from movierec.report import record
 
 # %% [markdown]
@@ -84,7 +84,7 @@ from movierec.report import record
 # %%
 ratings = load_ratings()
 movies = load_movies()
-train, test = random_split(ratings)
+train, validation, test = random_split(ratings)
 example = next(iter(train.take(1)))
 for name in ("user_id", "timestamp", "raw_user_age", "user_gender", "user_occupation_text",
              "user_zip_code", "movie_id", "movie_title", "movie_genres"):
@@ -817,7 +817,7 @@ for padded in (narrow, wide):
 
 # %%
 all_ts = to_numpy(ratings, ("timestamp",))["timestamp"]
-_, _, cutoff = temporal_split(ratings)
+cutoff = temporal_cutoff(all_ts, 0.8)  # the test cutoff of lesson 02's temporal_split
 past, future = all_ts[all_ts <= cutoff], all_ts[all_ts > cutoff]
 print("temporal cutoff:", datetime.datetime.fromtimestamp(cutoff, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"))
 fitted_on_past = tf.keras.layers.Normalization(axis=None)

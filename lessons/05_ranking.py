@@ -70,7 +70,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from movierec.dataset import load_movies, load_ratings, random_split, temporal_split
+from movierec.dataset import load_movies, load_ratings, random_split, temporal_cutoff, temporal_split, to_numpy
 from movierec.preprocessing import CANDIDATE_FEATURES, QUERY_FEATURES, read_features
 from movierec.report import record
 from movierec.setup import quick_mode
@@ -117,7 +117,8 @@ print("quick mode:", QUICK)
 # %%
 ratings = load_ratings()
 movies = load_movies()
-train, test = random_split(ratings)
+train, validation, test = random_split(ratings)
+train = train.concatenate(validation)  # the tutorial's 80,000; its last 8,000 are the validation set
 # What the ranking models (sections 2-11) and the retrieval towers (section 12) read.
 KEYS = tuple(dict.fromkeys(
     ("user_id", "movie_title", "movie_genres", "bucketized_user_age", "user_gender", "user_occupation_text",
@@ -1244,7 +1245,8 @@ record("ranking.ndcg_skipped_users", skipped)
 # the test period, and NDCG skips them (and says how many).
 
 # %%
-past, future, cutoff = temporal_split(ratings)
+past, _, future = temporal_split(ratings, validation_fraction=0.0)
+cutoff = temporal_cutoff(to_numpy(ratings, ("timestamp",))["timestamp"], 0.8)
 past_features = read_features(past, RANKING_FEATURES + ("user_rating",))
 future_features = read_features(future, RANKING_FEATURES + ("user_rating",))
 future_ratings = future_features["user_rating"].numpy()
