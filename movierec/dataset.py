@@ -86,7 +86,14 @@ def _keep_labelled(ratings: tf.data.Dataset, labels: np.ndarray, wanted: int) ->
             return {key: tf.boolean_mask(value, mask) for key, value in batch.items()}
 
         return tagged.batch(1024).map(select).unbatch()
-    return tagged.filter(lambda example, label: tf.equal(label, wanted)).map(lambda example, label: example)
+
+    def is_wanted(example: dict, label: tf.Tensor) -> tf.Tensor:
+        return tf.equal(label, wanted)
+
+    def drop_label(example: dict, label: tf.Tensor) -> dict:
+        return example
+
+    return tagged.filter(is_wanted).map(drop_label)
 
 
 def random_split(

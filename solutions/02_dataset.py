@@ -680,7 +680,14 @@ def _keep_labelled(ratings: tf.data.Dataset, labels: np.ndarray, wanted: int) ->
             return {key: tf.boolean_mask(value, mask) for key, value in batch.items()}
 
         return tagged.batch(1024).map(select).unbatch()
-    return tagged.filter(lambda example, label: tf.equal(label, wanted)).map(lambda example, label: example)
+
+    def is_wanted(example: dict, label: tf.Tensor) -> tf.Tensor:
+        return tf.equal(label, wanted)
+
+    def drop_label(example: dict, label: tf.Tensor) -> dict:
+        return example
+
+    return tagged.filter(is_wanted).map(drop_label)
 
 
 def random_split(
@@ -1008,6 +1015,8 @@ record("dataset.random_future_fraction", split_report["random"]["future fraction
 record("dataset.random_new_user_share", split_report["random"]["new-user share"])
 record("dataset.temporal_new_user_share", split_report["temporal"]["new-user share"])
 record("dataset.temporal_new_movie_share", split_report["temporal"]["new-movie share"])
+assert 0.4 < split_report["random"]["future fraction"] < 0.6 and split_report["random"]["new-user share"] == 0.0
+assert split_report["temporal"]["new-user share"] > 0.75 > 0.1 > split_report["temporal"]["new-movie share"]
 
 # %% [markdown]
 # In the random split, a typical test rating has about half of the training ratings in
@@ -1028,6 +1037,7 @@ np.maximum.at(last_seen, user_index, columns["timestamp"])  # latest rating per 
 active_days = (last_seen - first_seen) / 86_400
 record("dataset.median_user_active_minutes", float(np.median(active_days) * 24 * 60))
 record("dataset.share_users_active_within_a_day", float(np.mean(active_days < 1)))
+assert np.median(active_days) * 24 * 60 < 90 and 0.6 < np.mean(active_days < 1) < 0.75
 
 # %% [markdown]
 # The median user rated everything within an hour or so, and about two thirds of the
