@@ -79,7 +79,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from movierec.dataset import load_movies, load_ratings, random_split, temporal_split, to_numpy
+from movierec.dataset import load_movies, load_ratings, random_split, temporal_cutoff, to_numpy
 from movierec.report import record
 
 # %% [markdown]
@@ -91,7 +91,7 @@ from movierec.report import record
 # %%
 ratings = load_ratings()
 movies = load_movies()
-train, test = random_split(ratings)
+train, validation, test = random_split(ratings)
 example = next(iter(train.take(1)))
 for name in ("user_id", "timestamp", "raw_user_age", "user_gender", "user_occupation_text",
              "user_zip_code", "movie_id", "movie_title", "movie_genres"):
@@ -824,7 +824,7 @@ for padded in (narrow, wide):
 
 # %%
 all_ts = to_numpy(ratings, ("timestamp",))["timestamp"]
-_, _, cutoff = temporal_split(ratings)
+cutoff = temporal_cutoff(all_ts, 0.8)  # the test cutoff of lesson 02's temporal_split
 past, future = all_ts[all_ts <= cutoff], all_ts[all_ts > cutoff]
 print("temporal cutoff:", datetime.datetime.fromtimestamp(cutoff, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"))
 fitted_on_past = tf.keras.layers.Normalization(axis=None)
@@ -925,6 +925,13 @@ print("build_user_tower: visible tests passed")
 # * `use_features=False` gives the **id-only** towers of the TensorFlow Recommenders
 #   basic retrieval tutorial: the query vector *is* the user's embedding and the
 #   candidate vector *is* the movie's embedding. Lesson 04 uses them as the baseline.
+# * `time_features` says what the query tower may know about *when* the query happens.
+#   The default, `"clock"`, is the hour of the day and the day of the week (as sin/cos):
+#   coarse, shared by every user, and known for any live request. `"none"` drops time.
+#   `"session"` adds fine equal-frequency buckets of the exact timestamp (1,000 buckets
+#   of 72 training ratings each) and its z-score: on a random split a bucket nearly pins
+#   down one user's rating session, whose other ratings are in training, so it is a
+#   **leak**, and lesson 04 keeps it only as a counter-example to measure.
 # * Statistics that define the features are computed with NumPy from the training
 #   split and passed to the layers' constructors (`mean=`, `variance=`,
 #   `bin_boundaries=`), which is exact and fast; `adapt` would do the same job
@@ -936,14 +943,18 @@ print("build_user_tower: visible tests passed")
 # %% tags=["export"]
 SECONDS_PER_DAY = 86_400
 SECONDS_PER_WEEK = 7 * SECONDS_PER_DAY
+TIME_FEATURES = ("none", "clock", "session")
+"""What a query tower may know about the time of a query (see :class:`QueryTower`)."""
 
 
 class QueryTower(tf.keras.Model):
     """Query tower: a batch of raw query features -> one vector per example.
 
     With ``use_features=True`` it reads ``QUERY_FEATURES``: the user id (embedding), the
-    timestamp (quantile buckets with their own embedding, a z-score, and sin/cos of the
-    hour of the day and of the day of the week), age (z-score), gender (0/1) and
+    timestamp as ``time_features`` says (``"clock"``: sin/cos of the hour of the day and
+    of the day of the week; ``"none"``: not used; ``"session"``: the clock plus
+    ``time_buckets`` quantile buckets with their own embedding and a z-score, a
+    counter-example that leaks the rating session on a random split), age (z-score), gender (0/1) and
     occupation (embedding); the parts are concatenated, passed through optional ReLU
     ``hidden_units`` and projected to ``embedding_dim``. With ``use_features=False`` it
     reads only ``user_id`` and returns the user's embedding (the id-only baseline).
@@ -963,13 +974,17 @@ class QueryTower(tf.keras.Model):
         embedding_dim: int = 32,
         use_features: bool = True,
         time_buckets: int = 1000,
+        time_features: str = "clock",
         hidden_units: tuple[int, ...] = (),
         l2: float = 0.0,
         name: str = "query_tower",
     ) -> None:
         super().__init__(name=name)
+        if time_features not in TIME_FEATURES:
+            raise ValueError(f"time_features must be one of {TIME_FEATURES}, got {time_features!r}")
         self.embedding_dim = embedding_dim
         self.use_features = use_features
+        self.time_features = time_features
         layers = tf.keras.layers
         regularizer = tf.keras.regularizers.l2(l2) if l2 else None
         self.user_lookup = layers.StringLookup(vocabulary=np.unique(user_ids), mask_token=None, name="user_lookup")
@@ -978,11 +993,14 @@ class QueryTower(tf.keras.Model):
         )
         if not use_features:
             return
-        seconds = np.asarray(timestamps, dtype=np.float64)
-        self.time_zscore = layers.Normalization(axis=None, mean=seconds.mean(), variance=seconds.var(), name="time_z")
-        boundaries = np.unique(np.quantile(seconds, np.linspace(0.0, 1.0, time_buckets + 1)[1:-1]))
-        self.time_buckets = layers.Discretization(bin_boundaries=boundaries.tolist(), name="time_buckets")
-        self.time_embedding = layers.Embedding(len(boundaries) + 1, embedding_dim, name="time_embedding")
+        if time_features == "session":
+            seconds = np.asarray(timestamps, dtype=np.float64)
+            self.time_zscore = layers.Normalization(
+                axis=None, mean=seconds.mean(), variance=seconds.var(), name="time_z"
+            )
+            boundaries = np.unique(np.quantile(seconds, np.linspace(0.0, 1.0, time_buckets + 1)[1:-1]))
+            self.time_buckets = layers.Discretization(bin_boundaries=boundaries.tolist(), name="time_buckets")
+            self.time_embedding = layers.Embedding(len(boundaries) + 1, embedding_dim, name="time_embedding")
         ages = np.asarray(ages, dtype=np.float64)
         self.age_zscore = layers.Normalization(axis=None, mean=ages.mean(), variance=ages.var(), name="age_z")
         self.occupation_lookup = layers.StringLookup(
@@ -1006,12 +1024,14 @@ class QueryTower(tf.keras.Model):
         user = self.user_embedding(self.user_lookup(features["user_id"]))
         if not self.use_features:
             return user
-        seconds = tf.cast(features["timestamp"], tf.float64)
-        parts = [
-            user,
-            self.time_embedding(self.time_buckets(seconds)),
-            tf.reshape(tf.cast(self.time_zscore(seconds), tf.float32), (-1, 1)),
-            self._clock(features["timestamp"]),
+        parts = [user]
+        if self.time_features == "session":
+            seconds = tf.cast(features["timestamp"], tf.float64)
+            parts.append(self.time_embedding(self.time_buckets(seconds)))
+            parts.append(tf.reshape(tf.cast(self.time_zscore(seconds), tf.float32), (-1, 1)))
+        if self.time_features in ("clock", "session"):
+            parts.append(self._clock(features["timestamp"]))
+        parts += [
             tf.reshape(tf.cast(self.age_zscore(tf.cast(features["raw_user_age"], tf.float64)), tf.float32), (-1, 1)),
             tf.reshape(tf.cast(features["user_gender"], tf.float32), (-1, 1)),
             self.occupation_embedding(self.occupation_lookup(features["user_occupation_text"])),
@@ -1107,6 +1127,7 @@ def build_query_tower(
     embedding_dim: int = 32,
     use_features: bool = True,
     time_buckets: int = 1000,
+    time_features: str = "clock",
     hidden_units: tuple[int, ...] = (),
     l2: float = 0.0,
 ) -> QueryTower:
@@ -1117,7 +1138,9 @@ def build_query_tower(
             the dict returned by ``read_features`` (faster when you already have it).
         embedding_dim: size of the output vector (and of the user and time embeddings).
         use_features: ``False`` for the id-only tower (user embedding only).
-        time_buckets: number of equal-frequency timestamp buckets.
+        time_buckets: number of equal-frequency timestamp buckets (``time_features="session"`` only).
+        time_features: ``"clock"`` (default), ``"none"`` or ``"session"`` (the leaky
+            counter-example); see :class:`QueryTower`.
         hidden_units: sizes of optional ReLU layers before the output projection.
         l2: L2 penalty on the user embedding table (0 disables it).
 
@@ -1134,6 +1157,7 @@ def build_query_tower(
         embedding_dim=embedding_dim,
         use_features=use_features,
         time_buckets=time_buckets,
+        time_features=time_features,
         hidden_units=tuple(hidden_units),
         l2=l2,
     )

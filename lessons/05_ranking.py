@@ -77,7 +77,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from movierec.dataset import load_movies, load_ratings, random_split, temporal_split
+from movierec.dataset import load_movies, load_ratings, random_split, temporal_cutoff, temporal_split, to_numpy
 from movierec.preprocessing import CANDIDATE_FEATURES, QUERY_FEATURES, read_features
 from movierec.report import record
 from movierec.setup import quick_mode
@@ -124,7 +124,8 @@ print("quick mode:", QUICK)
 # %%
 ratings = load_ratings()
 movies = load_movies()
-train, test = random_split(ratings)
+train, validation, test = random_split(ratings)
+train = train.concatenate(validation)  # the tutorial's 80,000; its last 8,000 are the validation set
 # What the ranking models (sections 2-11) and the retrieval towers (section 12) read.
 KEYS = tuple(dict.fromkeys(
     ("user_id", "movie_title", "movie_genres", "bucketized_user_age", "user_gender", "user_occupation_text",
@@ -478,6 +479,9 @@ plot_curves({"tutorial model, Adagrad 0.1": baseline_curves}, "The tutorial base
 # Predictions are clipped to the 1–5 star range at inference (not during training,
 # where clipping would stop the gradient for predictions outside the range): a user
 # never sees "5.3 stars", and a clipped prediction is never further from the truth.
+# Clipping is for *display* and RMSE only: to **order** movies, use the raw score
+# (`model(features, clip=False)`), or every prediction above 5 ties at 5.0 and the
+# top of the list falls back to whatever order the candidates came in.
 #
 # The next cell defines the feature encoder; it also has an optional block, `history`,
 # explained in section 8.
@@ -619,8 +623,10 @@ class FeatureEncoder(tf.keras.layers.Layer):
                 seconds = (tf.cast(features["timestamp"], tf.float32) - self.time_mean) / self.time_std
                 parts.append(tf.clip_by_value(seconds, -3.0, 3.0)[:, tf.newaxis])
         if self.use_history:
-            summaries = tf.matmul(self.rated, self.history_vectors)  # one row per user
-            parts.append(tf.gather(summaries, user))
+            # Only the batch's distinct users: a (users in batch) x titles product, not the full users x titles.
+            batch_users, position = tf.unique(user)
+            summaries = tf.matmul(tf.gather(self.rated, batch_users), self.history_vectors)
+            parts.append(tf.gather(summaries, position))
         return tf.concat(parts, axis=1)
 
 
@@ -700,7 +706,7 @@ class MovieRanker(tf.keras.Model):
                 encoder.title_lookup.vocabulary_size(), 1, embeddings_initializer="zeros", name="title_bias"
             )
 
-    def call(self, features: dict, training: bool = False) -> tf.Tensor:
+    def call(self, features: dict, training: bool = False, clip: bool = True) -> tf.Tensor:
         x0 = self.input_dropout(self.encoder(features), training=training)
         if self.head is not None:
             interaction = self.head(x0, training=training)[:, 0]
@@ -715,7 +721,7 @@ class MovieRanker(tf.keras.Model):
         if self.biases:
             rating += self.user_bias(self.encoder.user_lookup(features["user_id"]))[:, 0]
             rating += self.title_bias(self.encoder.title_lookup(features["movie_title"]))[:, 0]
-        if not training:
+        if clip and not training:  # clip=False: the raw score, which is what ranking should sort by
             rating = tf.clip_by_value(rating, 1.0, 5.0)
         return rating
 
@@ -1033,8 +1039,10 @@ record("ranking.dcn_stacked.rmse", dcn_rmse)
 #
 # where $N(u)$ is the set of movies $u$ rated in the training data and $\mathbf{y}_j$
 # is a second learned vector per movie. In `FeatureEncoder(history=True)` this is one
-# matrix product per batch: a fixed, row-normalised user × movie matrix of "rated or
-# not" times the learned table $Y$, and then the row of each example's user. The
+# matrix product per batch: the rows of a fixed, row-normalised user × movie matrix of
+# "rated or not" for the batch's *distinct* users (`tf.unique`, then `tf.gather`), times
+# the learned table $Y$, and then the row of each example's user — a product the size
+# of the batch's users, not of all 943 users, on every call. The
 # matrix is built from training ratings only, so the test movies are not in it. A user
 # the model has never seen has an all-zero row.
 #
@@ -1225,8 +1233,14 @@ print("ndcg_at_k: visible tests passed")
 # %%
 evaluated_users = np.unique(train_features["user_id"].numpy())
 _random_scores = np.random.default_rng(42).random(len(test_ratings))
+_inputs = {k: test_features[k] for k in RANKING_FEATURES}
+best_raw = np.concatenate([  # raw scores for ordering; the clipped ones tie at 5.0
+    np.asarray(best({k: v[i : i + 8192] for k, v in _inputs.items()}, clip=False)).reshape(-1)
+    for i in range(0, len(test_ratings), 8192)
+])
+record("ranking.best.share_predicted_above_5", float(np.mean(best_raw > 5.0)))
 ndcg = {}
-for name, scores in (("random order", _random_scores), ("baseline", baseline_test), ("best", best_test)):
+for name, scores in (("random order", _random_scores), ("baseline", baseline_test), ("best", best_raw)):
     ndcg[name], skipped = ndcg_at_k(test_features["user_id"].numpy(), test_ratings, scores, k=10, users=evaluated_users)
     print(f"{name:<13} NDCG@10 {ndcg[name]:.3f}  ({skipped} users skipped)")
 record("ranking.random.ndcg_10", ndcg["random order"])
@@ -1251,7 +1265,8 @@ record("ranking.ndcg_skipped_users", skipped)
 # the test period, and NDCG skips them (and says how many).
 
 # %%
-past, future, cutoff = temporal_split(ratings)
+past, _, future = temporal_split(ratings, validation_fraction=0.0)
+cutoff = temporal_cutoff(to_numpy(ratings, ("timestamp",))["timestamp"], 0.8)
 past_features = read_features(past, RANKING_FEATURES + ("user_rating",))
 future_features = read_features(future, RANKING_FEATURES + ("user_rating",))
 future_ratings = future_features["user_rating"].numpy()
@@ -1384,7 +1399,7 @@ print(user_request("42"))
 # `np.argsort(-scores, kind="stable")` orders it. Then
 # `best(ranking_batch(user_id, candidates))` predicts the stars.
 
-# %% nbgrader={"grade": false, "grade_id": "recommend", "locked": false, "schema_version": 3, "solution": true, "checksum": "177d1cef3bc2b2acd132c66a244d0d71", "cell_type": "code"}
+# %% nbgrader={"grade": false, "grade_id": "recommend", "locked": false, "schema_version": 3, "solution": true, "checksum": "76193f0c7dd720b1d6c690c3b3466fc1", "cell_type": "code"}
 def recommend(user_id: str | bytes, k: int = 10, num_candidates: int = 100) -> list[tuple[str, float]]:
     """Two-stage recommendation: retrieve ``num_candidates`` movies, rank them, return the top ``k``.
 
@@ -1400,8 +1415,9 @@ def recommend(user_id: str | bytes, k: int = 10, num_candidates: int = 100) -> l
         num_candidates: how many movies retrieval passes to ranking.
 
     Returns:
-        ``k`` pairs ``(title, predicted_stars)`` (``str``, ``float`` in [1, 5]), highest
-        predicted rating first (ties keep the retrieval order).
+        ``k`` pairs ``(title, predicted_stars)`` (``str``, ``float`` in [1, 5]), ordered
+        by the ranking model's **raw** score, best first (``best(batch, clip=False)``;
+        ties keep the retrieval order); the stars shown are clipped to 1–5 for display.
 
     Raises:
         ValueError: if ``k`` is not between 1 and ``num_candidates``.

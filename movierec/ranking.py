@@ -147,8 +147,10 @@ class FeatureEncoder(tf.keras.layers.Layer):
                 seconds = (tf.cast(features["timestamp"], tf.float32) - self.time_mean) / self.time_std
                 parts.append(tf.clip_by_value(seconds, -3.0, 3.0)[:, tf.newaxis])
         if self.use_history:
-            summaries = tf.matmul(self.rated, self.history_vectors)  # one row per user
-            parts.append(tf.gather(summaries, user))
+            # Only the batch's distinct users: a (users in batch) x titles product, not the full users x titles.
+            batch_users, position = tf.unique(user)
+            summaries = tf.matmul(tf.gather(self.rated, batch_users), self.history_vectors)
+            parts.append(tf.gather(summaries, position))
         return tf.concat(parts, axis=1)
 
 
@@ -211,7 +213,7 @@ class MovieRanker(tf.keras.Model):
                 encoder.title_lookup.vocabulary_size(), 1, embeddings_initializer="zeros", name="title_bias"
             )
 
-    def call(self, features: dict, training: bool = False) -> tf.Tensor:
+    def call(self, features: dict, training: bool = False, clip: bool = True) -> tf.Tensor:
         x0 = self.input_dropout(self.encoder(features), training=training)
         if self.head is not None:
             interaction = self.head(x0, training=training)[:, 0]
@@ -226,7 +228,7 @@ class MovieRanker(tf.keras.Model):
         if self.biases:
             rating += self.user_bias(self.encoder.user_lookup(features["user_id"]))[:, 0]
             rating += self.title_bias(self.encoder.title_lookup(features["movie_title"]))[:, 0]
-        if not training:
+        if clip and not training:  # clip=False: the raw score, which is what ranking should sort by
             rating = tf.clip_by_value(rating, 1.0, 5.0)
         return rating
 

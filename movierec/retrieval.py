@@ -138,9 +138,12 @@ def train_retrieval_model(
     learning_rate: float = 0.1,
     embedding_dim: int = 32,
     popularity_correction: bool = True,
+    time_features: str = "clock",
     l2: float = 0.0,
     hidden_units: tuple[int, ...] = (),
     validation_data: tf.data.Dataset | dict | None = None,
+    max_epochs: int | None = None,
+    patience: int = 2,
     verbose: int = 0,
 ) -> RetrievalModel:
     """Build and train the course's two-tower retrieval model; returns the trained model.
@@ -152,16 +155,24 @@ def train_retrieval_model(
             the movie vocabulary and the candidates the metric ranks.
         features: ``True`` for the towers with side features (lesson 03), ``False`` for
             id-only towers (user and movie embeddings only).
-        epochs: passes over the training data; ``None`` means 3, or 1 when
-            ``movierec.setup.quick_mode()`` is on.
+        epochs: passes over the training data. ``None`` means: with
+            ``validation_data``, **early stopping** — train up to ``max_epochs``
+            (default 15, or 2 in ``movierec.setup.quick_mode()``), stop when the
+            validation top-100 accuracy has not improved for ``patience`` epochs, and
+            keep the weights of the best epoch (``model.best_epoch``); without it, 3
+            epochs, or 1 in quick mode.
         seed: seeds weights and shuffling, so a run repeats exactly.
         batch_size, learning_rate: Adagrad training settings.
         embedding_dim: size of the query and candidate vectors.
         popularity_correction: subtract ``log p(movie)`` from the in-batch logits.
+        time_features: what the query tower knows about the time of the query:
+            ``"clock"`` (default), ``"none"`` or the leaky ``"session"`` counter-example
+            (lesson 03's ``QueryTower``). Ignored by id-only towers.
         l2, hidden_units: regularisation of the id embeddings and optional ReLU layers,
             passed to both towers.
-        validation_data: optional held-out ratings (dataset or dict); top-k metrics over
-            the catalogue are then computed after every epoch (into ``model.history``).
+        validation_data: optional validation ratings (dataset or dict, never the test
+            set); top-k metrics over the catalogue are then computed after every epoch
+            (into ``model.history``) and drive early stopping when ``epochs`` is ``None``.
         verbose: Keras ``fit`` verbosity.
 
     Returns:
@@ -169,14 +180,21 @@ def train_retrieval_model(
         ``model.candidate_tower`` map raw feature dicts to vectors,
         ``model.history.history`` holds the curves (``loss_per_example`` and, with
         validation data, ``val_loss_per_example`` and the ``val_factorized_top_k/...``
-        accuracies) and ``model.train_seconds`` the wall time of ``fit``.
+        accuracies), ``model.best_epoch`` the epoch whose weights were kept and
+        ``model.train_seconds`` the CPU time of ``fit`` (``time.process_time``, which
+        other jobs on the machine do not inflate the way they inflate wall time).
     """
     tf.keras.utils.set_random_seed(seed)
     keys = QUERY_FEATURES + CANDIDATE_FEATURES if features else ("user_id", "movie_id")
     columns = _columns(train, keys)
     catalogue = _columns(movies, CANDIDATE_FEATURES)
     query_tower = build_query_tower(
-        columns, embedding_dim=embedding_dim, use_features=features, hidden_units=hidden_units, l2=l2
+        columns,
+        embedding_dim=embedding_dim,
+        use_features=features,
+        time_features=time_features,
+        hidden_units=hidden_units,
+        l2=l2,
     )
     candidate_tower = build_candidate_tower(
         catalogue, embedding_dim=embedding_dim, use_features=features, hidden_units=hidden_units, l2=l2
@@ -191,11 +209,29 @@ def train_retrieval_model(
     batches = tf.data.Dataset.from_tensor_slices(columns).shuffle(size, seed=seed).batch(batch_size)
     if validation_data is not None:
         validation_data = tf.data.Dataset.from_tensor_slices(_columns(validation_data, keys)).batch(batch_size)
-    if epochs is None:
+    callbacks = []
+    if epochs is None and validation_data is not None:
+        epochs = max_epochs if max_epochs is not None else (2 if quick_mode() else 15)
+        monitor = f"val_{model.task.factorized_metrics[0].name}/top_100_categorical_accuracy"
+        callbacks.append(
+            tf.keras.callbacks.EarlyStopping(monitor, mode="max", patience=patience, restore_best_weights=True)
+        )
+    elif epochs is None:
         epochs = 1 if quick_mode() else 3
-    started = time.perf_counter()
-    model.fit(batches.prefetch(tf.data.AUTOTUNE), epochs=epochs, validation_data=validation_data, verbose=verbose)
-    model.train_seconds = time.perf_counter() - started
+    started = time.process_time()
+    history = model.fit(
+        batches.prefetch(tf.data.AUTOTUNE),
+        epochs=epochs,
+        validation_data=validation_data,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+    model.train_seconds = time.process_time() - started
+    if callbacks:
+        curve = history.history[monitor]
+        model.best_epoch = int(np.argmax(curve)) + 1  # EarlyStopping restored this epoch's weights
+    else:
+        model.best_epoch = epochs
     return model
 
 

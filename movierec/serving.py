@@ -530,7 +530,8 @@ def export_course_models(base: str | Path, *, quick: bool, seed: int = 42) -> di
     from movierec.dataset import load_movies, load_ratings, random_split
 
     movies = load_movies()
-    train, _ = random_split(load_ratings(), seed=seed)
+    train, validation, _ = random_split(load_ratings(), seed=seed)
+    train = train.concatenate(validation)
     retrieval_model, ranking_model = train_models(train, movies, quick=quick, seed=seed)
     return export_models(
         base, retrieval_model=retrieval_model, ranking_model=ranking_model, train=train, movies=movies, seed=seed

@@ -14,8 +14,8 @@
 #   `cache` and `prefetch` build a pipeline;
 # * go through every feature of a rating and its type;
 # * measure the rating distribution and the **long tail** of users and movies;
-# * split the ratings two ways, at random and in time, and see why only the second one
-#   is free of leakage from the future;
+# * split the ratings three ways — at random, at a global time cutoff, and per user in
+#   time — each into train, **validation** and test, and see which ones leak the future;
 # * build the vocabularies of user ids and movie titles, and find the 18 titles that
 #   name two different movie ids.
 #
@@ -73,7 +73,7 @@ def load_ratings() -> tf.data.Dataset:
     """All 100,000 MovieLens 100k ratings, one dict of features per rating.
 
     TFDS stores every rating in its single ``"train"`` split; making a train/test split
-    is left to :func:`random_split` or :func:`temporal_split`. The file order is kept
+    is left to :func:`random_split`, :func:`temporal_split` or :func:`user_temporal_split`. The file order is kept
     (``shuffle_files=False``) so that seeded shuffles downstream repeat exactly.
     """
     return tfds.load(RATINGS_NAME, split="train", shuffle_files=False)
@@ -593,7 +593,7 @@ top10_user_share = record("dataset.top10_user_share", top_share(ratings_per_user
 # has to beat.
 
 # %% [markdown]
-# ## 6. Splitting into train and test
+# ## 6. Splitting into train, validation and test
 #
 # To estimate how a model will do on ratings it has not seen, we hold some ratings out
 # as a **test set** and train only on the rest. The question is *which* ratings to hold
@@ -642,11 +642,52 @@ print("global seed 42:", first_shuffled_users(42))
 print("global seed 7: ", first_shuffled_users(7))
 
 # %% [markdown]
-# `random_split` packages the recipe; it resets the global seed itself, so the cell
-# above does not disturb it.
+# ### A third part: validation
+#
+# A test set answers one question once: how good is the model we *finished*. Every
+# choice made on the way — how many epochs, which learning rate, which features, which
+# of two models to keep — needs held-out data too, and if those choices are made on the
+# test set, the test score is no longer an estimate of anything: we picked whatever
+# happened to do well on those 20,000 ratings. So the course holds out a **validation
+# set** as well and follows one rule from here on:
+#
+# * training curves, early stopping, settings and model choices use **validation**;
+# * the **test** set is read once per model, for the final table.
+#
+# To keep the test set identical to the tutorial's, `random_split` carves the validation
+# set out of the tutorial's 80,000 training ratings: the last 8,000 of them, in the
+# shuffled order, so training keeps the first 72,000. (Putting the 8,000 back,
+# `train.concatenate(validation)`, gives the tutorial's training set exactly.) The
+# function resets the global seed itself, so the cell above does not disturb it.
 
 # %% tags=["export"]
+import numpy as np
 import tensorflow as tf
+
+
+def _keep_labelled(ratings: tf.data.Dataset, labels: np.ndarray, wanted: int) -> tf.data.Dataset:
+    """The elements of ``ratings`` whose entry in ``labels`` (aligned with the element order) is ``wanted``.
+
+    When every feature is a scalar the selection runs on batches of 1,024
+    (``boolean_mask``, then ``unbatch``), several times cheaper than ``filter``, which
+    calls its predicate once per element. The input order is kept.
+    """
+    tagged = tf.data.Dataset.zip((ratings, tf.data.Dataset.from_tensor_slices(np.asarray(labels, dtype=np.int8))))
+    if _all_scalar(ratings):
+
+        def select(batch: dict, label: tf.Tensor) -> dict:
+            mask = tf.equal(label, wanted)
+            return {key: tf.boolean_mask(value, mask) for key, value in batch.items()}
+
+        return tagged.batch(1024).map(select).unbatch()
+
+    def is_wanted(example: dict, label: tf.Tensor) -> tf.Tensor:
+        return tf.equal(label, wanted)
+
+    def drop_label(example: dict, label: tf.Tensor) -> dict:
+        return example
+
+    return tagged.filter(is_wanted).map(drop_label)
 
 
 def random_split(
@@ -655,36 +696,54 @@ def random_split(
     seed: int = 42,
     train_size: int = 80_000,
     test_size: int = 20_000,
-) -> tuple[tf.data.Dataset, tf.data.Dataset]:
-    """Shuffle all ratings once with a fixed seed and cut them into (train, test).
+    validation_size: int = 8_000,
+) -> tuple[tf.data.Dataset, tf.data.Dataset, tf.data.Dataset]:
+    """Shuffle all ratings once with a fixed seed and cut them into (train, validation, test).
 
-    The recipe matches the TensorFlow Recommenders basic retrieval tutorial, so results
-    are comparable with it: set the global seed, shuffle with a buffer of 100,000 (the
-    whole dataset, hence a uniform permutation) and the same op seed, then take the
-    first ``train_size`` ratings for training and the next ``test_size`` for testing.
+    The test set is exactly the one of the TensorFlow Recommenders basic retrieval
+    tutorial, so results are comparable with it: set the global seed, shuffle with a
+    buffer of 100,000 (the whole dataset, hence a uniform permutation) and the same op
+    seed, take the first ``train_size`` ratings as the tutorial's training part and the
+    next ``test_size`` as the test set. The **last** ``validation_size`` ratings of the
+    training part become the validation set, for every choice a lesson makes (epochs,
+    settings, which model is best); training uses the first
+    ``train_size - validation_size``. ``train.concatenate(validation)`` is the
+    tutorial's training set, in the same order.
 
     Side effect: calls ``tf.random.set_seed(seed)``. A shuffle's order depends on the
     global seed as well as on its own ``seed``, so without this the split would change
     with whatever global seed the caller happened to set before.
 
-    ``reshuffle_each_iteration=False`` gives the same order on every pass, so the two
+    ``reshuffle_each_iteration=False`` gives the same order on every pass, so the three
     returned datasets stay disjoint however many times each is iterated. Each pass
     re-runs the shuffle over the whole input; cache the input (or the outputs) if
     reading it is slow.
+
+    Raises:
+        ValueError: if ``validation_size`` is negative or not smaller than ``train_size``.
     """
+    if not 0 <= validation_size < train_size:
+        raise ValueError(f"validation_size must be in [0, train_size), got {validation_size}")
     tf.random.set_seed(seed)
     shuffled = ratings.shuffle(100_000, seed=seed, reshuffle_each_iteration=False)
-    train = shuffled.take(train_size)
+    train = shuffled.take(train_size - validation_size)
+    validation = shuffled.skip(train_size - validation_size).take(validation_size)
     test = shuffled.skip(train_size).take(test_size)
-    return train, test
+    return train, validation, test
 
 
 # %%
-random_train, random_test = random_split(analysis)
-random_cols = {"train": to_numpy(random_train, ("user_id", "movie_title", "timestamp")),
-               "test": to_numpy(random_test, ("user_id", "movie_title", "timestamp"))}
+SPLIT_KEYS = ("user_id", "movie_title", "timestamp")
+random_train, random_validation, random_test = random_split(analysis)
+random_cols = {name: to_numpy(part, SPLIT_KEYS)
+               for name, part in (("train", random_train), ("validation", random_validation), ("test", random_test))}
 train_size = record("dataset.train_size", len(random_cols["train"]["timestamp"]))
+validation_size = record("dataset.validation_size", len(random_cols["validation"]["timestamp"]))
 test_size = record("dataset.test_size", len(random_cols["test"]["timestamp"]))
+assert (train_size, validation_size, test_size) == (72_000, 8_000, 20_000)
+tf.random.set_seed(42)  # the tutorial's recipe, written out: its test set is ours
+_tutorial_test = to_numpy(analysis.shuffle(100_000, seed=42, reshuffle_each_iteration=False).skip(80_000), SPLIT_KEYS)
+assert all(np.array_equal(_tutorial_test[key], random_cols["test"][key]) for key in SPLIT_KEYS)
 print("first training users:", random_cols["train"]["user_id"][:5])
 
 # %% [markdown]
@@ -693,76 +752,88 @@ print("first training users:", random_cols["train"]["user_id"][:5])
 # A deployed recommender is trained on the past and used on the future. A **temporal
 # split** mimics that: choose a cutoff time, train on every rating made up to it, test
 # on every rating made after it. With `train_fraction=0.8`, the cutoff is the time of
-# the rating at position 80% in time order.
+# the rating at position 80% in time order. The validation set is again carved from the
+# training side, and again in time: the ratings between the 70% and the 80% positions,
+# so that every choice is made on a "future" that the model has not trained on either.
 #
-# Timestamps have a resolution of one second, and several ratings can share one, so the
-# cutoff can fall inside a group of ties. The function below puts the whole group on
-# the training side (a rating at exactly the cutoff time counts as "past"), which keeps
-# the rule simple: train is `timestamp <= cutoff`, test is `timestamp > cutoff`, and
-# every test rating is strictly later than every training rating. The training set can
-# therefore be a few ratings larger than the requested fraction.
+# Timestamps have a resolution of one second, and several ratings can share one, so a
+# cutoff can fall inside a group of ties. `temporal_cutoff` puts the whole group on
+# the earlier side (a rating at exactly the cutoff time counts as "past"), which keeps
+# the rule simple: train is `timestamp <= cutoff`, later parts are `timestamp > cutoff`,
+# and every test rating is strictly later than every training and validation rating.
+# The earlier parts can therefore be a few ratings larger than the requested fractions.
 
 # %% tags=["export"]
 import numpy as np
 import tensorflow as tf
 
 
+def temporal_cutoff(timestamps: np.ndarray, fraction: float) -> int:
+    """The timestamp of the rating at position ``round(fraction * n)`` in time order.
+
+    Positions are 1-based and clipped to ``1 … n - 1``; ratings at that second count as
+    *before* the cutoff (``timestamp <= cutoff``).
+
+    Raises:
+        ValueError: if ``fraction`` is not strictly between 0 and 1, or if no rating is
+            later than the cutoff (all timestamps tie).
+    """
+    if not 0 < fraction < 1:
+        raise ValueError(f"fraction must be strictly between 0 and 1, got {fraction}")
+    ordered = np.sort(np.asarray(timestamps))
+    n = len(ordered)
+    k = min(max(int(round(fraction * n)), 1), n - 1)
+    cutoff = int(ordered[k - 1])
+    if cutoff >= ordered[-1]:
+        raise ValueError("no rating is later than the cutoff, so the later part would be empty")
+    return cutoff
+
+
 def temporal_split(
     ratings: tf.data.Dataset,
     *,
     train_fraction: float = 0.8,
-) -> tuple[tf.data.Dataset, tf.data.Dataset, int]:
-    """Split ratings at a time cutoff: ``(train, test, cutoff_timestamp)``.
+    validation_fraction: float = 0.1,
+) -> tuple[tf.data.Dataset, tf.data.Dataset, tf.data.Dataset]:
+    """Split ratings at two time cutoffs: ``(train, validation, test)``.
 
-    ``cutoff_timestamp`` is the ``timestamp`` of the rating at position
-    ``round(train_fraction * n)`` in time order (1-based, clipped to ``1 … n - 1``).
-    Train holds the ratings with ``timestamp <= cutoff`` and test those with
-    ``timestamp > cutoff``, so every test rating is strictly later than every training
-    rating. Ratings that tie with the cutoff all go to train, which can make train a
-    little larger than ``train_fraction`` of the data. Both outputs keep the input's
-    order and are lazy views of ``ratings`` (cardinality unknown): each pass re-reads
-    ``ratings`` and keeps the matching elements. When every feature is a scalar, the
-    selection is done on batches of 1,024 (``boolean_mask``, then ``unbatch``), several
-    times cheaper than ``filter``, which calls its predicate once per element.
+    The test cutoff is ``temporal_cutoff(timestamps, train_fraction)``: test holds every
+    rating strictly later than it, so every test rating is later than every other rating.
+    The validation cutoff is ``temporal_cutoff(timestamps, train_fraction -
+    validation_fraction)``: validation holds the ratings between the two cutoffs and
+    train those up to the first. With ``validation_fraction=0`` the validation set is
+    empty and train is everything up to the test cutoff. All three outputs keep the
+    input's order and are lazy views of ``ratings`` (each pass re-reads it).
 
     Raises:
-        ValueError: if ``train_fraction`` is not strictly between 0 and 1, or if no
-            rating is later than the cutoff (all timestamps tie).
+        ValueError: if a fraction is outside its range, or if no rating is later than a
+            cutoff (all timestamps tie).
     """
-    if not 0 < train_fraction < 1:
-        raise ValueError(f"train_fraction must be strictly between 0 and 1, got {train_fraction}")
-    timestamps = np.sort(to_numpy(ratings, ("timestamp",))["timestamp"])
-    n = len(timestamps)
-    k = min(max(int(round(train_fraction * n)), 1), n - 1)
-    cutoff = int(timestamps[k - 1])
-    if cutoff >= timestamps[-1]:
-        raise ValueError("no rating is later than the cutoff, so the test set would be empty")
-    if _all_scalar(ratings):
-
-        def keep(later: bool) -> tf.data.Dataset:
-            def select(batch: dict) -> dict:
-                mask = batch["timestamp"] > cutoff if later else batch["timestamp"] <= cutoff
-                return {key: tf.boolean_mask(value, mask) for key, value in batch.items()}
-
-            return ratings.batch(1024).map(select).unbatch()
-
-        return keep(False), keep(True), cutoff
-    train = ratings.filter(lambda example: example["timestamp"] <= cutoff)
-    test = ratings.filter(lambda example: example["timestamp"] > cutoff)
-    return train, test, cutoff
+    if not 0 <= validation_fraction < train_fraction:
+        raise ValueError(f"validation_fraction must be in [0, train_fraction), got {validation_fraction}")
+    timestamps = to_numpy(ratings, ("timestamp",))["timestamp"]
+    test_cutoff = temporal_cutoff(timestamps, train_fraction)
+    if validation_fraction > 0:
+        validation_cutoff = temporal_cutoff(timestamps, train_fraction - validation_fraction)
+    else:
+        validation_cutoff = test_cutoff
+    labels = np.where(timestamps > test_cutoff, 2, np.where(timestamps > validation_cutoff, 1, 0))
+    return tuple(_keep_labelled(ratings, labels, part) for part in (0, 1, 2))
 
 
 # %%
-temporal_train, temporal_test, cutoff = temporal_split(analysis)
-temporal_cols = {"train": to_numpy(temporal_train, ("user_id", "movie_title", "timestamp")),
-                 "test": to_numpy(temporal_test, ("user_id", "movie_title", "timestamp"))}
+temporal_train, temporal_validation, temporal_test = temporal_split(analysis)
+cutoff = temporal_cutoff(columns["timestamp"], 0.8)
+temporal_cols = {name: to_numpy(part, SPLIT_KEYS) for name, part in
+                 (("train", temporal_train), ("validation", temporal_validation), ("test", temporal_test))}
 record("dataset.temporal_cutoff", cutoff)
 record("dataset.temporal_train_size", len(temporal_cols["train"]["timestamp"]))
+record("dataset.temporal_validation_size", len(temporal_cols["validation"]["timestamp"]))
 record("dataset.temporal_test_size", len(temporal_cols["test"]["timestamp"]))
 record("dataset.temporal_cutoff_ties", int(np.sum(columns["timestamp"] == cutoff)))
-assert temporal_cols["train"]["timestamp"].max() < temporal_cols["test"]["timestamp"].min()
-assert len(temporal_cols["train"]["timestamp"]) + len(temporal_cols["test"]["timestamp"]) == num_ratings
-
+assert temporal_cols["train"]["timestamp"].max() < temporal_cols["validation"]["timestamp"].min()
+assert temporal_cols["validation"]["timestamp"].max() <= cutoff < temporal_cols["test"]["timestamp"].min()
+assert sum(len(part["timestamp"]) for part in temporal_cols.values()) == num_ratings
 
 def as_date(timestamp: int) -> str:
     return datetime.datetime.fromtimestamp(int(timestamp), tz=datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -775,9 +846,9 @@ record("dataset.days_covered", float((columns["timestamp"].max() - columns["time
 
 # %% [markdown]
 # The ratings span about seven months, from September 1997 to April 1998, and the
-# cutoff falls in early March 1998. A few ratings share the cutoff second, so the
-# temporal training set has slightly more than 80,000 ratings. Weekly counts show that
-# activity was far from steady:
+# cutoff falls in early March 1998. A few ratings share the cutoff second, so training
+# and validation together hold slightly more than 80,000 ratings. Weekly counts show
+# that activity was far from steady:
 
 # %%
 week = 7 * 86_400
@@ -944,6 +1015,8 @@ record("dataset.random_future_fraction", split_report["random"]["future fraction
 record("dataset.random_new_user_share", split_report["random"]["new-user share"])
 record("dataset.temporal_new_user_share", split_report["temporal"]["new-user share"])
 record("dataset.temporal_new_movie_share", split_report["temporal"]["new-movie share"])
+assert 0.4 < split_report["random"]["future fraction"] < 0.6 and split_report["random"]["new-user share"] == 0.0
+assert split_report["temporal"]["new-user share"] > 0.75 > 0.1 > split_report["temporal"]["new-movie share"]
 
 # %% [markdown]
 # In the random split, a typical test rating has about half of the training ratings in
@@ -964,6 +1037,7 @@ np.maximum.at(last_seen, user_index, columns["timestamp"])  # latest rating per 
 active_days = (last_seen - first_seen) / 86_400
 record("dataset.median_user_active_minutes", float(np.median(active_days) * 24 * 60))
 record("dataset.share_users_active_within_a_day", float(np.mean(active_days < 1)))
+assert np.median(active_days) * 24 * 60 < 90 and 0.6 < np.mean(active_days < 1) < 0.75
 
 # %% [markdown]
 # The median user rated everything within an hour or so, and about two thirds of the
@@ -974,11 +1048,102 @@ record("dataset.share_users_active_within_a_day", float(np.mean(active_days < 1)
 # features that a brand-new user already has (age, occupation, the first few ratings)
 # are the usual way out.
 #
-# **Which split should you use?** The temporal split is the more honest estimate of
-# how a deployed model would do. The random split is still useful to compare models
-# with each other and with published results that used it, as long as you remember that
-# its numbers are optimistic. Whichever you choose, choose it *before* looking at test
-# results, and never tune anything on the test set.
+# ### A per-user temporal hold-out
+#
+# The global cutoff answers "how would a model trained in March do on the users of
+# April?", and in MovieLens most of those are strangers: it is the cold-start protocol.
+# For users the system already knows, a closer match to production is a **per-user
+# temporal hold-out** (sometimes called leave-last-out): for every user, sort their
+# ratings by time and hold out the *latest* ones. Each test rating is then later than
+# all of that user's training ratings — no user is trained on their own future — while
+# every test user has a history to learn from. Other users' later ratings can still be
+# in training, so some global leakage remains (exercise 4's measure says how much).
+#
+# `user_temporal_split` holds out each user's last 20% of ratings as the test set and the
+# 10% before them as validation (rounded, at least one each; every user has at least
+# 20 ratings). Ratings of one user at the same second keep their file order.
+
+# %% tags=["export"]
+import numpy as np
+import tensorflow as tf
+
+
+def user_temporal_split(
+    ratings: tf.data.Dataset,
+    *,
+    test_fraction: float = 0.2,
+    validation_fraction: float = 0.1,
+) -> tuple[tf.data.Dataset, tf.data.Dataset, tf.data.Dataset]:
+    """Per-user temporal hold-out: ``(train, validation, test)``.
+
+    For every user, their ratings are ordered by ``timestamp`` (ties keep the input
+    order); the last ``max(1, round(test_fraction * n))`` go to test, the
+    ``max(1, round(validation_fraction * n))`` before them to validation (none if
+    ``validation_fraction`` is 0), the rest to train, where ``n`` is the user's number of
+    ratings. So each user's test ratings are no earlier than their validation ratings,
+    which are no earlier than their training ratings. Outputs keep the input's order.
+
+    Raises:
+        ValueError: if the fractions are negative, or leave no training part.
+    """
+    if not (0 < test_fraction and 0 <= validation_fraction and test_fraction + validation_fraction < 1):
+        raise ValueError(f"need 0 < test_fraction, 0 <= validation_fraction and a sum below 1; got "
+                         f"{test_fraction}, {validation_fraction}")
+    cols = to_numpy(ratings, ("user_id", "timestamp"))
+    _, user = np.unique(cols["user_id"], return_inverse=True)
+    order = np.lexsort((np.arange(len(user)), cols["timestamp"], user))  # by user, then time, then position
+    counts = np.bincount(user)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    from_end = np.empty(len(user), dtype=np.int64)  # 0 for each user's latest rating
+    from_end[order] = counts[user[order]] - 1 - (np.arange(len(user)) - starts[user[order]])
+    n_test = np.maximum(1, np.round(test_fraction * counts)).astype(np.int64)
+    n_validation = np.maximum(1, np.round(validation_fraction * counts)).astype(np.int64)
+    if not validation_fraction:
+        n_validation = np.zeros_like(counts)
+    labels = np.where(from_end < n_test[user], 2, np.where(from_end < (n_test + n_validation)[user], 1, 0))
+    return tuple(_keep_labelled(ratings, labels, part) for part in (0, 1, 2))
+
+
+# %%
+user_train, user_validation, user_test = user_temporal_split(analysis)
+user_cols = {name: to_numpy(part, SPLIT_KEYS) for name, part in
+             (("train", user_train), ("validation", user_validation), ("test", user_test))}
+record("dataset.user_temporal_train_size", len(user_cols["train"]["timestamp"]))
+record("dataset.user_temporal_validation_size", len(user_cols["validation"]["timestamp"]))
+record("dataset.user_temporal_test_size", len(user_cols["test"]["timestamp"]))
+_last_train = {}
+for _user, _t in zip(user_cols["train"]["user_id"].tolist(), user_cols["train"]["timestamp"].tolist(), strict=True):
+    _last_train[_user] = max(_t, _last_train.get(_user, _t))
+assert all(_t >= _last_train[_user] for _user, _t in zip(user_cols["test"]["user_id"].tolist(), user_cols["test"]["timestamp"].tolist(), strict=True))
+user_report = {
+    "future fraction": future_fraction(user_cols["train"]["timestamp"], user_cols["test"]["timestamp"]),
+    "new-user share": cold_start_share(user_cols["train"]["user_id"], user_cols["test"]["user_id"]),
+    "new-movie share": cold_start_share(user_cols["train"]["movie_title"], user_cols["test"]["movie_title"]),
+}
+print(f"{'per-user':<10}" + "".join(f"{value:>18.4f}" for value in user_report.values()))
+record("dataset.user_temporal_future_fraction", user_report["future fraction"])
+record("dataset.user_temporal_new_user_share", user_report["new-user share"])
+assert user_report["new-user share"] == 0.0
+assert user_report["future fraction"] < split_report["random"]["future fraction"]
+
+# %% [markdown]
+# No test user is new, every user's test ratings come after their own training ratings,
+# and the share of training data in a test rating's future is smaller than with the
+# random split, though not zero: other users' later ratings are still there.
+#
+# **Which split should you use?** It depends on the question, so the course reports
+# all three:
+#
+# * **random** (`random_split`): comparable with the TFRS tutorials and most published
+#   MovieLens numbers, but optimistic — it trains on the future, even on the same
+#   rating session as a test rating;
+# * **per-user temporal** (`user_temporal_split`): known users, predicting what they
+#   rate next — the closest to production for returning users;
+# * **global temporal** (`temporal_split`): everything after a date, which in MovieLens
+#   is mostly new users — the cold-start protocol.
+#
+# Whichever you choose, choose it *before* looking at test results. Tune on the
+# validation part; read the test part once per model.
 
 # %% [markdown]
 # ## 7. Vocabularies
@@ -1109,12 +1274,16 @@ for title, ids in sorted(duplicate_titles(movies).items()):
 #   batching, because `movie_genres` has a varying length.
 # * Ratings lean positive (mean about 3.5), and both users and movies have long tails:
 #   the top 10% of movies receive over 40% of the ratings.
-# * A random split is easy and comparable with published work but trains on the
-#   future; a temporal split is leak-free and reveals cold-start users.
+# * Every split has three parts: train, validation (for every choice: epochs,
+#   settings, models) and test (read once per model). A random split is comparable
+#   with published work but trains on the future; a global temporal split is leak-free
+#   and reveals cold-start users; a per-user temporal hold-out tests known users on
+#   their own later ratings.
 # * The vocabularies hold 943 user ids, 1,682 movie ids and 1,664 titles.
 #
 # From `movierec.dataset`, later lessons import `load_ratings`, `load_movies`,
-# `random_split`, `temporal_split`, `unique_values` and `to_numpy`.
+# `random_split`, `temporal_split`, `user_temporal_split`, `temporal_cutoff`,
+# `unique_values` and `to_numpy`.
 
 # %% [markdown]
 # ## References

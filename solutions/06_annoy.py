@@ -318,7 +318,8 @@ from movierec.preprocessing import CANDIDATE_FEATURES, QUERY_FEATURES, read_feat
 from movierec.retrieval import candidate_embeddings, query_embeddings, train_retrieval_model
 
 movie_features = read_features(load_movies())
-train, test = random_split(load_ratings())
+train, validation, test = random_split(load_ratings())
+train = train.concatenate(validation)  # nothing is tuned here: train on all 80,000
 train_features = read_features(train, QUERY_FEATURES + CANDIDATE_FEATURES)
 test_features = read_features(test.take(1_000), QUERY_FEATURES)
 model = train_retrieval_model(train_features, movie_features, features=True, verbose=2)

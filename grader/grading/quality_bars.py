@@ -33,15 +33,21 @@ class Bar:
 
 
 BARS = (
-    Bar("retrieval.baseline.top_100", ">=", 0.233, "id-only model matches the TFRS basic-retrieval tutorial"),
-    Bar("retrieval.features.top_100", ">=", 0.28, "feature-rich retrieval beats the best TFRS tutorial"),
-    Bar("retrieval.features.seconds", "<", 90, "feature-rich retrieval trains in under 90 s on 2 cores",
-        gated=False),
+    Bar("retrieval.baseline.top_100", ">=", 0.233, "id-only model with the tutorial's settings (3 epochs) matches the "
+        "TFRS basic-retrieval tutorial"),
+    Bar("retrieval.best.random.top_100_minus_popularity", ">", 0.0,
+        "best retrieval model (chosen on validation) beats the popularity list on the random split (test top-100)"),
+    Bar("retrieval.best.user_temporal.top_100_minus_popularity", ">", 0.0,
+        "best retrieval model beats the popularity list on the per-user temporal split (test top-100)"),
+    Bar("retrieval.best.random.top_100", ">=", 0.39, "leak-free retrieval (no session features) on the random split"),
     Bar("ranking.baseline.rmse", "<=", 1.106, "id-only ranking matches the TFRS basic-ranking tutorial"),
     Bar("ranking.best.rmse", "<=", 0.92, "best ranking model beats the TFRS deep & cross tutorial"),
-    Bar("ranking.best.seconds", "<", 120, "best ranking model trains in under 120 s on 2 cores", gated=False),
     Bar("annoy.recall_at_10", ">=", 0.95, "Annoy keeps recall@10 at 0.95 or better on the movie embeddings"),
 )
+# Not a bar yet: retrieval.best.global_temporal.top_100_minus_popularity. Issue 14 asks for the best model to beat
+# popularity on every protocol, but after the global cutoff (88% of test ratings from new users, who get the
+# popularity list) the lesson-04 model measured -0.007 (0.272 vs 0.279): it does not, and a bar would fail every run.
+# No bar on training time either: wall-clock seconds move with whatever else runs on the machine.
 
 
 def check_bars(metrics: dict[str, float]) -> list[dict]:
