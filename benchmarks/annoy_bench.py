@@ -125,7 +125,8 @@ def movielens(n_queries: int, quick: bool) -> tuple[np.ndarray, np.ndarray, str]
     from movierec.retrieval import candidate_embeddings, query_embeddings, train_retrieval_model
 
     movies = read_features(load_movies())
-    train, test = random_split(load_ratings())
+    train, validation, test = random_split(load_ratings())
+    train = train.concatenate(validation)  # nothing is tuned on validation here
     train_features = read_features(train, QUERY_FEATURES + CANDIDATE_FEATURES)
     model = train_retrieval_model(train_features, movies, features=True, epochs=1 if quick else None)
     _titles, items = candidate_embeddings(model, movies)

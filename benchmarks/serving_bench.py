@@ -192,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
 def _train_split():
     from movierec.dataset import load_ratings, random_split
 
-    train, _ = random_split(load_ratings())
+    train, validation, _ = random_split(load_ratings())
+    train = train.concatenate(validation)  # lesson 07 trains on all 80,000 non-test ratings
     return train
 
 

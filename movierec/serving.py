@@ -201,27 +201,12 @@ class QueryTowerServable(tf.Module):
 
 
 def unclipped_rating(ranker: tf.keras.Model, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
-    """``ranker(features, training=False)`` of lesson 05's ``MovieRanker`` without the clip to 1–5 stars.
+    """Lesson 05's ``MovieRanker`` at inference without its clip to 1–5 stars: the score to sort by.
 
-    The same layers in the same order (dropout is the identity at inference), so
     ``clip(unclipped_rating(...), 1, 5) == ranker(features)``; :func:`check_unclipped`
     verifies that on real inputs before an export is written.
     """
-    x0 = ranker.encoder(features)
-    if ranker.head is not None:
-        interaction = ranker.head(x0, training=False)[:, 0]
-    else:
-        x = x0
-        for layer in ranker.deep:
-            x = layer(x)
-        if ranker.cross is not None:
-            x = tf.concat([ranker.cross(x0), x], axis=1)
-        interaction = ranker.rating_layer(x)[:, 0]
-    rating = ranker.mean_rating + interaction
-    if ranker.biases:
-        rating += ranker.user_bias(ranker.encoder.user_lookup(features["user_id"]))[:, 0]
-        rating += ranker.title_bias(ranker.encoder.title_lookup(features["movie_title"]))[:, 0]
-    return rating
+    return ranker(features, training=False, clip=False)
 
 
 class RankerServable(tf.Module):
