@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -216,6 +217,35 @@ def test_no_host_path_is_writable(tmp_path, uid):
     process = sandboxed(tmp_path, uid, code)
     writable = {line.split()[1] for line in process.stdout.splitlines() if line.startswith("WRITABLE ")}
     assert writable == {"/tmp", "/dev/shm"}, process.stdout + process.stderr
+
+
+@pytest.mark.grading
+def test_an_interrupt_reaches_the_kernel_and_only_the_kernel(tmp_path, uid):
+    """jupyter_client interrupts a cell with SIGINT to the kernel's process group (a timed-out cell).
+
+    The kernel must get its ``KeyboardInterrupt`` and live on; bwrap or the wrapper dying of
+    the signal would kill the kernel and turn a timeout into an error.
+    """
+    _need_isolation()
+    command = sandboxed(tmp_path, uid, "", dry=True)
+    command[command.index("-c") + 1] = textwrap.dedent("""
+    import time
+    try:
+        print("STARTED", flush=True)
+        time.sleep(60)
+    except KeyboardInterrupt:
+        print("INTERRUPTED", flush=True)
+    """)
+    process = subprocess.Popen(command, cwd=tmp_path / "work", stdout=subprocess.PIPE, text=True,
+                               start_new_session=True, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(COURSE_ROOT)})
+    try:
+        assert process.stdout.readline().strip() == "STARTED"
+        os.killpg(process.pid, signal.SIGINT)
+        assert process.stdout.readline().strip() == "INTERRUPTED"
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 def test_the_view_is_an_allow_list():

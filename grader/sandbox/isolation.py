@@ -440,6 +440,9 @@ def kernel_main(spec_path: str, argv: list[str]) -> None:
         try:
             if group is not None:
                 group.join()  # before bwrap: the sandbox, the kernel and all it forks are charged here
+            # jupyter_client interrupts a kernel by SIGINT to its whole process group: bwrap must not die
+            # of it (that kills the sandbox); inner_main restores the default for the kernel itself.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
             os.execve(bwrap, args, {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONPATH": str(COURSE_ROOT)})
         except BaseException as exc:  # noqa: BLE001 - report and die, never fall through
             print(f"grader.sandbox.isolation: cannot start bwrap: {exc}", file=sys.stderr)
@@ -489,6 +492,7 @@ def inner_main(plan_fd: int) -> None:
             os.dup2(log, 2)
             os.close(log)
         os.closerange(3, 65536)  # nothing of the grader's open files reaches student code
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # ignored by bwrap (see kernel_main): the kernel's own again
         _exec(plan["argv"], plan["env"])
     except BaseException as exc:  # noqa: BLE001 - report and die, never fall through
         print(f"grader.sandbox.isolation: cannot start the kernel: {exc}", file=sys.stderr)
