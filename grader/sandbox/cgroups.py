@@ -101,18 +101,21 @@ class KernelCgroup:
             raise
 
     def _set_limits(self, memory_bytes: int, pids: int) -> None:
+        # 0 or less means no limit (as for the RLIMITs): never a cgroup that kills the kernel at once.
+        memory: str | int = memory_bytes if memory_bytes > 0 else ("max" if self.mode == "cgroup-v2" else -1)
+        pids_max: str | int = pids if pids > 0 else "max"
         for folder in self.folders:
             if self.mode == "cgroup-v2":
-                _write(folder / "memory.max", memory_bytes)
+                _write(folder / "memory.max", memory)
                 if (folder / "memory.swap.max").exists():
                     _write(folder / "memory.swap.max", 0)  # the limit is RAM + swap, not RAM only
-                _write(folder / "pids.max", pids)
+                _write(folder / "pids.max", pids_max)
             elif (folder / "memory.limit_in_bytes").exists():
-                _write(folder / "memory.limit_in_bytes", memory_bytes)
+                _write(folder / "memory.limit_in_bytes", memory)
                 if (folder / "memory.memsw.limit_in_bytes").exists():  # after the RAM limit (must be >= it)
-                    _write(folder / "memory.memsw.limit_in_bytes", memory_bytes)
+                    _write(folder / "memory.memsw.limit_in_bytes", memory)
             else:
-                _write(folder / "pids.max", pids)
+                _write(folder / "pids.max", pids_max)
 
     def join(self, pid: int = 0) -> None:
         """Move ``pid`` (0: this process) into the cgroup; what it starts later is charged there too."""
