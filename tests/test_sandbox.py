@@ -258,7 +258,7 @@ def test_the_view_is_an_allow_list():
     assert set(inside) <= allowed and str(COURSE_ROOT / "movierec") in inside, inside
     assert not any("/solutions" in s or "/.git" in s or "/build" in s for s in sources), sources
     assert "/" not in sources and "/home" not in sources and "/root" not in sources and "/run" not in sources
-    tmp = args.index("/tmp", args.index("--tmpfs") - 0)
+    tmp = args.index("/tmp")  # its first mention: the private tmpfs, with its size just before
     assert args[tmp - 1] == "--tmpfs" and args[tmp - 3] == "--size"
     # A secret inside an allowed folder is covered again, after the bind that exposed it.
     cover = args.index(str(COURSE_ROOT / "grader" / "sandbox"))
