@@ -678,3 +678,61 @@ def test_course_runs_also_keep_native_library_logs_out_of_test_cells(tmp_path, m
     assert (result.status, result.points, result.sandbox) == ("graded", TOTAL, "limits-only"), result
     graded = nbformat.read(tmp_path / "results" / "native" / "01_intro" / "01_intro.ipynb", as_version=4)
     assert "a compiled library logged this" not in json.dumps([c.get("outputs", []) for c in graded.cells])
+
+
+# ----------------------------------------------------------------------------------- the sandbox from outside
+
+
+def test_every_result_says_which_limits_held(fault_run):
+    from grader.sandbox.cgroups import limits_mode
+
+    results = [json.loads(p.read_text()) for p in fault_run["results"].glob("*/01_intro/result.json")]
+    graded = [r for r in results if r["sandbox"] != "not run"]
+    assert graded and {r["limits"] for r in graded} == {limits_mode() if can_isolate() else "rlimits"}
+
+
+@pytest.mark.skipif(not can_isolate(), reason="isolation needs root, Linux namespaces and bubblewrap")
+def test_fan_out_kernels_see_no_other_student_no_other_checkout_and_get_their_own_uids(tmp_path):
+    """``autograde-one`` with the class outside /tmp, while another grader holds the first uid range.
+
+    The audit's kernel read another student's file next to its own and another checkout's
+    ``solutions/``: with the allow-list neither exists in its view, nor does ``/run/lock``.
+    """
+    from grader.sandbox.cgroups import limits_mode
+    from grader.sandbox.uids import STRIDE, lease_uids
+
+    base = next((Path(p) for p in ("/srv", "/opt") if os.access(p, os.W_OK)), None)
+    if base is None:
+        pytest.skip("no writable /srv or /opt for a class outside /tmp")
+    root = base / f"grader-fanout-{os.getpid()}-{time.time_ns()}"
+    try:
+        other = root / "other-checkout" / "solutions" / "01_intro.py"
+        other.parent.mkdir(parents=True)
+        shutil.copy(INTRO.solution, other)
+        bob = write_nb(root / "class" / "bob" / "01_intro.ipynb", crafted())
+        # (/root is not probed here: it lists as the way to pyenv's Python; tests/test_sandbox.py checks it.)
+        secrets = {"another student": str(bob), "another checkout": str(other), "homes": "/home/anyone",
+                   "host run": "/run/lock"}
+        writes = {"run lock": f"/run/lock/grader-{os.getpid()}", "class": str(root / "class" / "planted.csv")}
+        alice = write_nb(root / "class" / "alice" / "01_intro.ipynb",
+                         crafted(extra_cells=[f"PATHS = {secrets!r}\nWRITES = {writes!r}\n" + PROBE]))
+        assert bob.read_bytes() and other.read_bytes()  # the control: both are there for anyone outside
+        with lease_uids(1) as held:  # another grading run on this machine
+            process = subprocess.run(
+                [sys.executable, "-m", "grader", "autograde-one", str(alice), "--student", "alice", "--lesson",
+                 "01_intro", "--workspace", str(tmp_path / "ws"), "--cell-timeout", "30", "--notebook-timeout", "120"],
+                capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
+        assert process.returncode == 0, process.stderr[-2000:]
+        result = json.loads((tmp_path / "ws" / "results" / "alice" / "01_intro" / "result.json").read_text())
+        assert (result["status"], result["points"]) == ("graded", TOTAL), result["reason"]
+        assert (result["sandbox"], result["limits"]) == ("isolated", limits_mode())
+        nb = nbformat.read(tmp_path / "ws" / "results" / "alice" / "01_intro" / "01_intro.ipynb", as_version=4)
+        text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+        probes = dict(re.findall(r"PROBE (.+?): (OK|BLOCKED)", text))
+        assert len(probes) == 2 * len(secrets) + len(writes) + 1, probes
+        assert not [k for k, v in probes.items() if v != "BLOCKED"], probes
+        assert not Path(writes["run lock"]).exists() and not Path(writes["class"]).exists()
+        uid = int(re.search(r"UID (\d+)", text).group(1))
+        assert uid not in range(held.base, held.base + STRIDE), (uid, held.base)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from grader.grading.config import GradingConfig
 from grader.grading.results import FEEDBACK, Result, sha256_file
+from grader.sandbox.cgroups import limits_mode
 from grader.sandbox.isolation import SandboxSpec, can_isolate
 
 EDITIONS = ("instructor", "student")
@@ -97,7 +98,8 @@ class GradingSlot:
         number = index if isinstance(index, int) else 0
         uid = config.uid_base + number
         self.spec = SandboxSpec(isolate=self.isolated, uid=uid, gid=uid, hide=hide, memory_bytes=config.memory,
-                                seed=config.seed, threads=config.threads, guard=config.guard, env=dict(config.env))
+                                seed=config.seed, threads=config.threads, guard=config.guard, env=dict(config.env),
+                                limits=limits_mode() if self.isolated else "rlimits")
         self.spec_path = self.spec.write(self.folder / "sandbox.json")
         write_kernelspec(self.folder / "jupyter", self.spec_path)
         os.environ["JUPYTER_PATH"] = os.pathsep.join(
@@ -222,7 +224,8 @@ class GradingSlot:
             shutil.rmtree(out)
         out.mkdir(parents=True)
         result = Result(job.student, job.lesson, max_points=release.max_points(job.lesson), key=job.key,
-                        file=job.path, note=job.note, sandbox=self.sandbox, edition=job.edition)
+                        file=job.path, note=job.note, sandbox=self.sandbox, edition=job.edition,
+                        limits=self.spec.limits)
         try:
             result.sha256 = sha256_file(Path(job.path))
             nb = read_source(Path(job.path))

@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from grader.grading.config import GradingConfig
@@ -29,6 +29,7 @@ from grader.grading.job import GradingSlot, Job
 from grader.grading.results import Result
 from grader.lessons import ROOT
 from grader.sandbox.isolation import can_isolate
+from grader.sandbox.uids import lease_uids
 
 
 def failed(job: Job, status: str, reason: str, sandbox: str, max_points: float = 0.0) -> Result:
@@ -158,6 +159,9 @@ def run_jobs(
     bar = tqdm(total=len(jobs), unit="nb", desc="autograde", disable=not progress or not jobs,
                file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
     budget = config.notebook_timeout + config.grace
+    lease = lease_uids(max(1, workers), config.uid_base) if config.sandbox and can_isolate() else None
+    if lease is not None:  # this run's own kernel uids (held until it ends): never another grader's
+        config = replace(config, uid_base=lease.base)
 
     def record(result: Result) -> None:
         with lock:
@@ -224,6 +228,8 @@ def run_jobs(
             if worker.process.poll() is None:
                 worker.stop()
         bar.close()
+        if lease is not None:
+            lease.release()
     return done
 
 

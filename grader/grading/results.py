@@ -86,6 +86,7 @@ class Result:
     file: str = ""  # the submitted file
     note: str = ""  # e.g. older files for the same lesson that were ignored
     sandbox: str = ""  # "isolated" or "limits-only"
+    limits: str = ""  # per-kernel limits in force: "cgroup-v2", "cgroup-v1" (memory + pids) or "rlimits"
     edition: str = "instructor"  # the release graded against: "instructor" (hidden tests) or "student"
     cells: dict[str, list[float]] = field(default_factory=dict)  # grade id -> [score, max]
     messages: dict[str, str] = field(default_factory=dict)  # grade id -> why the test failed, one line

@@ -1,4 +1,4 @@
-"""Isolation for student code during autograding (Linux; full isolation needs root).
+"""Isolation for student code during autograding (Linux, root, bubblewrap).
 
 Two layers, both set up by trusted code before any student code runs:
 
@@ -7,27 +7,29 @@ Two layers, both set up by trusted code before any student code runs:
   kernel can talk to nbgrader over ``127.0.0.1`` but reaches no other machine.
 * **The kernel** is started through a kernelspec whose ``argv`` runs
   ``python -m grader.sandbox kernel SPEC -- <ipykernel command>`` (:func:`kernel_main`).
-  Still as root, the wrapper enters new mount, PID and IPC namespaces and mounts empty
-  private ``/tmp``, ``/var/tmp`` and ``/dev/shm``. What the kernel needs — this
-  checkout, the venv, Python, the MovieLens data (:func:`needed_paths`) — is then bound
-  back, read-only, at its own path, wherever it lives: a checkout under ``/tmp`` (CI
-  runners clone there) or under ``/root`` works like one anywhere else. The wrapper
-  copies the notebook's working folder into ``/tmp/work`` (the kernel's private working
-  copy), covers every path listed in the spec's ``hide`` (the instructor's
-  ``solutions/``, ``build/``, ``.git/``, the grading workspace with its gradebooks and
-  results, the submissions folder, the grades file, the feedback folder) with an empty
-  read-only mount, mounts a ``/proc`` that shows only the kernel's own processes, sets
-  resource limits (address space, file size, process count, no core dumps), drops to
-  an unprivileged uid of its own with ``no_new_privs``, and only then ``exec``\\ s
-  ipykernel. The environment is rebuilt from scratch: fixed ``PYTHONHASHSEED``, one
-  BLAS/TensorFlow thread, the course variables and this checkout on ``PYTHONPATH``,
-  nothing else.
+  The wrapper builds the kernel's view of the machine with bubblewrap as an **allow-list**
+  (:func:`bwrap_args`): an empty root holding only the system folders a Python process
+  needs, a few ``/etc`` files (a ``passwd`` without the host's users), Python, the venv,
+  the course library (the checkout's ``movierec/`` and ``grader/`` packages — never the
+  checkout, which holds ``solutions/``, ``.git`` and ``build/``) and the MovieLens data,
+  all read-only; a new ``/proc`` (new PID namespace), a minimal ``/dev``, and private,
+  size-limited tmpfs ``/tmp`` and ``/dev/shm``. Nothing else of the host exists in it,
+  and no host path is writable. Deny-listing (covering secrets with empty mounts) missed
+  whatever the list did not name — another checkout's ``solutions/``, another student's
+  file in fan-out mode, ``/run/lock``; an allow-list cannot. The kernel's memory and
+  process count are limited per kernel by a cgroup (:mod:`grader.sandbox.cgroups`) when the
+  machine allows it, on top of per-process ``RLIMIT``\\ s. Inside the view,
+  :func:`inner_main` copies the working folder to ``/tmp/work``, writes the connection
+  file, drops to the run's own unprivileged uid (:mod:`grader.sandbox.uids`) with
+  ``no_new_privs``, and only then ``exec``\\ s ipykernel. The environment is rebuilt from
+  scratch: fixed ``PYTHONHASHSEED``, one BLAS/TensorFlow thread, the course variables and
+  this checkout on ``PYTHONPATH``, nothing else.
 
-When isolation is not possible (not root, not Linux, or a container that forbids
-``unshare``/``mount``), :func:`isolation_problem` says why, the grader prints that as a
+When isolation is not possible (not root, not Linux, bubblewrap missing, or a container
+that forbids namespaces), :func:`isolation_problem` says why, the grader prints that as a
 warning, and the wrapper only sets the resource limits and the clean environment; every
-result records ``"sandbox": "limits-only"`` (``"isolated"`` otherwise) so the instructor
-knows.
+result records ``"sandbox": "limits-only"`` (``"isolated"`` otherwise) and which limits
+held (``"limits"``: ``cgroup-v2``, ``cgroup-v1`` or ``rlimits``) so the instructor knows.
 
 This module is imported by the kernel wrapper, so it imports nothing heavy.
 """
@@ -43,19 +45,13 @@ import resource
 import shutil
 import signal
 import socket
-import stat
 import struct
 import sys
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
 
-CLONE_NEWNS = 0x00020000
-CLONE_NEWIPC = 0x08000000
-CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
-MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 
@@ -69,6 +65,16 @@ COURSE_ROOT = Path(__file__).resolve().parents[2]  # the checkout this grader ru
 WORK = "/tmp/work"  # the kernel's working folder inside its namespace
 HOME = "/tmp/home"
 CONNECTION = "/tmp/kernel.json"
+WORK_SRC = "/sandbox/src"  # the notebook's working folder, read-only, inside the view (copied to WORK)
+LIBRARY_PACKAGES = ("movierec", "grader")  # of the checkout, all a kernel imports from it
+# Read-only in every kernel's view: what a Python process (and the libraries it loads) needs of the system.
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "ssl", "ca-certificates", "ca-certificates.conf",
+             "localtime", "timezone", "nsswitch.conf", "host.conf", "gai.conf", "alternatives", "mime.types",
+             "fonts", "os-release")
+# What :func:`inner_main` needs as root inside the view (copy, chown, drop the uid); gone once it has.
+INNER_CAPS = ("CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_SETUID", "CAP_SETGID")
+SHM_BYTES = 256 << 20  # /dev/shm (multiprocessing's semaphores, joblib), a tmpfs like /tmp
 # Variables passed from the grader's environment to the kernel (everything else is dropped).
 PASSED_ENV = ("COURSE_QUICK", "LANG", "LC_ALL", "TZ")
 
@@ -90,6 +96,8 @@ class SandboxSpec:
     guard: bool = True
     env: dict[str, str] = field(default_factory=dict)
     expose: list[str] = field(default_factory=list)  # more folders the kernel must be able to read
+    limits: str = "rlimits"  # "cgroup-v2" / "cgroup-v1": a cgroup per kernel on top of the RLIMITs
+    log_output: bool = True  # raw fd 1/2 to /tmp/kernel.log (off: to the wrapper's own, for diagnostics)
 
     def write(self, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -115,11 +123,6 @@ def unshare(flags: int) -> None:
     _check(_libc().unshare(flags), "unshare")
 
 
-def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
-    enc = [None if s is None else s.encode() for s in (source, target, fstype, data)]
-    _check(_libc().mount(enc[0], enc[1], enc[2], ctypes.c_ulong(flags), enc[3]), f"mount {target}")
-
-
 def prctl(option: int, value: int) -> None:
     _check(_libc().prctl(option, ctypes.c_ulong(value), 0, 0, 0), "prctl")
 
@@ -132,23 +135,18 @@ def loopback_up() -> None:
         fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
 
 
-PRIVATE_TMP = ("/tmp", "/var/tmp", "/dev/shm")  # replaced by empty tmpfs mounts inside the sandbox
-
-
 def _probe_namespaces() -> str | None:
-    """Why this process cannot build the sandbox, or ``None`` when it can (tried in a child)."""
+    """Why this process cannot give a worker its own network namespace, or ``None`` (tried in a child)."""
     if sys.platform != "linux":
         return f"namespaces are Linux-only (this is {sys.platform})"
     if os.geteuid() != 0:
-        return "the grader does not run as root (mount namespaces and switching uid need it)"
+        return "the grader does not run as root (namespaces and switching uid need it)"
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # try it in a throw-away child
         os.close(read)
         try:
-            unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWNET)
-            mount(None, "/", None, MS_REC | MS_PRIVATE)
-            mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=4k")
+            unshare(CLONE_NEWNET)
             loopback_up()
             os._exit(0)
         except BaseException as exc:  # noqa: BLE001 - reported to the parent
@@ -163,10 +161,30 @@ def _probe_namespaces() -> str | None:
     return f"creating namespaces failed ({message or 'no message'}); in a container, allow unshare and mount"
 
 
+def _probe_bwrap() -> str | None:
+    """Why bubblewrap cannot build a kernel's view here, or ``None`` (a real sandbox runs ``python -c pass``)."""
+    bwrap = find_bwrap()
+    if bwrap is None:
+        return ("bubblewrap is not installed (no bwrap on PATH); install it, e.g. `apt-get install bubblewrap`, "
+                "and run the grader as root")
+    import subprocess
+
+    args = bwrap_args(bwrap, SandboxSpec(), work_src=None, files={}) + ["--", sys.executable, "-S", "-c", "pass"]
+    try:
+        process = subprocess.run(args, capture_output=True, text=True, timeout=60,
+                                 env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"bubblewrap ({bwrap}) could not run: {exc}"
+    if process.returncode != 0:
+        why = (process.stderr.strip().splitlines() or ["no message"])[-1][:300]
+        return f"bubblewrap ({bwrap}) cannot build the sandbox: {why}; in a container, allow unshare and mount"
+    return None
+
+
 @cache
 def isolation_problem() -> str | None:
     """``None`` when kernels can be isolated; otherwise the reason, for the instructor to read."""
-    return _probe_namespaces()
+    return _probe_namespaces() or _probe_bwrap()
 
 
 def can_isolate() -> bool:
@@ -233,64 +251,115 @@ def data_dir() -> str:
     return os.path.realpath(os.environ.get("TFDS_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets"))
 
 
-def needed_paths(spec: SandboxSpec) -> list[str]:
-    """Folders the kernel must read: Python, the venv, the course checkout, the data.
+def find_bwrap() -> str | None:
+    """The ``bwrap`` executable (``GRADER_BWRAP`` overrides the lookup; pointing it nowhere simulates its absence)."""
+    override = os.environ.get("GRADER_BWRAP")
+    if override is not None:
+        return override if override and os.access(override, os.X_OK) else None
+    return shutil.which("bwrap") or ("/usr/bin/bwrap" if os.access("/usr/bin/bwrap", os.X_OK) else None)
 
-    Any of them may live under ``/tmp`` (CI runners clone there) or under a folder other
-    users cannot enter (``/root``): :func:`kernel_main` binds each one back, read-only,
-    into the kernel's mount namespace, wherever it is.
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def library_paths() -> list[str]:
+    """The course library the kernel imports: only the checkout's packages, never the checkout itself.
+
+    The checkout also holds ``solutions/`` (the hidden tests), ``.git`` and ``build/``
+    (gradebooks, results); an allow-list of two packages cannot leak them.
     """
-    candidates = [sys.base_prefix, sys.prefix, os.path.dirname(os.path.realpath(sys.executable)), str(COURSE_ROOT),
-                  str(data_dir()), *spec.expose]
+    return [str(COURSE_ROOT / name) for name in LIBRARY_PACKAGES if (COURSE_ROOT / name).is_dir()]
+
+
+def needed_paths(spec: SandboxSpec) -> list[str]:
+    """Folders the kernel must read, outside the system folders: Python, the venv, the course library, the data.
+
+    Each is bound read-only at its own (symlink-resolved) path, wherever it lives — under
+    ``/tmp`` (CI runners clone there) or under ``/root`` (pyenv) alike; nothing around it
+    comes along.
+    """
+    candidates = [sys.base_prefix, sys.prefix, os.path.dirname(os.path.realpath(sys.executable)),
+                  *library_paths(), data_dir(), *spec.expose]
     found = {os.path.realpath(p) for p in candidates if p and os.path.isdir(p)}
-    # A folder inside another needed folder comes back with it (binds are recursive).
-    outer = [p for p in found if not any(p != q and p.startswith(q.rstrip(os.sep) + os.sep) for q in found)]
+    found = {p for p in found if not any(_inside(p, s) for s in SYSTEM_DIRS)}
+    # A folder inside another needed folder comes with it (binds are recursive).
+    outer = [p for p in found if not any(p != q and _inside(p, q) for q in found)]
     return sorted(outer, key=lambda p: (p.count(os.sep), p))
 
 
-def _under(path: str, roots: tuple[str, ...]) -> bool:
-    return any(path == root or path.startswith(root + os.sep) for root in roots)
+def bwrap_args(bwrap: str, spec: SandboxSpec, work_src: str | None, files: dict[str, int]) -> list[str]:
+    """bubblewrap's command line for one kernel: an allow-list view of the machine, nothing else.
 
-
-def blocking_ancestor(path: str) -> str | None:
-    """The highest folder above ``path`` that other users cannot enter (e.g. ``/root``).
-
-    Must be called before the private ``/tmp`` is mounted (it stats the real folders).
+    The view is an empty root (read-only once built) holding: the system folders a Python
+    process needs and a few ``/etc`` files, read-only; :func:`needed_paths`, read-only; a
+    new ``/proc`` (new PID namespace) and a minimal ``/dev``; private, size-limited tmpfs
+    ``/tmp`` and ``/dev/shm`` (``/var/tmp`` points to ``/tmp``); the notebook's working
+    folder read-only at :data:`WORK_SRC` (copied into ``/tmp/work`` by :func:`inner_main`);
+    ``files`` (destination → readable fd: ``/etc/passwd`` without the host's users, …).
+    Paths in ``spec.hide`` that fall inside a bound folder are covered again. The network
+    namespace is the worker's (loopback only). bubblewrap sets ``no_new_privs`` and kills
+    the sandbox when the wrapper dies; the command starts as root with only the
+    capabilities :func:`inner_main` needs to prepare ``/tmp`` and drop to ``spec.uid``.
     """
-    parts = Path(path).parts
-    for i in range(2, len(parts)):
-        ancestor = os.path.join(*parts[:i])
-        if not os.stat(ancestor).st_mode & stat.S_IXOTH:
-            return ancestor
-    return None
+    args = [bwrap, "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--hostname", "grader",
+            "--unshare-cgroup-try", "--die-with-parent", "--cap-drop", "ALL"]
+    for cap in INNER_CAPS:
+        args += ["--cap-add", cap]
+    for folder in SYSTEM_DIRS:
+        if os.path.islink(folder):
+            args += ["--symlink", os.readlink(folder), folder]
+        elif os.path.isdir(folder):
+            args += ["--ro-bind", folder, folder]
+    for name in ETC_FILES:
+        args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+    for dest, fd in files.items():
+        args += ["--perms", "0644", "--ro-bind-data", str(fd), dest]
+    tmp_bytes = max(1 << 20, min(spec.tmp_bytes, spec.memory_bytes) if spec.memory_bytes > 0 else spec.tmp_bytes)
+    args += ["--proc", "/proc", "--dev", "/dev",
+             "--size", str(tmp_bytes), "--tmpfs", "/tmp", "--chmod", "1777", "/tmp",
+             "--size", str(min(tmp_bytes, SHM_BYTES)), "--tmpfs", "/dev/shm", "--chmod", "1777", "/dev/shm",
+             "--symlink", "../tmp", "/var/tmp"]
+    bound = needed_paths(spec)
+    for path in bound:
+        args += ["--ro-bind", path, path]
+    if work_src is not None:
+        args += ["--ro-bind", work_src, WORK_SRC]
+    # bwrap makes the folders leading to a bind 0700 (root's): let the kernel's uid walk them, nothing more.
+    targets = [*bound, *([WORK_SRC] if work_src is not None else [])]
+    ancestors = {str(p) for path in targets for p in Path(path).parents if str(p) != "/"}
+    for folder in sorted(ancestors - set(bound) - {"/tmp", "/dev"}, key=lambda p: (p.count(os.sep), p)):
+        args += ["--chmod", "0755", folder]
+    for path in spec.hide:  # a secret inside an allowed folder (e.g. a results folder in the data folder)
+        if os.path.islink(path) or not os.path.exists(path) or not any(_inside(path, b) for b in bound):
+            continue
+        if os.path.isdir(path):
+            args += ["--perms", "0000", "--tmpfs", path, "--remount-ro", path]
+        else:
+            args += ["--ro-bind", "/dev/null", path]
+    return args + ["--remount-ro", "/", "--chdir", "/"]
 
 
-def reveal(path: str, fd: int) -> None:
-    """Bind the folder open as ``fd`` at ``path`` again, read-only, if a mount covered it."""
-    try:
-        here = os.stat(path)
-        there = os.fstat(fd)
-        if (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino):
-            return
-    except OSError:
-        pass
-    os.makedirs(path, mode=0o755, exist_ok=True)
-    mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
-    mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+def _pipe_with(data: bytes) -> int:
+    """A readable fd that yields ``data`` (at most a pipe's buffer, written before anyone reads)."""
+    if len(data) > 60_000:
+        raise ValueError(f"{len(data)} bytes do not fit a pipe's buffer")
+    read, write = os.pipe()
+    os.write(write, data)
+    os.close(write)
+    os.set_inheritable(read, True)
+    return read
 
 
-def hide_path(path: str) -> None:
-    """Cover ``path`` with something empty and read-only (inside our mount namespace)."""
-    if os.path.islink(path) or not os.path.exists(path):
-        return
-    if os.path.isdir(path):
-        mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0755")
-    else:
-        mount("/dev/null", path, None, MS_BIND)
-
-
-def _copy_tree(src: str, dst: str) -> None:
-    shutil.copytree(src, dst, symlinks=True, dirs_exist_ok=True)
+def _etc_files(spec: SandboxSpec) -> dict[str, bytes]:
+    """``/etc/passwd``, ``/etc/group`` and ``/etc/hosts`` of the view: the kernel's user, no host users."""
+    return {
+        "/etc/passwd": (f"root:x:0:0:root:/nonexistent:/usr/sbin/nologin\n"
+                        f"student:x:{spec.uid}:{spec.gid}:student:{HOME}:/usr/sbin/nologin\n"
+                        "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n").encode(),
+        "/etc/group": f"root:x:0:\nstudent:x:{spec.gid}:\nnogroup:x:65534:\n".encode(),
+        "/etc/hosts": b"127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n",
+    }
 
 
 def _connection_index(argv: list[str]) -> int:
@@ -304,83 +373,130 @@ def _exec(argv: list[str], env: dict[str, str]) -> None:
     os.execve(argv[0], argv, env)
 
 
-def kernel_main(spec_path: str, argv: list[str]) -> None:
-    """Start the kernel ``argv`` inside the sandbox described by ``spec_path``; never returns."""
-    spec = SandboxSpec.read(spec_path)
-    conn_at = _connection_index(argv)
-    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # the grader (worker) dies → so does the kernel
-    parent = int(os.environ.get("JPY_PARENT_PID") or 0)  # jupyter_client's pid, set when it launched us
-    if parent and os.getppid() != parent:  # it died before prctl: nobody would ever stop this kernel
-        os._exit(1)
-    if not (spec.isolate and can_isolate()):
-        set_limits(spec)
-        env = kernel_env(spec, home=os.environ.get("HOME", "/tmp"), tmp=os.environ.get("TMPDIR", "/tmp"))
-        _exec(argv, env)
-    connection = Path(argv[conn_at]).read_text(encoding="utf-8")
-    cwd_fd = os.open(os.getcwd(), os.O_RDONLY | os.O_DIRECTORY)
-    env = kernel_env(spec, home=HOME, tmp="/tmp")  # resolves symlinks (the data folder) before /tmp is replaced
-    needed = needed_paths(spec)
-    blocked = sorted({a for a in map(blocking_ancestor, needed) if a and not _under(a, PRIVATE_TMP)})
-    unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC)
-    mount(None, "/", None, MS_REC | MS_PRIVATE)
-    # Opened in the new namespace (a bind mount's source must be in it), before anything covers them.
-    needed_fds = {path: os.open(path, os.O_RDONLY | os.O_DIRECTORY) for path in needed}
-    for tmp in PRIVATE_TMP:
-        if os.path.isdir(tmp):
-            mount("tmpfs", tmp, "tmpfs", MS_NOSUID | MS_NODEV, f"size={spec.tmp_bytes},mode=1777")
-    for folder in blocked:  # e.g. /root: hides its contents; the needed folders inside come back below
-        mount("tmpfs", folder, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
-    for path, fd in needed_fds.items():  # the course checkout, the venv, Python, the data: read-only
-        reveal(path, fd)
-        os.close(fd)
-    _copy_tree(f"/proc/self/fd/{cwd_fd}", WORK)  # the fd still reaches the now-covered folder
-    os.close(cwd_fd)
-    os.makedirs(HOME, exist_ok=True)
-    Path(CONNECTION).write_text(connection, encoding="utf-8")
-    for path in spec.hide:
-        hide_path(path)
-    for root in (WORK, HOME):
-        for dirpath, dirnames, filenames in os.walk(root):
-            for name in [dirpath, *(os.path.join(dirpath, n) for n in dirnames + filenames)]:
-                os.lchown(name, spec.uid, spec.gid)
-    os.chown(CONNECTION, spec.uid, spec.gid)
-    os.chmod(CONNECTION, 0o600)
-    argv = list(argv)
-    argv[conn_at] = CONNECTION
-    child = os.fork()
-    if child == 0:
-        try:  # PID 1 of the new PID namespace: when it exits, everything it started dies
-            mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-            set_limits(spec)
-            os.setgroups([])
-            os.setgid(spec.gid)
-            os.setuid(spec.uid)
-            prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # cleared by setuid, so set again
-            prctl(PR_SET_NO_NEW_PRIVS, 1)
-            os.chdir(WORK)
-            log = os.open("/tmp/kernel.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            os.dup2(log, 1)  # raw writes to fd 1/2 stay in the sandbox's size-limited /tmp
-            os.dup2(log, 2)
-            os.close(log)
-            _exec(argv, env)
-        except BaseException as exc:  # noqa: BLE001 - report and die, never fall through
-            print(f"grader.sandbox.isolation: cannot start the kernel: {exc}", file=sys.stderr)
-        os._exit(127)
-    # The parent stays as a thin shim: jupyter_client signals the whole process group
-    # (SIGINT reaches the kernel directly); forward termination, mirror the exit status.
+def _wait_forwarding(child: int) -> int:
+    """Wait for ``child``, forwarding termination to it; its exit status.
+
+    jupyter_client signals the kernel's whole process group (SIGINT reaches the kernel
+    directly, so the wrapper ignores it) and SIGKILLs the group on shutdown.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
         signal.signal(signum, lambda s, _f: os.kill(child, s))
     while True:
         try:
             _, status = os.waitpid(child, 0)
-            break
+            return os.waitstatus_to_exitcode(status) & 0xFF
         except InterruptedError:
             continue
         except OSError as exc:
             if exc.errno != errno.EINTR:
                 raise
-    os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+
+
+def kernel_main(spec_path: str, argv: list[str]) -> None:
+    """Start the kernel ``argv`` inside the sandbox described by ``spec_path``; never returns.
+
+    Isolated (``spec.isolate``, decided by the worker): create the kernel's cgroup when
+    ``spec.limits`` names one, then fork bubblewrap (:func:`bwrap_args`) into it and wait;
+    when the sandbox ends, whatever is left in the cgroup is killed and the cgroup removed.
+    A sandbox that cannot be built fails the kernel (never a silent downgrade: the result
+    says ``isolated``). Otherwise (``limits-only``): the resource limits and the clean
+    environment, then ``exec`` the kernel as the grader's own user.
+    """
+    spec = SandboxSpec.read(spec_path)
+    conn_at = _connection_index(argv)
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # the grader (worker) dies → so does the kernel
+    parent = int(os.environ.get("JPY_PARENT_PID") or 0)  # jupyter_client's pid, set when it launched us
+    if parent and os.getppid() != parent:  # it died before prctl: nobody would ever stop this kernel
+        os._exit(1)
+    if not spec.isolate:
+        set_limits(spec)
+        env = kernel_env(spec, home=os.environ.get("HOME", "/tmp"), tmp=os.environ.get("TMPDIR", "/tmp"))
+        _exec(argv, env)
+    bwrap = find_bwrap()
+    if bwrap is None:
+        print("grader.sandbox.isolation: cannot start the kernel: bwrap (bubblewrap) is missing", file=sys.stderr)
+        os._exit(127)
+    connection = Path(argv[conn_at]).read_text(encoding="utf-8")
+    env = kernel_env(spec, home=HOME, tmp="/tmp")  # resolves symlinks (the data folder) on the host
+    argv = list(argv)
+    argv[conn_at] = CONNECTION
+    plan = {"spec": asdict(spec), "argv": argv, "env": env, "connection": connection}
+    plan_fd = _pipe_with(json.dumps(plan).encode())
+    files = {dest: _pipe_with(data) for dest, data in _etc_files(spec).items()}
+    args = bwrap_args(bwrap, spec, work_src=os.getcwd(), files=files)
+    args += ["--", sys.executable, "-s", "-B", "-m", "grader.sandbox", "inner", str(plan_fd)]
+    group = None
+    if spec.limits in ("cgroup-v1", "cgroup-v2"):
+        from grader.sandbox.cgroups import KernelCgroup
+
+        try:
+            group = KernelCgroup.create(spec.limits, spec.memory_bytes, spec.nproc)
+        except OSError as exc:
+            print(f"grader.sandbox.isolation: cannot create the kernel's {spec.limits} cgroup: {exc}", file=sys.stderr)
+            os._exit(127)
+    child = os.fork()
+    if child == 0:
+        try:
+            if group is not None:
+                group.join()  # before bwrap: the sandbox, the kernel and all it forks are charged here
+            # jupyter_client interrupts a kernel by SIGINT to its whole process group: bwrap must not die
+            # of it (that kills the sandbox); inner_main restores the default for the kernel itself.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            os.execve(bwrap, args, {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONPATH": str(COURSE_ROOT)})
+        except BaseException as exc:  # noqa: BLE001 - report and die, never fall through
+            print(f"grader.sandbox.isolation: cannot start bwrap: {exc}", file=sys.stderr)
+        os._exit(127)
+    for fd in (plan_fd, *files.values()):
+        os.close(fd)
+    status = _wait_forwarding(child)
+    if group is not None:
+        group.remove()
+    os._exit(status)
+
+
+def inner_main(plan_fd: int) -> None:
+    """Inside bubblewrap, as root with a few capabilities: prepare ``/tmp``, drop to the kernel's uid, exec.
+
+    Copies the working folder into the private ``/tmp/work``, writes the connection file
+    (readable by the kernel's uid only), sets the ``RLIMIT``\\ s, drops to ``spec.uid``
+    (which clears every capability) with ``no_new_privs``, sends raw fd 1/2 to
+    ``/tmp/kernel.log`` and ``exec``\\ s the kernel with the environment of :func:`kernel_env`.
+    """
+    with os.fdopen(plan_fd, "rb") as fh:
+        plan = json.loads(fh.read())
+    spec = SandboxSpec(**plan["spec"])
+    try:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.path.isdir(WORK_SRC):
+            shutil.copytree(WORK_SRC, WORK, symlinks=True, dirs_exist_ok=True)
+        os.makedirs(WORK, exist_ok=True)
+        os.makedirs(HOME, exist_ok=True)
+        Path(CONNECTION).write_text(plan["connection"], encoding="utf-8")
+        for root in (WORK, HOME):
+            for dirpath, dirnames, filenames in os.walk(root):
+                for name in [dirpath, *(os.path.join(dirpath, n) for n in dirnames + filenames)]:
+                    os.lchown(name, spec.uid, spec.gid)
+        os.chown(CONNECTION, spec.uid, spec.gid)
+        os.chmod(CONNECTION, 0o600)
+        set_limits(spec)
+        os.setgroups([])
+        os.setgid(spec.gid)
+        os.setuid(spec.uid)
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # cleared by setuid, so set again
+        prctl(PR_SET_NO_NEW_PRIVS, 1)
+        os.chdir(WORK)
+        if spec.log_output:
+            log = os.open("/tmp/kernel.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            os.dup2(log, 1)  # raw writes to fd 1/2 stay in the sandbox's size-limited /tmp
+            os.dup2(log, 2)
+            os.close(log)
+        os.closerange(3, 65536)  # nothing of the grader's open files reaches student code
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # ignored by bwrap (see kernel_main): the kernel's own again
+        _exec(plan["argv"], plan["env"])
+    except BaseException as exc:  # noqa: BLE001 - report and die, never fall through
+        print(f"grader.sandbox.isolation: cannot start the kernel: {exc}", file=sys.stderr)
+    os._exit(127)
 
 
 def write_kernelspec(folder: Path, spec_path: Path) -> Path:
@@ -409,7 +525,10 @@ def main(argv: list[str]) -> None:
     if len(argv) >= 3 and argv[0] == "kernel" and "--" in argv:
         split = argv.index("--")
         kernel_main(argv[1], argv[split + 1:])
-    raise SystemExit("usage: python -m grader.sandbox kernel SPEC.json -- KERNEL-COMMAND...")
+    if len(argv) == 2 and argv[0] == "inner" and argv[1].isdigit():
+        inner_main(int(argv[1]))
+    raise SystemExit("usage: python -m grader.sandbox kernel SPEC.json -- KERNEL-COMMAND... "
+                     "(any command with '-f CONNECTION-FILE')")
 
 
 if __name__ == "__main__":
