@@ -202,6 +202,20 @@ def read_features(dataset: tf.data.Dataset, keys: tuple[str, ...] | list[str] | 
     return {key: pad_genres(value) for key, value in columns.items()}
 
 
+def feature_columns(data: tf.data.Dataset | dict, keys: tuple[str, ...]) -> dict[str, tf.Tensor]:
+    """The columns ``keys`` as tensors, from a raw dataset or from a dict ``read_features`` made.
+
+    Every later builder and trainer takes either form through this one adapter, so a caller
+    can read a split once and pass the dict around instead of reading the dataset again.
+    """
+    if isinstance(data, tf.data.Dataset):
+        return read_features(data, keys)
+    missing = [key for key in keys if key not in data]
+    if missing:
+        raise ValueError(f"features {missing} are missing; got {sorted(data)}")
+    return {key: pad_genres(data[key]) if key == "movie_genres" else tf.convert_to_tensor(data[key]) for key in keys}
+
+
 # %%
 train_features = read_features(train)
 movie_features = read_features(movies)
@@ -1115,10 +1129,8 @@ class CandidateTower(tf.keras.Model):
 
 
 def _columns(data: tf.data.Dataset | dict, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """NumPy columns of ``keys`` from a raw dataset or a ``read_features`` dict."""
-    if isinstance(data, tf.data.Dataset):
-        data = read_features(data, keys)
-    return {key: np.asarray(data[key]) for key in keys}
+    """NumPy copies of :func:`feature_columns` (the tower builders compute statistics with NumPy)."""
+    return {key: np.asarray(value) for key, value in feature_columns(data, keys).items()}
 
 
 def build_query_tower(

@@ -328,8 +328,7 @@ from movierec.preprocessing import (
     QUERY_FEATURES,
     build_candidate_tower,
     build_query_tower,
-    pad_genres,
-    read_features,
+    feature_columns,
 )
 from movierec.setup import quick_mode
 
@@ -439,16 +438,6 @@ class RetrievalModel(tfrs.Model):
 # rating.
 
 # %% tags=["export"]
-def _columns(data: tf.data.Dataset | dict, keys: tuple[str, ...]) -> dict[str, tf.Tensor]:
-    """Tensor columns of ``keys`` from a raw dataset of feature dicts or a ``read_features`` dict."""
-    if isinstance(data, tf.data.Dataset):
-        return read_features(data, keys)
-    missing = [key for key in keys if key not in data]
-    if missing:
-        raise ValueError(f"features {missing} are missing; got {sorted(data)}")
-    return {key: pad_genres(data[key]) if key == "movie_genres" else tf.convert_to_tensor(data[key]) for key in keys}
-
-
 def train_retrieval_model(
     train: tf.data.Dataset | dict,
     movies: tf.data.Dataset | dict,
@@ -508,8 +497,8 @@ def train_retrieval_model(
     """
     tf.keras.utils.set_random_seed(seed)
     keys = QUERY_FEATURES + CANDIDATE_FEATURES if features else ("user_id", "movie_id")
-    columns = _columns(train, keys)
-    catalogue = _columns(movies, CANDIDATE_FEATURES)
+    columns = feature_columns(train, keys)
+    catalogue = feature_columns(movies, CANDIDATE_FEATURES)
     query_tower = build_query_tower(
         columns,
         embedding_dim=embedding_dim,
@@ -530,7 +519,7 @@ def train_retrieval_model(
     size = int(columns["movie_id"].shape[0])
     batches = tf.data.Dataset.from_tensor_slices(columns).shuffle(size, seed=seed).batch(batch_size)
     if validation_data is not None:
-        validation_data = tf.data.Dataset.from_tensor_slices(_columns(validation_data, keys)).batch(batch_size)
+        validation_data = tf.data.Dataset.from_tensor_slices(feature_columns(validation_data, keys)).batch(batch_size)
     callbacks = []
     if epochs is None and validation_data is not None:
         epochs = max_epochs if max_epochs is not None else (2 if quick_mode() else 15)
@@ -566,7 +555,7 @@ def evaluate_top_k(model: RetrievalModel, test: tf.data.Dataset | dict, *, batch
     Returns:
         ``{k: accuracy}`` for each k of the model's metric (``TOP_KS`` by default).
     """
-    columns = _columns(test, QUERY_FEATURES + CANDIDATE_FEATURES)
+    columns = feature_columns(test, QUERY_FEATURES + CANDIDATE_FEATURES)
     result = model.evaluate(tf.data.Dataset.from_tensor_slices(columns).batch(batch_size), return_dict=True, verbose=0)
     name = model.task.factorized_metrics[0].name
     return {k: float(result[f"{name}/top_{k}_categorical_accuracy"]) for k in model.ks}
@@ -589,7 +578,7 @@ def candidate_embeddings(
         shape ``(n, embedding_dim)``, row ``i`` belonging to ``keys[i]``. Ready for
         ``BruteForce.index(vectors, keys)`` or an Annoy index.
     """
-    catalogue = _columns(movies, CANDIDATE_FEATURES)
+    catalogue = feature_columns(movies, CANDIDATE_FEATURES)
     vectors = model.candidate_tower(catalogue).numpy().astype(np.float32)
     return catalogue[key].numpy(), vectors
 

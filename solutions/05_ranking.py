@@ -498,7 +498,7 @@ plot_curves({"tutorial model, Adagrad 0.1": baseline_curves}, "The tutorial base
 import numpy as np
 import tensorflow as tf
 
-from movierec.preprocessing import GENRE_PAD, NUM_GENRES, pad_genres, read_features, release_year
+from movierec.preprocessing import GENRE_PAD, NUM_GENRES, pad_genres, release_year
 
 RANKING_FEATURES = (
     "user_id",
@@ -638,16 +638,6 @@ class FeatureEncoder(tf.keras.layers.Layer):
         return tf.concat(parts, axis=1)
 
 
-def _ranking_columns(data: tf.data.Dataset | dict, keys: tuple[str, ...]) -> dict[str, tf.Tensor]:
-    """Tensor columns of ``keys`` from a raw dataset of feature dicts or a ``read_features`` dict."""
-    if isinstance(data, tf.data.Dataset):
-        return read_features(data, keys)
-    missing = [key for key in keys if key not in data]
-    if missing:
-        raise ValueError(f"features {missing} are missing; got {sorted(data)}")
-    return {key: pad_genres(data[key]) if key == "movie_genres" else tf.convert_to_tensor(data[key]) for key in keys}
-
-
 # %% [markdown]
 # The model puts the pieces together. Its network $f$ has two optional branches that
 # both start from the encoder's vector $\mathbf{x}_0$: a **deep** branch (ReLU layers
@@ -663,6 +653,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
+from movierec.preprocessing import feature_columns
 from movierec.setup import quick_mode
 
 
@@ -789,8 +780,8 @@ def train_ranking_model(
         training), ``curves`` (the per-epoch ``rmse``/``val_rmse`` of the early-stopping
         run, or ``None``), ``best_epoch`` (or ``None``) and ``epochs_trained``.
     """
-    columns = _ranking_columns(train, RANKING_FEATURES + ("user_rating",))
-    catalogue = _ranking_columns(movies, ("movie_title",))
+    columns = feature_columns(train, RANKING_FEATURES + ("user_rating",))
+    catalogue = feature_columns(movies, ("movie_title",))
     encoder_options = dict(
         embedding_dim=embedding_dim, side_features=side_features, history=history, timestamp=timestamp
     )
