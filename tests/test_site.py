@@ -290,6 +290,21 @@ def test_results_read_like_a_paper_table():
     assert "retrieval.popularity" not in "".join(rows), "no internal metric keys as labels"
 
 
+def test_syllabus_shows_measured_values_beside_the_targets(tmp_path, monkeypatch):
+    lessons = {lesson.slug: lesson for lesson in WRITTEN}
+    monkeypatch.setattr(site_pages, "METRICS", tmp_path)
+    plain = site_pages.syllabus_page(lessons)
+    assert "| Ranking, best model: test RMSE | ≤ 0.92 |" in plain and "| measured |" not in plain
+    if not lessons:
+        return
+    slug = next(iter(lessons))
+    (tmp_path / f"{slug}.jsonl").write_text(
+        json.dumps({"name": "ranking.best.rmse", "value": 0.9, "unit": ""}) + "\n", encoding="utf-8")
+    shown = site_pages.syllabus_page(lessons)
+    assert "| Ranking, best model: test RMSE | ≤ 0.92 | 0.9 | " in shown and "pass" in shown
+    assert "| Annoy index: recall@10 | ≥ 0.95 | — |" in shown, "a bar not measured yet says so"
+
+
 def test_search_index_has_no_raw_tex(site):
     docs = json.loads((site / "search" / "search_index.json").read_text(encoding="utf-8"))["docs"]
     tex = re.compile(r"\\\(|\\\[|\\(?:frac|mathbf|langle|sum)\b")

@@ -376,9 +376,29 @@ def syllabus_page(existing: dict[str, Lesson]) -> str:
              "## What the finished course achieves", "",
              "`make course` runs every reference solution and checks these bars; the numbers come "
              "from the lessons themselves (`movierec.report.record`).", "",
-             "| metric | bar | why it matters |", "| --- | --- | --- |"]
-    rows += [f"| `{bar.metric}` | {bar.op} {bar.threshold:g} | {bar.why} |" for bar in BARS]
+             ]
+    measured = measured_metrics(existing)
+    if measured:
+        rows += ["| result | target | measured | | why it matters |", "| --- | --- | ---: | --- | --- |"]
+    else:
+        rows += ["| result | target | why it matters |", "| --- | --- | --- |"]
+    for bar in BARS:
+        entry = measured.get(bar.metric)
+        unit = (entry or {}).get("unit") or ("s" if bar.metric.endswith(".seconds") else "")
+        target = f"{html.escape(_OP_SIGNS.get(bar.op, bar.op))} {format_value(bar.threshold, unit)}"
+        if entry is not None:
+            rows.append(f"| {metric_label(bar.metric)} | {target} | {format_value(entry['value'], unit)} | "
+                        f"{bar_verdict(bar, entry['value'])} | {bar.why} |")
+        elif measured:
+            rows.append(f"| {metric_label(bar.metric)} | {target} | — | | {bar.why} |")
+        else:
+            rows.append(f"| {metric_label(bar.metric)} | {target} | {bar.why} |")
     return "\n".join(rows) + "\n"
+
+
+def measured_metrics(existing: dict[str, Lesson]) -> dict[str, dict]:
+    """Every number the reference runs recorded (``make course``), by name; empty without a run."""
+    return {entry["name"]: entry for lesson in existing.values() for entry in read_metrics(lesson)}
 
 
 def lesson_references(lesson: Lesson) -> str | None:
