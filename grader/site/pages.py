@@ -226,13 +226,15 @@ def render_outputs(cell: nbformat.NotebookNode, slug: str, index: int, figures: 
         data = output.get("data", {})
         if kind in ("display_data", "execute_result") and "image/png" in data:
             name = f"figures/{slug}-{index}-{n}.png"
-            figures[f"lessons/{name}"] = base64.b64decode(data["image/png"])
+            png = figures[f"lessons/{name}"] = base64.b64decode(data["image/png"])
             context.count += 1
             title = figure_title(cell.get("source", ""))
-            section = plain_math(context.heading) or "the lesson"
+            section = re.sub(r"^\d+\.\s*", "", plain_math(context.heading)) or "the lesson"
             alt = title or f"Plot of the reference run: {section}, figure {context.count}"
             caption = f"Figure {context.count}. " + (title or f"{section} — from the reference run")
-            image = f"![{escape_alt(alt)}]({name}){{ loading=lazy }}"
+            size = png_size(png)  # the page reserves the figure's space before it loads
+            dims = f" width={size[0]} height={size[1]}" if size else ""
+            image = f"![{escape_alt(alt)}]({name}){{ loading=lazy{dims} }}"
             parts.append(f'<figure class="course-figure" markdown>\n\n{image}\n\n'
                          f"<figcaption>{html.escape(caption)}</figcaption>\n\n</figure>")
         elif kind == "stream" and output.get("name") == "stdout":
@@ -249,6 +251,13 @@ def render_outputs(cell: nbformat.NotebookNode, slug: str, index: int, figures: 
         parts.insert(0, '<pre class="cell-output" title="Output of the reference run"><code>'
                      + html.escape("\n".join(text_lines)) + "</code></pre>")
     return parts
+
+
+def png_size(png: bytes) -> tuple[int, int] | None:
+    """Width and height from a PNG's header."""
+    if png[:8] != b"\x89PNG\r\n\x1a\n" or len(png) < 24:
+        return None
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
 
 
 def escape_alt(text: str) -> str:
