@@ -11,6 +11,11 @@ notebook the build published (fetched from the server and read with ``nbformat``
 It also searches for "Annoy" and flips the dark/light toggle. A screenshot of each
 page is saved in ``build/screenshots/``.
 
+Legibility is checked the way a reader notices it, at desktop width and on a 400 px
+phone: no code block wider than its container (lessons are formatted to 120 characters),
+exercise code as large as other code, diagram text at least 11 px, and every figure with
+an alt text of its own and a caption. A lesson is also shot at phone width and in dark mode.
+
 Without Chromium (a student's laptop) the test skips and says why; in CI (``CI=true``)
 it fails instead, because ``.ci/run`` installs Chromium.
 """
@@ -47,6 +52,8 @@ CHROMIUM_ARGS = [
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",  # offline, whatever the machine's network
 ]
 VIEWPORT = {"width": 1280, "height": 860}
+PHONE = {"width": 400, "height": 860}
+MIN_TEXT_PX = 11  # the smallest diagram or code text a reader can take in without zooming
 TIMEOUT_MS = 30_000
 # mkdocs-material renders each diagram into a *closed* shadow root; opening it lets the
 # test see the SVG. It changes nothing else on the page.
@@ -131,9 +138,8 @@ class Visit:
     external: list[str] = field(default_factory=list)  # requests that left the machine (blocked)
 
 
-@pytest.fixture(scope="module")
-def open_page(browser, server):
-    """Open a page of the site in one shared context (so the browser cache works as a reader's does).
+def _opener(browser, server, **context_options):
+    """Open pages of the site in one shared context (so the browser cache works as a reader's does).
 
     Chromium resolves no host but 127.0.0.1, so a page that needs anything off the
     machine breaks here exactly as it would offline; every such request is recorded.
@@ -141,7 +147,7 @@ def open_page(browser, server):
     GitHub's API): it is decoration, and the theme shows the page without it.
     """
     badge = f"https://api.github.com/repos/{publish_settings().repository}"
-    context = browser.new_context(viewport=VIEWPORT)
+    context = browser.new_context(**{"viewport": VIEWPORT, **context_options})
     context.add_init_script(OPEN_SHADOW_ROOTS)
     pages = []
 
@@ -169,10 +175,36 @@ def open_page(browser, server):
         assert response is not None and response.ok, f"{path}: HTTP {response and response.status}"
         return page, visit
 
+    def close():
+        for page in pages:
+            page.close()
+        context.close()
+
+    return open_, close
+
+
+@pytest.fixture(scope="module")
+def open_page(browser, server):
+    """Pages at desktop width (1280 px)."""
+    open_, close = _opener(browser, server)
     yield open_
-    for page in pages:
-        page.close()
-    context.close()
+    close()
+
+
+@pytest.fixture(scope="module")
+def open_phone_page(browser, server):
+    """Pages on a 400 px wide phone (a touch screen, as a phone reports itself)."""
+    open_, close = _opener(browser, server, viewport=PHONE, is_mobile=True, has_touch=True)
+    yield open_
+    close()
+
+
+@pytest.fixture(scope="module")
+def open_dark_page(browser, server):
+    """Pages for a reader whose system prefers dark mode (the palette follows it)."""
+    open_, close = _opener(browser, server, color_scheme="dark")
+    yield open_
+    close()
 
 
 def page_name(path: str) -> str:
@@ -321,3 +353,102 @@ def test_dark_mode_toggle(open_page):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SCREENSHOTS / "home-toggled-scheme.png")
     assert visit.errors == [], visit.errors
+
+
+LEGIBILITY = """() => {
+    const codes = [...document.querySelectorAll('.md-content pre:not(.cell-output):not(.mermaid) > code')];
+    const size = el => parseFloat(getComputedStyle(el).fontSize);
+    const inExercise = c => c.closest('.admonition, details');
+    const labels = [];
+    for (const host of document.querySelectorAll('div.mermaid')) {
+        const svg = host.shadowRoot && host.shadowRoot.querySelector('svg');
+        if (!svg) continue;
+        const box = svg.viewBox.baseVal;
+        const scale = box && box.width ? svg.getBoundingClientRect().width / box.width : 1;
+        for (const t of svg.querySelectorAll('text, foreignObject span, foreignObject div')) {
+            if (t.textContent.trim() && !t.querySelector('span, div'))
+                labels.push({text: t.textContent.trim().slice(0, 40), px: size(t) * scale});
+        }
+    }
+    return {
+        // a code block scrolls sideways, or reaches past the screen (on a phone, blocks run edge to edge)
+        overflowing: codes.filter(c => c.scrollWidth > c.clientWidth + 1 ||
+                                  c.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
+                          .map(c => c.textContent.trim().split('\\n')[0].slice(0, 60)),
+        exercise: [...new Set(codes.filter(inExercise).map(size))],
+        other: [...new Set(codes.filter(c => !inExercise(c)).map(size))],
+        labels,
+        figures: [...document.querySelectorAll('.md-content figure')].map(f => {
+            const img = f.querySelector('img');
+            const cap = f.querySelector('figcaption');
+            return {alt: img ? img.alt : '', caption: cap ? cap.textContent.trim() : '',
+                    width: img ? img.getBoundingClientRect().width : 0,
+                    column: f.closest('.md-content__inner').getBoundingClientRect().width,
+                    zoom: !!(img && img.closest('a.glightbox'))};
+        }),
+    };
+}"""
+LEGIBLE_PAGES = [""] + [f"lessons/{slug}/" for slug in sorted(WRITTEN)]
+
+
+def check_legibility(page, path: str, static: str, code_fits: bool = True) -> dict:
+    """What a reader notices. ``code_fits``: the screen is wide enough for the lessons' 120 columns
+    (on a phone a code block scrolls sideways inside itself, keeping Python's indentation)."""
+    wait_for_diagrams(page, path, static.count('class="mermaid"'))
+    seen = page.evaluate(LEGIBILITY)
+    if code_fits:
+        assert seen["overflowing"] == [], f"{path}: code blocks wider than their container: {seen['overflowing'][:3]}"
+    sizes = set(seen["exercise"]) | set(seen["other"])
+    assert len(sizes) <= 1, f"{path}: exercise code {seen['exercise']} px, other code {seen['other']} px"
+    assert all(size >= MIN_TEXT_PX for size in sizes), f"{path}: code text of {sizes} px"
+    small = [label for label in seen["labels"] if label["px"] < MIN_TEXT_PX]
+    assert not small, f"{path}: diagram text under {MIN_TEXT_PX} px: {small[:3]}"
+    alts = [figure["alt"] for figure in seen["figures"]]
+    for figure in seen["figures"]:
+        assert figure["alt"] and figure["alt"] != "Figure from the reference run", f"{path}: a generic alt text"
+        assert figure["caption"], f"{path}: a figure without a caption ({figure['alt']})"
+        assert figure["zoom"], f"{path}: a figure that does not open in the lightbox ({figure['alt']})"
+        assert figure["width"] >= 0.95 * figure["column"] - 40, f"{path}: a figure narrower than the column"
+    assert len(set(alts)) == len(alts), f"{path}: figures share an alt text: {alts}"
+    return seen
+
+
+@pytest.mark.parametrize("path", LEGIBLE_PAGES, ids=[page_name(p) for p in LEGIBLE_PAGES])
+def test_pages_are_legible_at_desktop_width(open_page, served_site, path):
+    page, visit = open_page(path)
+    seen = check_legibility(page, path, (served_site / path / "index.html").read_text(encoding="utf-8"))
+    if path == "":
+        assert seen["labels"], "the home page's diagrams have text labels"
+
+
+@pytest.mark.parametrize("path", LEGIBLE_PAGES, ids=[page_name(p) for p in LEGIBLE_PAGES])
+def test_pages_are_legible_on_a_phone(open_phone_page, served_site, path):
+    page, visit = open_phone_page(path)
+    assert page.evaluate("() => window.innerWidth") == PHONE["width"]
+    check_legibility(page, path, (served_site / path / "index.html").read_text(encoding="utf-8"), code_fits=False)
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"], \
+        f"{path}: the page itself scrolls sideways on a phone"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / f"phone-{page_name(path)}.png")
+    shown = page.locator("div.mermaid, .md-content .admonition.question, .md-content .highlight").first
+    if shown.count():  # what legibility is about: a diagram or code on the phone's screen
+        shown.scroll_into_view_if_needed()
+        page.screenshot(path=SCREENSHOTS / f"phone-{page_name(path)}-code.png")
+    assert visit.errors == [] and visit.external == [], visit
+
+
+def test_a_lesson_in_dark_mode(open_dark_page, served_site):
+    path = f"lessons/{sorted(WRITTEN)[-1]}/" if WRITTEN else ""
+    page, visit = open_dark_page(path)
+    assert page.evaluate("() => document.body.getAttribute('data-md-color-scheme')") == "slate", \
+        "a reader who prefers dark mode gets the dark palette"
+    check_legibility(page, path, (served_site / path / "index.html").read_text(encoding="utf-8"))
+    background = page.evaluate("() => getComputedStyle(document.body).backgroundColor")
+    assert background != "rgb(255, 255, 255)", "the page is dark"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / f"dark-{page_name(path)}.png")
+    exercise = page.locator(".md-content .admonition.question").first
+    if exercise.count():
+        exercise.scroll_into_view_if_needed()
+        page.screenshot(path=SCREENSHOTS / f"dark-{page_name(path)}-exercise.png")
+    assert visit.errors == [] and visit.external == [], visit

@@ -246,8 +246,9 @@ def test_lesson_page_shows_the_reference_run_or_says_how_to_get_it(tmp_path, mon
                 if c.cell_type == "code" and not site_pages.is_exercise(c) and not site_pages.is_test(c)
                 and "setup" not in site_pages.tags(c))
     executed.cells[demo].outputs = [
-        nbformat.v4.new_output("stream", name="stdout", text="[metric] demo.value = 0.5\n"),
+        nbformat.v4.new_output("stream", name="stdout", text="a printed line\n[metric] demo.value = 0.5\n"),
         nbformat.v4.new_output("display_data", data={"image/png": base64.b64encode(PIXEL).decode()}),
+        nbformat.v4.new_output("execute_result", data={"text/plain": "84.83563096500531"}, execution_count=1),
     ]
     (tmp_path / "executed").mkdir()
     stale = nbformat.v4.new_notebook(cells=executed.cells[:-1])  # a run of an older version of the lesson
@@ -260,10 +261,58 @@ def test_lesson_page_shows_the_reference_run_or_says_how_to_get_it(tmp_path, mon
         json.dumps({"name": "demo.value", "value": 0.5, "unit": ""}) + "\n", encoding="utf-8")
     shown = site_pages.lesson_page(lesson, settings)
     assert list(shown.figures.values()) == [PIXEL], "the figure of the reference run is published"
-    assert f"![Figure from the reference run](figures/{lesson.slug}-{demo}-1.png)" in shown.markdown
-    assert "| `demo.value` | 0.5 |" in shown.markdown, "the metrics table"
-    assert "[metric] demo.value = 0.5" in shown.markdown, "printed results under their cell"
+    figure = re.search(r'<figure class="course-figure" markdown>\s*!\[([^\]]+)\]\(([^)]+)\)'
+                       r".*?<figcaption>(.+?)</figcaption>", shown.markdown, re.S)
+    assert figure and figure[2] == f"figures/{lesson.slug}-{demo}-1.png", "the figure is on the page"
+    assert figure[1] != "Figure from the reference run" and len(figure[1]) > 20, "a real alt text"
+    assert figure[3].startswith("Figure 1."), "a numbered caption"
+    assert "| Demo: value | 0.5 |" in shown.markdown, "the recorded number, labelled, after its cell"
+    assert shown.markdown.index("a printed line") < shown.markdown.index("| Demo: value |")
+    assert "[metric]" not in shown.markdown and "84.835" not in shown.markdown, "no metric lines or echoed values"
+    assert 'class="cell-output"' in shown.markdown, "outputs are styled as outputs, not code"
     assert site_pages.NO_RESULTS not in shown.markdown and site_pages.STALE_RESULTS not in shown.markdown
+    assert shown.markdown.count("make course") <= 1, "no per-cell nags"
+
+
+def test_results_read_like_a_paper_table():
+    """Human labels, the quality bar beside a barred number, pass/fail — and "slow" for a time bar."""
+    table = site_pages.results_table([
+        {"name": "ranking.best.rmse", "value": 0.91, "unit": ""},
+        {"name": "ranking.best.seconds", "value": 392.0, "unit": "s"},
+        {"name": "ranking.baseline.rmse", "value": 1.2, "unit": ""},
+        {"name": "retrieval.popularity.top_10", "value": 0.04, "unit": ""},
+    ])
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert rows[0].startswith("| Ranking, best model: test RMSE | 0.91 | ≤ 0.92 |") and "pass" in rows[0]
+    assert "392 s" in rows[1] and "&lt; 120 s" in rows[1] and "slow" in rows[1] and "fail" not in rows[1]
+    assert "fail" in rows[2], "a gated bar that is missed fails"
+    assert rows[3].startswith("| Retrieval, popularity: top-10 accuracy | 0.04 |")
+    assert "retrieval.popularity" not in "".join(rows), "no internal metric keys as labels"
+
+
+def test_syllabus_shows_measured_values_beside_the_targets(tmp_path, monkeypatch):
+    lessons = {lesson.slug: lesson for lesson in WRITTEN}
+    monkeypatch.setattr(site_pages, "METRICS", tmp_path)
+    plain = site_pages.syllabus_page(lessons)
+    assert "| Ranking, best model: test RMSE | ≤ 0.92 |" in plain and "| measured |" not in plain
+    if not lessons:
+        return
+    slug = next(iter(lessons))
+    (tmp_path / f"{slug}.jsonl").write_text(
+        json.dumps({"name": "ranking.best.rmse", "value": 0.9, "unit": ""}) + "\n", encoding="utf-8")
+    shown = site_pages.syllabus_page(lessons)
+    assert "| Ranking, best model: test RMSE | ≤ 0.92 | 0.9 | " in shown and "pass" in shown
+    assert "| Annoy index: recall@10 | ≥ 0.95 | — |" in shown, "a bar not measured yet says so"
+
+
+def test_search_index_has_no_raw_tex(site):
+    docs = json.loads((site / "search" / "search_index.json").read_text(encoding="utf-8"))["docs"]
+    tex = re.compile(r"\\\(|\\\[|\\(?:frac|mathbf|langle|sum)\b")
+    raw = [d["location"] for d in docs if tex.search(d["text"] + d["title"])]
+    assert not raw, f"raw TeX in the search index: {raw[:5]}"
+    formula = r"\[ s(q, c) = \langle \mathbf{u}(q), \mathbf{v}(c) \rangle \]"
+    assert site_pages.plain_math(formula) == "s(q, c) = ⟨ u(q), v(c) ⟩"
+    assert site_pages.plain_math(r"\(\frac{1}{B}\sum_{i=1}^{B} x_i\)") == "1/BΣ_i=1^B x_i"
 
 
 def test_workflows_build_publish_and_test_with_the_readme_commands():

@@ -10,14 +10,19 @@ and downloadable notebooks exist only in the build, so they can never go stale.
   exists, a "coming soon" page otherwise), the syllabus, figures of the reference run,
   the student notebooks and scripts, and the vendored JavaScript.
 * ``on_page_markdown``: the references page gathers every lesson's References section.
-* ``on_page_content``: formulas in headings read as plain text in the table of contents.
+* ``on_page_content``: formulas in headings read as plain text in the table of contents;
+  mermaid diagrams are drawn at their natural size (legible text, scrolling sideways when
+  wider than the page) instead of being shrunk to the column.
+* ``on_post_build``: the search index holds plain text, not raw TeX (snippets read cleanly).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
+from pathlib import Path
 
 import nbformat
 from mkdocs.structure.files import File, Files
@@ -47,6 +52,11 @@ def existing_lessons() -> dict:
 
 
 AUTHOR_PAGES = ("authoring.md",)  # in the repository and in an instructor build, not in the student site
+# mermaid shrinks a diagram to the column by default (labels of 4–10 px); drawn at its natural
+# size its text keeps mermaid's 16 px font and the diagram scrolls sideways on a narrow screen.
+MERMAID_INIT = '%%{init: {"flowchart": {"useMaxWidth": false}, "sequence": {"useMaxWidth": false}}}%%'
+MERMAID_BLOCK = re.compile(r'(<pre class="mermaid"><code>)(?!%%\{init)')
+MERMAID_SOURCE = re.compile(r"<pre><code>%%\{init.*?</code></pre>", re.S)  # a diagram's source: no snippet
 LOOPBACK_LINK = re.compile(r'<a [^>]*href="https?://(?:127\.0\.0\.1|localhost)[^"]*"[^>]*>(.*?)</a>', re.S)
 
 
@@ -145,6 +155,7 @@ def on_page_content(html: str, page, config, files):
     machine: they are shown as code, not as links a reader would follow from the public site.
     """
     html = LOOPBACK_LINK.sub(lambda m: f"<code>{m[1]}</code>", html)
+    html = MERMAID_BLOCK.sub(lambda m: m[1] + MERMAID_INIT + "\n", html)
 
     def clean(items):
         for item in items:
@@ -153,3 +164,16 @@ def on_page_content(html: str, page, config, files):
 
     clean(page.toc)
     return html
+
+
+def on_post_build(config):
+    """Search snippets are plain text: ``\\(k\\)`` and display formulas become readable text."""
+    index = Path(config["site_dir"]) / "search" / "search_index.json"
+    if not index.exists():
+        return
+    data = json.loads(index.read_text(encoding="utf-8"))
+    for doc in data.get("docs", []):
+        for key in ("title", "text"):
+            if key in doc:
+                doc[key] = plain_math(MERMAID_SOURCE.sub("", doc[key]))
+    index.write_text(json.dumps(data, ensure_ascii=False, separators=(",", ":")), encoding="utf-8")

@@ -2,15 +2,18 @@
 
 Pages are built from ``lessons/NN_name.py`` — never from ``solutions/`` — so no
 reference answer or hidden test can reach the site. When ``make course`` has run,
-figures and short text outputs of the executed reference lesson are shown under the
-cells that produced them (those are results, not code), and the metrics the lesson
-recorded are shown in a table at the top of its page. Without that run the page says
-how to produce them.
+figures (captioned, with an alt text from the plot's title) and short text outputs of
+the executed reference lesson are shown under the cells that produced them (styled as
+output, not code), and the numbers a cell recorded (``movierec.report.record``) follow
+it as a small results table: a readable label, the value, and the quality bar with
+pass/fail where the course sets one. ``[metric]`` lines and bare echoed values are not
+repeated in the shown output. Without that run the page carries one short note.
 """
 
 from __future__ import annotations
 
 import base64
+import html
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,12 +28,10 @@ from grader.site.syllabus import SYLLABUS, Planned
 from movierec.report import read_records
 
 MAX_TEXT_LINES = 25
-SHOWN_METRICS = 8  # a longer metrics table starts folded
 NO_RESULTS = (
-    '!!! info "Results of the reference run"\n'
-    "    The figures and metric tables of the reference run are not in this build. Run\n"
-    "    `make course` (it executes every lesson's reference solution), then `make site`\n"
-    "    or `make serve`: they appear here, under the cells that produce them."
+    '<p class="course-note">The figures and measured results of the reference run are not part of '
+    "this build (they come from <code>make course</code>); the published course shows them under the "
+    "cells that produce them.</p>"
 )
 STALE_RESULTS = (
     '!!! info "Results of the reference run"\n'
@@ -46,17 +47,25 @@ class RenderedPage:
 
 
 _TEX_SYMBOLS = {r"\cdot": "·", r"\times": "×", r"\le": "≤", r"\leq": "≤", r"\ge": "≥", r"\geq": "≥",
-                r"\to": "→", r"\approx": "≈", r"\in": "∈", r"\ldots": "…", r"\dots": "…"}
+                r"\to": "→", r"\approx": "≈", r"\in": "∈", r"\ldots": "…", r"\dots": "…",
+                r"\langle": "⟨", r"\rangle": "⟩", r"\sum": "Σ", r"\log": "log", r"\exp": "exp",
+                r"\lVert": "‖", r"\rVert": "‖", r"\|": "‖", r"\alpha": "α", r"\lambda": "λ", r"\sigma": "σ",
+                r"\top": "ᵀ", r"\neq": "≠", r"\infty": "∞", r"\sqrt": "√", r"\quad": " ", r"\qquad": " "}
 
 
 def plain_math(text: str) -> str:
     """``top-\\(k\\)`` → ``top-k``: arithmatex's inline TeX as plain text, where MathJax does not run."""
 
     def detex(match: re.Match) -> str:
-        tex = re.sub(r"\\[a-zA-Z]+", lambda m: _TEX_SYMBOLS.get(m.group(0), ""), match.group(1))
+        tex = re.sub(r"([_^])\{([^{}]*)\}", r"\1\2", match.group(1))
+        for _ in range(3):  # \frac{a}{b} → a/b (nested ones too)
+            tex = re.sub(r"\\[dt]?frac\{([^{}]*)\}\{([^{}]*)\}", r"\1/\2", tex)
+        tex = re.sub(r"\\(?:begin|end)\{[a-z*]+\}|&|\\\\", " ", tex)
+        tex = re.sub(r"\\[a-zA-Z]+|\\\|", lambda m: _TEX_SYMBOLS.get(m.group(0), ""), tex)
         return re.sub(r"\s+", " ", re.sub(r"[{}]|\\(?=[ ,;!])", "", tex)).strip()
 
-    return re.sub(r"\\\((.+?)\\\)", detex, text)
+    text = re.sub(r"\\\[(.+?)\\\]", detex, text, flags=re.S)
+    return re.sub(r"\\\((.+?)\\\)", detex, text, flags=re.S)
 
 
 def indent(text: str, spaces: int = 4) -> str:
@@ -84,25 +93,87 @@ def read_metrics(lesson: Lesson) -> list[dict]:
     return read_records(METRICS / f"{lesson.slug}.jsonl")
 
 
-def metrics_table(metrics: list[dict]) -> str:
-    """An admonition with one row per recorded metric, and the quality bar it must meet, if any."""
+# Human labels for the numbers a lesson records; any other key gets a prettified label.
+LABELS = {
+    "retrieval.baseline.top_100": "Retrieval, id-only model: top-100 accuracy",
+    "retrieval.features.top_100": "Retrieval, feature-rich model: top-100 accuracy",
+    "retrieval.features.seconds": "Retrieval, feature-rich model: training time",
+    "retrieval.baseline.seconds": "Retrieval, id-only model: training time",
+    "ranking.baseline.rmse": "Ranking, id-only model: test RMSE",
+    "ranking.best.rmse": "Ranking, best model: test RMSE",
+    "ranking.best.seconds": "Ranking, best model: training time",
+    "annoy.recall_at_10": "Annoy index: recall@10",
+}
+_WORDS = {"rmse": "RMSE", "ndcg": "NDCG", "mae": "MAE", "qps": "queries/s", "seconds": "time", "mib": "MiB",
+          "dcn": "DCN", "api": "API", "tf": "TF", "ids": "ids", "k": "k"}
+METRIC_LINE = re.compile(r"^\[metric\] (\S+) = ")
+ECHOED_VALUE = re.compile(  # what a cell's last expression echoes that is no result: 84.83563096500531, None
+    r"^\s*(?:[-+]?(?:\d[\d_,]*\.?\d*|\.\d+)(?:e[-+]?\d+)?|nan|inf|None|<[^>\n]* at 0x[0-9a-f]+>)\s*$", re.I)
+
+
+def metric_label(name: str) -> str:
+    """``retrieval.popularity.top_10`` → ``Retrieval, popularity: top-10 accuracy``."""
+    if name in LABELS:
+        return LABELS[name]
+
+    def word(part: str) -> str:
+        top = re.fullmatch(r"top_(\d+)", part)
+        if top:
+            return f"top-{top[1]} accuracy"
+        at = re.fullmatch(r"(\w+?)_at_(\d+)", part)
+        if at:
+            return f"{_WORDS.get(at[1], at[1])}@{at[2]}"
+        return " ".join(_WORDS.get(w, w) for w in part.split("_"))
+
+    parts = [word(p) for p in name.split(".")]
+    head = ", ".join(parts[:-1]) if len(parts) > 1 else ""
+    label = f"{head}: {parts[-1]}" if head else parts[-1]
+    return label[:1].upper() + label[1:]
+
+
+def format_value(value: float | int, unit: str = "") -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        shown = str(value)
+    elif isinstance(value, int) or float(value).is_integer() and abs(value) >= 1000:
+        shown = f"{int(value):,}"
+    elif abs(value) >= 100:
+        shown = f"{value:,.0f}"
+    else:
+        shown = f"{value:.4g}"
+    return f"{shown} {unit}".strip()
+
+
+_OP_SIGNS = {"<=": "≤", ">=": "≥", "<": "<", ">": ">"}
+
+
+def bar_verdict(bar, value: float) -> str:
+    status, _ = bar.check({bar.metric: value})
+    if status == "pass":
+        return '<span class="result-pass">✔ pass</span>'
+    if status == "slow":  # wall-clock bars are reported, not gated: machine load moves them
+        return '<span class="result-slow">◷ slow (not gated)</span>'
+    return '<span class="result-fail">✘ fail</span>'
+
+
+def results_table(entries: list[dict]) -> str:
+    """The numbers one cell recorded, as a paper would show them: label, value, bar, verdict."""
     bars = {bar.metric: bar for bar in BARS}
-    with_bars = any(entry["name"] in bars for entry in metrics)
-    rows = ["| metric | value |" + (" quality bar |" if with_bars else ""),
-            "| --- | ---: |" + (" --- |" if with_bars else "")]
-    for entry in metrics:
-        value = entry["value"]
-        shown = f"{value:,}" if isinstance(value, int) else f"{value:.4g}"
-        unit = f" {entry['unit']}" if entry.get("unit") else ""
-        row = f"| `{entry['name']}` | {shown}{unit} |"
-        if with_bars:
-            bar = bars.get(entry["name"])
-            row += f" {bar.op} {bar.threshold:g} ({bar.why}) |" if bar else " |"
+    with_bars = any(entry["name"] in bars for entry in entries)
+    head = "| result | value |" + (" target | |" if with_bars else "")
+    rows = [head, "| --- | ---: |" + (" --- | --- |" if with_bars else "")]
+    for entry in entries:
+        unit = entry.get("unit") or ""
+        row = f"| {metric_label(entry['name'])} | {format_value(entry['value'], unit)} |"
+        bar = bars.get(entry["name"])
+        if with_bars and bar:
+            target = f"{html.escape(_OP_SIGNS.get(bar.op, bar.op))} {format_value(bar.threshold, unit)}"
+            row += f" {target} | {bar_verdict(bar, entry['value'])} |"
+        elif with_bars:
+            row += " | |"
         rows.append(row)
-    intro = "What this lesson measured when `make course` ran its reference solution:"
-    fold = "!!!" if len(metrics) <= SHOWN_METRICS else "???"  # a long table starts folded
-    title = f"Results of the reference run ({len(metrics)} metrics)"
-    return f'{fold} abstract "{title}"\n    {intro}\n\n' + indent("\n".join(rows))
+    names = " ".join(entry["name"] for entry in entries)
+    opening = f'<div class="course-results" markdown data-metrics="{html.escape(names)}">'
+    return opening + "\n\n" + "\n".join(rows) + "\n\n</div>"
 
 
 def plural(count: float, noun: str) -> str:
@@ -121,7 +192,33 @@ def test_points(nb: nbformat.NotebookNode) -> dict[str, float]:
     return points
 
 
-def render_outputs(cell: nbformat.NotebookNode, slug: str, index: int, figures: dict[str, bytes]) -> list[str]:
+def shown_text(lines: list[str]) -> list[str]:
+    """Printed output without ``[metric]`` lines (the results table shows those numbers)."""
+    return [line for line in lines if not METRIC_LINE.match(line)]
+
+
+_TITLE_CALL = re.compile(r"""\.(?:suptitle|set_title|title)\(\s*f?(["'])(.+?)\1""")
+
+
+def figure_title(source: str) -> str | None:
+    """The plot's own title, read from the cell's ``suptitle``/``set_title``/``title`` call."""
+    titles = [m[2] for m in _TITLE_CALL.finditer(source) if "{" not in m[2]]
+    if not titles:
+        return None
+    return titles[0] if len(titles) == 1 else "; ".join(dict.fromkeys(titles))
+
+
+@dataclass
+class FigureContext:
+    """What names a figure: the section it appears in, and how many figures came before it."""
+
+    heading: str = ""
+    count: int = 0
+
+
+def render_outputs(cell: nbformat.NotebookNode, slug: str, index: int, figures: dict[str, bytes],
+                   context: FigureContext | None = None) -> list[str]:
+    context = context or FigureContext()
     parts = []
     text_lines: list[str] = []
     for n, output in enumerate(cell.get("outputs", [])):
@@ -129,17 +226,51 @@ def render_outputs(cell: nbformat.NotebookNode, slug: str, index: int, figures: 
         data = output.get("data", {})
         if kind in ("display_data", "execute_result") and "image/png" in data:
             name = f"figures/{slug}-{index}-{n}.png"
-            figures[f"lessons/{name}"] = base64.b64decode(data["image/png"])
-            parts.append(f"![Figure from the reference run]({name})")
+            png = figures[f"lessons/{name}"] = base64.b64decode(data["image/png"])
+            context.count += 1
+            title = figure_title(cell.get("source", ""))
+            section = re.sub(r"^\d+\.\s*", "", plain_math(context.heading)) or "the lesson"
+            alt = title or f"Plot of the reference run: {section}, figure {context.count}"
+            caption = f"Figure {context.count}. " + (title or f"{section} — from the reference run")
+            size = png_size(png)  # the page reserves the figure's space before it loads
+            dims = f" width={size[0]} height={size[1]}" if size else ""
+            image = f"![{escape_alt(alt)}]({name}){{ loading=lazy{dims} }}"
+            parts.append(f'<figure class="course-figure" markdown>\n\n{image}\n\n'
+                         f"<figcaption>{html.escape(caption)}</figcaption>\n\n</figure>")
         elif kind == "stream" and output.get("name") == "stdout":
             text_lines += output.get("text", "").splitlines()
         elif kind == "execute_result" and "text/plain" in data:
-            text_lines += data["text/plain"].splitlines()
+            if not ECHOED_VALUE.match(data["text/plain"]):  # a bare echoed number is no result
+                text_lines += data["text/plain"].splitlines()
+    text_lines = shown_text(text_lines)
+    while text_lines and not text_lines[-1].strip():
+        text_lines.pop()
     if text_lines:
         if len(text_lines) > MAX_TEXT_LINES:
             text_lines = text_lines[:MAX_TEXT_LINES] + [f"... ({len(text_lines) - MAX_TEXT_LINES} more lines)"]
-        parts.insert(0, fenced("\n".join(text_lines), "text"))
+        parts.insert(0, '<pre class="cell-output" title="Output of the reference run"><code>'
+                     + html.escape("\n".join(text_lines)) + "</code></pre>")
     return parts
+
+
+def png_size(png: bytes) -> tuple[int, int] | None:
+    """Width and height from a PNG's header."""
+    if png[:8] != b"\x89PNG\r\n\x1a\n" or len(png) < 24:
+        return None
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+
+
+def escape_alt(text: str) -> str:
+    return re.sub(r"([\[\]\\])", r"\\\1", text).replace('"', "'")
+
+
+def recorded_names(cell: nbformat.NotebookNode) -> list[str]:
+    """The metric names a cell's output shows as ``[metric] name = value`` (``movierec.report.record``)."""
+    names = []
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "stream":
+            names += [m[1] for m in map(METRIC_LINE.match, output.get("text", "").splitlines()) if m]
+    return list(dict.fromkeys(names))
 
 
 def executed_outputs(lesson: Lesson, student: nbformat.NotebookNode) -> list | None:
@@ -159,20 +290,23 @@ def lesson_page(lesson: Lesson, settings: CourseSettings, student_path: Path | N
     nb = read_source(student_path or lesson.student)
     points = test_points(nb)
     ran = executed_outputs(lesson, nb)
+    metrics = {entry["name"]: entry for entry in read_metrics(lesson)}
+    placed: set[str] = set()
     figures: dict[str, bytes] = {}
+    context = FigureContext()
     blocks: list[str] = []
     for index, cell in enumerate(nb.cells):
         if cell.cell_type == "markdown":
             blocks.append(cell.source)
+            headings = [line.lstrip("#").strip() for line in cell.source.splitlines() if line.startswith("#")]
+            if headings:
+                context.heading = headings[-1]
             if index == 0:
                 blocks.append(links(lesson, settings))
-                metrics = read_metrics(lesson)
                 if ran is None and (EXECUTED / f"{lesson.slug}.ipynb").exists():
                     blocks.append(STALE_RESULTS)
                 elif ran is None and not metrics:
                     blocks.append(NO_RESULTS)
-                if metrics:
-                    blocks.append(metrics_table(metrics))
             continue
         if cell.cell_type != "code" or not cell.source.strip():
             continue
@@ -192,8 +326,35 @@ def lesson_page(lesson: Lesson, settings: CourseSettings, student_path: Path | N
         else:
             blocks.append(fenced(cell.source))
         if ran is not None and not is_test(cell) and not is_exercise(cell):
-            blocks += render_outputs(ran[index], lesson.slug, index, figures)
+            blocks += render_outputs(ran[index], lesson.slug, index, figures, context)
+        if ran is not None:  # the numbers this cell recorded, where the text discusses them
+            here = [metrics.get(name) or parsed_metric(ran[index], name) for name in recorded_names(ran[index])
+                    if name not in placed]
+            here = [entry for entry in here if entry is not None]
+            if here:
+                placed.update(entry["name"] for entry in here)
+                blocks.append(results_table(here))
+    rest = [entry for name, entry in metrics.items() if name not in placed]
+    if rest and ran is None and not (EXECUTED / f"{lesson.slug}.ipynb").exists():
+        blocks.insert(2, "Measured when `make course` ran the reference solution:\n\n" + results_table(rest))
+    elif rest:
+        blocks.append("## Other measured results\n\n" + results_table(rest))
     return RenderedPage("\n\n".join(blocks) + "\n", figures)
+
+
+def parsed_metric(cell: nbformat.NotebookNode, name: str) -> dict | None:
+    """A recorded number read back from its ``[metric] name = value unit`` line (no metrics file)."""
+    for output in cell.get("outputs", []):
+        for line in output.get("text", "").splitlines() if output.get("output_type") == "stream" else []:
+            match = re.match(rf"^\[metric\] {re.escape(name)} = (\S+)\s*(.*)$", line)
+            if match:
+                try:
+                    value = float(match[1])
+                except ValueError:
+                    return None
+                return {"name": name, "value": int(value) if value.is_integer() and "." not in match[1] else value,
+                        "unit": match[2].strip()}
+    return None
 
 
 def placeholder_page(planned: Planned) -> str:
@@ -224,9 +385,29 @@ def syllabus_page(existing: dict[str, Lesson]) -> str:
              "## What the finished course achieves", "",
              "`make course` runs every reference solution and checks these bars; the numbers come "
              "from the lessons themselves (`movierec.report.record`).", "",
-             "| metric | bar | why it matters |", "| --- | --- | --- |"]
-    rows += [f"| `{bar.metric}` | {bar.op} {bar.threshold:g} | {bar.why} |" for bar in BARS]
+             ]
+    measured = measured_metrics(existing)
+    if measured:
+        rows += ["| result | target | measured | | why it matters |", "| --- | --- | ---: | --- | --- |"]
+    else:
+        rows += ["| result | target | why it matters |", "| --- | --- | --- |"]
+    for bar in BARS:
+        entry = measured.get(bar.metric)
+        unit = (entry or {}).get("unit") or ("s" if bar.metric.endswith(".seconds") else "")
+        target = f"{html.escape(_OP_SIGNS.get(bar.op, bar.op))} {format_value(bar.threshold, unit)}"
+        if entry is not None:
+            rows.append(f"| {metric_label(bar.metric)} | {target} | {format_value(entry['value'], unit)} | "
+                        f"{bar_verdict(bar, entry['value'])} | {bar.why} |")
+        elif measured:
+            rows.append(f"| {metric_label(bar.metric)} | {target} | — | | {bar.why} |")
+        else:
+            rows.append(f"| {metric_label(bar.metric)} | {target} | {bar.why} |")
     return "\n".join(rows) + "\n"
+
+
+def measured_metrics(existing: dict[str, Lesson]) -> dict[str, dict]:
+    """Every number the reference runs recorded (``make course``), by name; empty without a run."""
+    return {entry["name"]: entry for lesson in existing.values() for entry in read_metrics(lesson)}
 
 
 def lesson_references(lesson: Lesson) -> str | None:
