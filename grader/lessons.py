@@ -154,6 +154,27 @@ def _read_notebook(text: str) -> nbformat.NotebookNode:
     return nb
 
 
+def imported_modules(source: str) -> set[str]:
+    """Dotted module names a piece of Python source imports (``from a.b import c`` gives ``a.b`` and ``a.b.c``).
+
+    ``a.b.c`` is included because ``c`` may itself be a module; unparsable source imports nothing.
+    """
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return found
+
+
 def nbgrader_meta(cell: nbformat.NotebookNode) -> dict:
     """The cell's nbgrader metadata, or an empty dict for ordinary cells (and for metadata that is not a mapping)."""
     metadata = cell.get("metadata", {})

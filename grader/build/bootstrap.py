@@ -55,19 +55,10 @@ def colab_requirements(serving: bool = True) -> list[str]:
 
 def needs_serving(sources: list[str]) -> bool:
     """Whether lesson code imports the serving stack (so its Colab bootstrap installs it)."""
-    import ast
+    from grader.lessons import imported_modules
 
-    for source in sources:
-        try:
-            tree = ast.parse(source)
-        except SyntaxError:
-            continue
-        for node in ast.walk(tree):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
-            if any(name == m or name.startswith(m + ".") for name in names for m in SERVING_IMPORTS):
-                return True
-    return False
+    names = set().union(*map(imported_modules, sources)) if sources else set()
+    return any(name == m or name.startswith(m + ".") for name in names for m in SERVING_IMPORTS)
 
 
 _TEMPLATE = '''\

@@ -41,7 +41,6 @@ class Run:
     results: list[Result]
     graded: int
     reused: int
-    releases: Release
     started: float  # results graded before this were reused from the store
 
 
@@ -128,4 +127,4 @@ def grade(
     totals = {lesson.slug: release.max_points(lesson.slug) for lesson in lessons}
     run_jobs(todo, workers, workspace, results, config, list(hide or []), progress=progress, max_points=totals)
     found = [Result.read(results, entry.student, entry.lesson.slug) for entry in entries]
-    return Run([r for r in found if r is not None], len(todo), reused, release, started)
+    return Run([r for r in found if r is not None], len(todo), reused, started)

@@ -232,8 +232,8 @@ class GradingSlot:
         except (UnreadableLesson, OSError) as exc:
             result.status, result.reason = "invalid", str(exc)
             return self._finish(result, start)
-        _, problems = check_locked_cells(
-            nb, release.student_notebook(job.lesson), release.source_notebook(job.lesson))
+        _, problems = check_locked_cells(  # reported only: what runs is built from the release below
+            nb, release.student_notebook(job.lesson), release.source_notebook(job.lesson), restore=False)
         result.tampered = list(problems)
         nb, notes = answers_into_release(nb, release.student_notebook(job.lesson))
         result.note = "; ".join(filter(None, [result.note, *notes]))

@@ -147,23 +147,10 @@ def sha256_file(path: Path) -> str:
 
 def _movierec_imports(source: str) -> set[str]:
     """The ``movierec`` modules a piece of Python source imports (``movierec.x`` → ``x``)."""
-    import ast
+    from grader.lessons import imported_modules
 
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return set()
-    found = set()
-    for node in ast.walk(tree):
-        names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-            [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
-        for name in names:
-            parts = name.split(".")
-            if parts[0] == "movierec":
-                found.add(parts[1] if len(parts) > 1 else "__init__")
-        if isinstance(node, ast.ImportFrom) and node.module == "movierec":
-            found |= {a.name for a in node.names}
-    return found
+    parts = [name.split(".") for name in imported_modules(source)]
+    return {p[1] if len(p) > 1 else "__init__" for p in parts if p[0] == "movierec"}
 
 
 def library_hash(sources: list[str] | None = None) -> str:
