@@ -13,7 +13,7 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from movierec.preprocessing import GENRE_PAD, NUM_GENRES, feature_columns, pad_genres, release_year
-from movierec.setup import quick_mode
+from movierec.setup import quick_mode, training_slice
 
 # --- from solutions/05_ranking.py, section: 5. The library ranking model: side features, biases, and a recipe
 RANKING_FEATURES = (
@@ -266,7 +266,7 @@ def train_ranking_model(
             the model and train it on all of ``train`` for 1.1 times the best epoch
             count. An integer trains on all of ``train`` for exactly that many epochs,
             with no validation. In ``quick_mode()``, ``None`` means at most 2 epochs and
-            no refit.
+            no refit, and any setting trains on a slice of the rows.
         seed: seeds weights and shuffling, so a run repeats exactly.
         batch_size, learning_rate: Adam settings.
         embedding_dim, side_features, history, timestamp: passed to :class:`FeatureEncoder`.
@@ -278,7 +278,7 @@ def train_ranking_model(
         training), ``curves`` (the per-epoch ``rmse``/``val_rmse`` of the early-stopping
         run, or ``None``), ``best_epoch`` (or ``None``) and ``epochs_trained``.
     """
-    columns = feature_columns(train, RANKING_FEATURES + ("user_rating",))
+    columns = training_slice(feature_columns(train, RANKING_FEATURES + ("user_rating",)))
     catalogue = feature_columns(movies, ("movie_title",))
     encoder_options = dict(
         embedding_dim=embedding_dim, side_features=side_features, history=history, timestamp=timestamp

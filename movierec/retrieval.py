@@ -18,7 +18,7 @@ from movierec.preprocessing import (
     build_query_tower,
     feature_columns,
 )
-from movierec.setup import quick_mode
+from movierec.setup import quick_mode, training_slice
 
 # --- from solutions/04_retrieval.py, section: Exercise 3 (2 points): `compute_loss`
 TOP_KS = (1, 10, 50, 100)
@@ -146,7 +146,8 @@ def train_retrieval_model(
             id-only towers (user and movie embeddings only).
         epochs: passes over the training data. ``None`` means: with
             ``validation_data``, **early stopping** — train up to ``max_epochs``
-            (default 15, or 2 in ``movierec.setup.quick_mode()``), stop when the
+            (default 15, or 2 in ``movierec.setup.quick_mode()``, which also trains and
+            validates on a slice of the rows), stop when the
             validation top-100 accuracy has not improved for ``patience`` epochs, and
             keep the weights of the best epoch (``model.best_epoch``); without it, 3
             epochs, or 1 in quick mode.
@@ -175,7 +176,7 @@ def train_retrieval_model(
     """
     tf.keras.utils.set_random_seed(seed)
     keys = QUERY_FEATURES + CANDIDATE_FEATURES if features else ("user_id", "movie_id")
-    columns = feature_columns(train, keys)
+    columns = training_slice(feature_columns(train, keys))
     catalogue = feature_columns(movies, CANDIDATE_FEATURES)
     query_tower = build_query_tower(
         columns,
@@ -197,7 +198,9 @@ def train_retrieval_model(
     size = int(columns["movie_id"].shape[0])
     batches = tf.data.Dataset.from_tensor_slices(columns).shuffle(size, seed=seed).batch(batch_size)
     if validation_data is not None:
-        validation_data = tf.data.Dataset.from_tensor_slices(feature_columns(validation_data, keys)).batch(batch_size)
+        validation_data = tf.data.Dataset.from_tensor_slices(
+            training_slice(feature_columns(validation_data, keys))
+        ).batch(batch_size)
     callbacks = []
     if epochs is None and validation_data is not None:
         epochs = max_epochs if max_epochs is not None else (2 if quick_mode() else 15)

@@ -47,13 +47,25 @@ def seed_everything(seed: int = DEFAULT_SEED, tensorflow: bool = True) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
+QUICK_TRAINING_ROWS = 16_384
+
+
 def quick_mode() -> bool:
     """True when ``COURSE_QUICK=1``: the test suite runs lessons with small budgets.
 
-    Lessons use it to shorten training (fewer epochs) so ``make test`` stays fast;
+    Lessons use it to shorten training (fewer epochs, and the course's trainers read at
+    most ``QUICK_TRAINING_ROWS`` training rows) so ``make test`` stays fast: a quick run
+    checks that every cell runs and every exercise is graded, not how good a model gets.
     ``make course`` runs the full budgets whose numbers the lesson text quotes.
     """
     return os.environ.get("COURSE_QUICK", "") == "1"
+
+
+def training_slice(columns: dict) -> dict:
+    """The training columns a trainer reads: all of them, or the first ``QUICK_TRAINING_ROWS`` in quick mode."""
+    if not quick_mode():
+        return columns
+    return {key: value[:QUICK_TRAINING_ROWS] for key, value in columns.items()}
 
 
 def setup_lesson(seed: int = DEFAULT_SEED, tensorflow: bool = True) -> None:

@@ -256,11 +256,17 @@ assert np.allclose(_zs, (_small - 25) / np.std(_small), atol=1e-4), f"on [10, 20
 # small gap is expected and harmless; section 6 shows when it is not.
 
 # %%
-normalizer = fit_timestamp_normalizer(train_features["timestamp"].numpy())
-test_timestamps = to_numpy(test, ("timestamp",))["timestamp"]
-z_test = normalizer(test_timestamps.astype(np.float64)).numpy()
-print(f"training mean {float(normalizer.mean.numpy().squeeze()):,.0f} s, std {float(np.sqrt(normalizer.variance.numpy().squeeze())):,.0f} s")
-print(f"z-scores on the test split: mean {z_test.mean():+.4f}, std {z_test.std():.4f}")
+try:
+    normalizer = fit_timestamp_normalizer(train_features["timestamp"].numpy())
+except NotImplementedError:  # one unsolved exercise must not stop the rest of the lesson
+    normalizer = None
+    print("fit_timestamp_normalizer() is exercise 1: once it is solved, the test split's z-scores appear here")
+if normalizer is not None:
+    test_timestamps = to_numpy(test, ("timestamp",))["timestamp"]
+    z_test = normalizer(test_timestamps.astype(np.float64)).numpy()
+    print(f"training mean {float(normalizer.mean.numpy().squeeze()):,.0f} s, "
+          f"std {float(np.sqrt(normalizer.variance.numpy().squeeze())):,.0f} s")
+    print(f"z-scores on the test split: mean {z_test.mean():+.4f}, std {z_test.std():.4f}")
 
 # %% [markdown]
 # ### 2.2 Buckets with `Discretization`
@@ -416,11 +422,14 @@ assert np.allclose(_noon, [0.0, -1.0], atol=1e-6), f"noon should be [0, -1], got
 
 # %%
 hours = (train_timestamps % 86_400) / 3600
-circle = hour_of_day_features(train_timestamps[:2000])
 fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
 left.hist(hours, bins=24, range=(0, 24), color="tab:blue")
 left.set(title="Training ratings by hour of the day", xlabel="hour (UTC)", ylabel="ratings")
-right.scatter(circle[:, 1], circle[:, 0], c=hours[:2000], cmap="twilight", s=8)
+try:
+    circle = hour_of_day_features(train_timestamps[:2000])
+    right.scatter(circle[:, 1], circle[:, 0], c=hours[:2000], cmap="twilight", s=8)
+except NotImplementedError:  # exercise 3 unsolved: the right panel waits for it
+    right.text(0.5, 0.5, "solve exercise 3\nto see this panel", ha="center", va="center")
 right.set(title="Hour of the day on the unit circle", xlabel="cos(angle)", ylabel="sin(angle)", aspect="equal")
 plt.tight_layout()
 plt.show()

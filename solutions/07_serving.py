@@ -2570,7 +2570,7 @@ def api_server(
 
 # %%
 load_users = [u.decode() for u in np.random.default_rng(42).permutation(user_feature_table(train)["user_id"])]
-seconds_per_level = 3 if QUICK else 8
+seconds_per_level = 1 if QUICK else 8
 runs = {}
 with api_server(models_base) as api_url:
     print("API running at", api_url, "->", requests.get(f"{api_url}/healthz", timeout=5).json()["model_versions"])
