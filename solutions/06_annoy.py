@@ -19,13 +19,20 @@
 # 1. see why exact top-$k$ costs $O(N \cdot d)$ per query;
 # 2. learn how Annoy's forest of random-projection trees works, and what its two knobs,
 #    `n_trees` and `search_k`, trade;
-# 3. pick the right metric (`dot`, `angular`) and see how inner-product search relates
-#    to cosine similarity;
+# 3. pick the right metric (`dot`, `angular`) and turn inner-product search into
+#    cosine search yourself, the reduction Annoy's `dot` metric relies on;
 # 4. index the trained movie embeddings, save the index and memory-map it back;
 # 5. measure recall@10 against exact search — with ties handled correctly — and plot
 #    the recall–speed trade-off;
 # 6. answer "more like this" queries, and wrap the index so it can replace TFRS's
 #    `BruteForce` layer in lessons 05 and 07.
+#
+# **Time.** Plan on about two and a half hours, not one: roughly an hour to read the
+# text and the library code it builds (sections 1 and 7 are long), an hour to an hour
+# and a half for the four exercises (10 points), and a few minutes of computation for
+# each run of the whole notebook — the model trains in section 3, and sections 1, 8
+# and 12 time searches over catalogues of up to a million vectors. The last code
+# cell prints how long your run took.
 
 # %% tags=["setup"]
 from movierec.setup import setup_lesson
@@ -34,6 +41,7 @@ setup_lesson()
 
 # %%
 import tempfile
+import time
 from functools import partial
 from pathlib import Path
 
@@ -47,6 +55,7 @@ from movierec.setup import quick_mode
 
 QUICK = quick_mode()
 print("quick mode:", QUICK)
+lesson_started = time.perf_counter()
 
 # %% [markdown]
 # ## 1. Exact top-k costs $O(N \cdot d)$ per query
@@ -221,8 +230,8 @@ assert QUICK or largest_qps < 100, f"exact search over a million items answered 
 # **Building one tree.** Take all items. Pick two of them at random (Annoy refines the
 # pair with a quick 2-means pass over a sample of items) and split the items by the
 # hyperplane halfway between the two: every item lands on one side or the other. Repeat on each side,
-# recursively, until a node holds at most about $d$ items (for $d = 32$ Annoy's leaves
-# hold up to 34 or 35 ids, exactly what fits in the bytes of one node). Every split
+# recursively, until a node holds at most about $d$ items (a leaf stores its ids in the
+# bytes a split would use for its vector, so it holds a couple more than $d$). Every split
 # depends on random choices, so each tree cuts space differently. Items close together
 # usually share a leaf, but two neighbours that happen to straddle a cut end up far
 # apart in the tree.
@@ -313,7 +322,7 @@ plt.show()
 # * `query_vectors`: the query tower's output for 1,000 held-out test ratings — "this
 #   user, at this moment" — which is what a recommender would search with.
 #
-# `train_retrieval_model` trains for 3 epochs, or a single one in quick mode
+# `train_retrieval_model` trains with lesson 04's default budget, or a single epoch in quick mode
 # (`COURSE_QUICK=1`): the quick vectors are worse recommenders, but everything in this
 # lesson works on them just the same.
 
@@ -348,6 +357,7 @@ distinct_rows = len(np.unique(item_vectors, axis=0))
 shared = len(item_vectors) - distinct_rows
 print(f"{len(item_vectors):,} movies, {distinct_rows:,} distinct vectors: {shared} movies repeat another's vector")
 record("annoy.movies", len(item_vectors))
+assert len(titles) - len(set(titles)) == 18, "MovieLens 100k lists 18 titles under two movie ids each"
 record("annoy.duplicate_vectors", shared)
 
 # %% [markdown]
@@ -1220,7 +1230,7 @@ few_trees = record("annoy.movielens.recall_search_k_100.fewest_trees", round(at_
 many_trees = record("annoy.movielens.recall_search_k_100.most_trees", round(at_100[max(tree_grid)], 3))
 print(f"at search_k=100: recall@10 {few_trees:.3f} with {min(tree_grid)} tree(s), {many_trees:.3f} with "
       f"{max(tree_grid)} trees: more trees {'bought' if many_trees > few_trees else 'did not buy'} recall here")
-assert QUICK or movielens_speedup < 1.5, f"on 1,682 movies Annoy was {movielens_speedup:.2f}x exact search"
+assert QUICK or movielens_speedup < 1, f"on 1,682 movies Annoy was {movielens_speedup:.2f}x exact search"
 
 # %% [markdown]
 # Read the plot from right to left along one line: a bigger `search_k` buys recall with
@@ -1237,7 +1247,8 @@ assert QUICK or movielens_speedup < 1.5, f"on 1,682 movies Annoy was {movielens_
 # Then compare with the dashed line. **For 1,682 movies, exact numpy search is about as
 # fast as Annoy, or faster, at any recall worth having**: `annoy.movielens.speedup_at_95`
 # is the throughput of the fastest Annoy setting with recall@10 ≥ 0.95 divided by exact
-# search's, and a full run asserts it stays below 1.5. Scoring 1,682 × 32 numbers takes microseconds and the whole matrix sits in
+# search's, and a full run asserts it stays below 1.
+# Scoring 1,682 × 32 numbers takes microseconds and the whole matrix sits in
 # the CPU cache, while every Annoy query pays for a priority queue, scattered memory
 # reads and the final re-scoring. ANN is a tool for large catalogues; section 12
 # shows where the break-even lies.
@@ -1714,6 +1725,7 @@ if benchmark.is_file():
             print(f"  verdict {name}: {verdict['claim']}: {'met' if verdict['met'] else 'NOT met'}")
 else:
     print("Run `python -m benchmarks.annoy_bench` from the repository root to measure the 1,000,000-item case.")
+record("annoy.run_minutes", round((time.perf_counter() - lesson_started) / 60, 1), "min")
 
 # %% [markdown]
 # **When does ANN pay off?** Roughly when all three hold:
