@@ -101,7 +101,7 @@ def queries_per_second(
     return n_queries / best
 
 
-# --- from solutions/06_annoy.py, section: Exercise 2 (3 points): tie-aware recall@k
+# --- from solutions/06_annoy.py, section: The library's version: `recall_from_vectors`
 def recall_from_vectors(found_ids, items: np.ndarray, queries: np.ndarray, k: int = 10, metric: str = "dot") -> float:
     """Tie-aware recall@k of ``found_ids`` (one id list per query), scoring items against queries in float64.
 
@@ -438,7 +438,7 @@ class AnnoyRetrieval:
         return tf.constant(scores), tf.constant(self.index.labels[positions].astype(str))
 
 
-# --- from solutions/06_annoy.py, section: Exercise 3 (2 points): the smallest `search_k` that reaches a target recall
+# --- from solutions/06_annoy.py, section: The library's version: `first_reaching`
 def first_reaching(measure: Callable[[int], float], candidates: Iterable[int], target: float) -> int:
     """The smallest of ``candidates`` whose ``measure`` is at least ``target``, by a linear scan from the smallest up.
 

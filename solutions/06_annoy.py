@@ -206,16 +206,17 @@ for n_items, ms in zip(sizes, ms_per_query):
     print(f"{n_items:>9,} items: {ms:7.3f} ms per query, {1000 / ms:9,.0f} queries per second")
 record("annoy.exact_scaling_exponent", round(float(slope), 2))
 largest_qps = record("annoy.exact_qps_largest_catalogue", round(1000 / ms_per_query[-1]))
-assert QUICK or 0.75 <= slope <= 1.25, f"exact search should scale about linearly, fitted slope {slope:.2f}"
+assert QUICK or 0.8 <= slope <= 1.5, f"exact search should scale about linearly, fitted slope {slope:.2f}"
 assert QUICK or largest_qps < 100, f"exact search over a million items answered {largest_qps} queries per second"
 
 # %% [markdown]
 # On a log–log plot a cost proportional to $N$ is a straight line of slope 1, and the
-# fitted slope (`annoy.exact_scaling_exponent`) comes out close to 1 (the cell asserts
-# it lies between 0.75 and 1.25 in a full run): exact search is linear in the catalogue
-# size. Departures from the line come from the CPU caches (a small catalogue fits in
-# them, a large one streams from memory) and from the fixed per-call overhead of Python
-# and numpy. At a million items (the full run's largest catalogue), a single core
+# fitted slope (`annoy.exact_scaling_exponent`) comes out near 1 (a full run asserts
+# it lies between 0.8 and 1.5): exact search is linear in the catalogue size. The fit
+# usually lands a little above 1, and the departures from the line have two causes: the
+# smallest catalogues fit in the CPU caches while the largest stream from memory, which
+# makes large catalogues dearer per item, and the fixed per-call overhead of Python and
+# numpy, which makes small ones dearer. At a million items (the full run's largest catalogue), a single core
 # answers fewer than a hundred requests per second
 # (`annoy.exact_qps_largest_catalogue`, also asserted).
 #
@@ -677,6 +678,8 @@ for _bad_call in (lambda: recall_at_k([[0]], np.vstack([_scores, _scores]), k=1)
 ### END HIDDEN TESTS
 
 # %% [markdown]
+# ### The library's version: `recall_from_vectors`
+#
 # The rest of the lesson measures every index with your `recall_at_k`. If you skipped
 # the exercise, it falls back to `recall_from_vectors` below, the course library's
 # version (exported to `movierec.annoy`, and used by the course benchmark). It takes the
@@ -1224,12 +1227,19 @@ fastest_good = max(good, key=lambda r: r["qps"])
 record("annoy.movielens.exact_qps", round(exact_qps))
 record("annoy.movielens.best_qps_at_95", round(fastest_good["qps"]))
 movielens_speedup = record("annoy.movielens.speedup_at_95", round(fastest_good["qps"] / exact_qps, 2))
-# More trees at an equal candidate budget: recall at search_k=100 with the fewest and the most trees.
-at_100 = {r["n_trees"]: r["recall"] for r in trade_off if r["search_k"] == 100}
-few_trees = record("annoy.movielens.recall_search_k_100.fewest_trees", round(at_100[min(tree_grid)], 3))
-many_trees = record("annoy.movielens.recall_search_k_100.most_trees", round(at_100[max(tree_grid)], 3))
-print(f"at search_k=100: recall@10 {few_trees:.3f} with {min(tree_grid)} tree(s), {many_trees:.3f} with "
-      f"{max(tree_grid)} trees: more trees {'bought' if many_trees > few_trees else 'did not buy'} recall here")
+# More trees at an equal candidate budget: the fewest against the most trees, at every search_k of the grid.
+recall_of = {(r["n_trees"], r["search_k"]): r["recall"] for r in trade_off}
+fewest, most = min(tree_grid), max(tree_grid)
+print(f"recall@10 at equal search_k, {fewest} tree(s) -> {most} trees:")
+for search_k in search_grid:
+    print(f"   search_k={search_k:>6,}: {recall_of[fewest, search_k]:.3f} -> {recall_of[most, search_k]:.3f}")
+record("annoy.movielens.recall_search_k_100.fewest_trees", round(recall_of[fewest, 100], 3))
+record("annoy.movielens.recall_search_k_100.most_trees", round(recall_of[most, 100], 3))
+more_trees_won = record("annoy.movielens.search_k_values_where_more_trees_won",
+                        sum(recall_of[most, k] > recall_of[fewest, k] for k in search_grid))
+more_trees_lost = sum(recall_of[most, k] < recall_of[fewest, k] for k in search_grid)
+print(f"more trees won at {more_trees_won} and lost at {more_trees_lost} of {len(search_grid)} search_k values")
+assert QUICK or (more_trees_won > 0 and more_trees_lost > 0), "the text says more trees win at some budgets, lose at others"
 assert QUICK or movielens_speedup < 1, f"on 1,682 movies Annoy was {movielens_speedup:.2f}x exact search"
 
 # %% [markdown]
@@ -1239,10 +1249,14 @@ assert QUICK or movielens_speedup < 1, f"on 1,682 movies Annoy was {movielens_sp
 # query, which raises recall. But `search_k` counts candidates *with repeats*: with many
 # trees the same movies are collected again and again, so a fixed budget holds fewer
 # distinct movies, while one tree with the same budget visits more leaves. Which effect
-# wins depends on the data; the last line the cell printed (the recorded
-# `annoy.movielens.recall_search_k_100.*`) says what happened on these movies at
-# `search_k=100`. More trees also raise Annoy's *default* `search_k`,
-# $k \cdot$ `n_trees`, and they cost build time and memory.
+# wins depends on the data and on the budget, and the cell prints both ends of the grid
+# side by side. On these movie vectors neither wins throughout: in a full run the most
+# trees beat a single tree at some `search_k` values and lose at others (the cell
+# counts both and asserts that each happens at least once;
+# `annoy.movielens.search_k_values_where_more_trees_won` is the first count). More
+# trees also raise Annoy's *default* `search_k`, $k \cdot$ `n_trees`, and they cost
+# build time and memory. The course benchmark makes the same comparison on larger
+# catalogues; section 12 prints its verdict when you have run it.
 #
 # Then compare with the dashed line. **For 1,682 movies, exact numpy search is about as
 # fast as Annoy, or faster, at any recall worth having**: `annoy.movielens.speedup_at_95`
@@ -1361,6 +1375,8 @@ else:
 ### END HIDDEN TESTS
 
 # %% [markdown]
+# ### The library's version: `first_reaching`
+#
 # The course library has the plain version of this search, `first_reaching`: it
 # measures the candidates from the smallest up and stops at the first that reaches the
 # target. It finds the same value, with up to one measurement per candidate instead of
