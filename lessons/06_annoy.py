@@ -512,12 +512,12 @@ def build_mips_index(vectors: np.ndarray, n_trees: int = 10, seed: int = 42) -> 
     raise NotImplementedError()
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_build_mips_index", "locked": true, "points": 3, "schema_version": 3, "solution": false, "checksum": "34ea1cf3cd50a14426adba1b99bf24b6", "cell_type": "code"}
+# %% nbgrader={"grade": true, "grade_id": "test_build_mips_index", "locked": true, "points": 3, "schema_version": 3, "solution": false, "checksum": "f30bbac55f8e0d5f89893a57e05b7e02", "cell_type": "code"}
 from movierec.checks import close as _close, equal as _equal, ints as _ints, plain as _plain
 
 _n, _d = item_vectors.shape
 _index = build_mips_index(item_vectors, n_trees=5, seed=42)
-assert isinstance(_index, annoy.AnnoyIndex), f"build_mips_index should return an annoy.AnnoyIndex, got {type(_index).__name__}"
+assert type(_index) is annoy.AnnoyIndex, f"build_mips_index should return an annoy.AnnoyIndex, got {type(_index).__name__}"
 assert _equal([_index.f, _index.get_n_items(), _index.get_n_trees()], [_d + 1, _n, 5]), (
     f"expected dimension {_d + 1} (one extra coordinate), {_n} items and 5 trees; got dimension {_index.f}, "
     f"{_index.get_n_items()} items, {_index.get_n_trees()} trees"
@@ -1430,7 +1430,7 @@ def more_like_this(index: annoy.AnnoyIndex, titles: list[str], title: str, n: in
     raise NotImplementedError()
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_more_like_this", "locked": true, "points": 2, "schema_version": 3, "solution": false, "checksum": "d24d5ae878ade83d2d8e3e3553add4f9", "cell_type": "code"}
+# %% nbgrader={"grade": true, "grade_id": "test_more_like_this", "locked": true, "points": 2, "schema_version": 3, "solution": false, "checksum": "017cfdd5bb0a8538d0bb02cefd4034b5", "cell_type": "code"}
 from movierec.checks import close as _close, plain as _plain
 
 _angular = MovieIndex.build(item_vectors, titles, metric="angular", n_trees=10, seed=42).annoy
@@ -1440,7 +1440,7 @@ _unit = item_vectors / np.linalg.norm(item_vectors, axis=1, keepdims=True)
 def _pairs(result) -> tuple[list[str], list[float]]:
     """more_like_this's answer as plain titles and Python floats."""
     assert isinstance(result, list), f"more_like_this should return a list, got {type(result).__name__}"
-    assert all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in result), (
+    assert all(type(p) is tuple and len(p) == 2 and type(p[0]) is str for p in result), (
         f"each entry should be a (title, similarity) tuple, got {result!r}"
     )
     return [p[0] for p in result], _plain([p[1] for p in result]).tolist()

@@ -137,6 +137,21 @@ RECALL = [
         recalls.append(np.sum(row[distinct] >= threshold) / k)
     return np.array(recalls)
 ''')),
+    # visible: the answer is copied into a plain float before it is compared (issue 13)
+    WrongAnswer(
+        "recall_at_k", "test_recall_at_k",
+        "cheat: an ndarray subclass whose comparisons always say equal",
+        '''
+class _AlwaysEqual(np.ndarray):
+    def __eq__(self, other):
+        return np.ones(np.shape(self), dtype=bool).view(_AlwaysEqual) if np.ndim(self) else True
+
+    __hash__ = None
+
+
+def recall_at_k(found_ids, scores, k=10, eps=1e-6):
+    return np.zeros(()).view(_AlwaysEqual)
+'''),
     # hidden: "eps must be honoured" (eps=0.2)
     WrongAnswer(
         "recall_at_k", "test_recall_at_k",
@@ -209,6 +224,21 @@ from movierec.annoy import first_reaching
 
 def smallest_search_k(recall_at, candidates, target=0.95):
     return first_reaching(recall_at, candidates, target)
+'''),
+    # visible: the answer is read as a plain int before it is compared (issue 13)
+    WrongAnswer(
+        "smallest_search_k", "test_smallest_search_k",
+        "cheat: an int subclass that equals everything",
+        '''
+class _Anything(int):
+    def __eq__(self, other):
+        return True
+
+    __hash__ = int.__hash__
+
+
+def smallest_search_k(recall_at, candidates, target=0.95):
+    return _Anything(0)
 '''),
     # visible: 951 instead of 950 (recall 0.95 reaches a target of 0.95)
     WrongAnswer(
