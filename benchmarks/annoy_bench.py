@@ -363,6 +363,20 @@ def verdict(sets: list[ItemSet], quick: bool) -> dict:
             "setting": asdict(best) if best else None,
             "met": bool(best and best.speedup_vs_exact_single >= 10),
         }
+    for item_set in sets:  # the lesson's trees-vs-search_k question, answered per item set
+        trees = [s.n_trees for s in item_set.settings]
+        fewest, most = min(trees, default=0), max(trees, default=0)
+        if fewest == most:
+            continue
+        recall = {(s.n_trees, s.search_k): s.recall_at_10 for s in item_set.settings}
+        shared = sorted(k for (t, k) in recall if t == fewest and (most, k) in recall)
+        out[f"{item_set.name}_trees_at_equal_search_k"] = {
+            "claim": f"at equal search_k, {most} trees give at least the recall@10 of {fewest}",
+            "search_k": shared,
+            f"recall_n_trees_{fewest}": [recall[(fewest, k)] for k in shared],
+            f"recall_n_trees_{most}": [recall[(most, k)] for k in shared],
+            "met": all(recall[(most, k)] >= recall[(fewest, k)] for k in shared),
+        }
     for name in ("movielens", "gaussian_20k" if quick else "gaussian_1m"):
         item_set = by_name.get(name)
         if item_set is None:

@@ -8,7 +8,7 @@ names the section of the lesson that explains it.
 import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +99,37 @@ def queries_per_second(
             if repeats == 1 and elapsed > min_seconds:
                 break
     return n_queries / best
+
+
+# --- from solutions/06_annoy.py, section: The library's version: `recall_from_vectors`
+def recall_from_vectors(found_ids, items: np.ndarray, queries: np.ndarray, k: int = 10, metric: str = "dot") -> float:
+    """Tie-aware recall@k of ``found_ids`` (one id list per query), scoring items against queries in float64.
+
+    A returned item is a hit when its exact score is at least the query's k-th best exact
+    score minus ``1e-6 * max(1, |k-th best|)``; only the first ``k`` ids count, each
+    distinct id once, and the hits are divided by ``k`` for every query (a short list
+    has fewer hits). Scores follow :func:`exact_scores` (``dot``, ``angular``, ``euclidean``).
+    """
+    items = np.asarray(items, dtype=np.float64)
+    queries = np.atleast_2d(np.asarray(queries, dtype=np.float64))
+    if len(found_ids) != len(queries):
+        raise ValueError(f"{len(found_ids)} result lists for {len(queries)} queries")
+    if not 1 <= k <= len(items):
+        raise ValueError(f"k must be between 1 and the number of items ({len(items)}), got {k}")
+    hits = 0
+    for query, ids in zip(queries, found_ids):
+        if metric == "dot":
+            scores = items @ query
+        elif metric == "angular":
+            scores = items @ query / np.maximum(np.linalg.norm(items, axis=1) * np.linalg.norm(query), 1e-300)
+        elif metric == "euclidean":
+            scores = -np.linalg.norm(items - query, axis=1)
+        else:
+            raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+        best = np.sort(scores)[::-1][k - 1]
+        returned = np.array(sorted({int(i) for i in list(ids)[:k]}), dtype=np.int64)
+        hits += int(np.count_nonzero(scores[returned] >= best - 1e-6 * max(1.0, abs(best)))) if len(returned) else 0
+    return hits / (k * len(queries))
 
 
 # --- from solutions/06_annoy.py, section: 7. A guarded index for the rest of the course
@@ -405,6 +436,19 @@ class AnnoyRetrieval:
             embeddings = embeddings.numpy()
         scores, positions = self.index.search(embeddings, k=self.k if k is None else k, search_k=self.search_k)
         return tf.constant(scores), tf.constant(self.index.labels[positions].astype(str))
+
+
+# --- from solutions/06_annoy.py, section: The library's version: `first_reaching`
+def first_reaching(measure: Callable[[int], float], candidates: Iterable[int], target: float) -> int:
+    """The smallest of ``candidates`` whose ``measure`` is at least ``target``, by a linear scan from the smallest up.
+
+    ``measure`` is called once per candidate tried; ``ValueError`` when no candidate reaches ``target``.
+    """
+    tried = sorted({int(value) for value in candidates})
+    for value in tried:
+        if measure(value) >= target:
+            return value
+    raise ValueError(f"none of the {len(tried)} candidates reaches {target}")
 
 
 # --- from solutions/06_annoy.py, section: 12. When does ANN pay off?
