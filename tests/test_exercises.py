@@ -19,7 +19,7 @@ from grader.lessons import is_exercise, is_test, nbgrader_meta, read_source
 
 # Lessons whose demonstrations still depend on an exercise being solved. Each entry is a
 # strict xfail: the test fails the day the lesson is fixed, so the entry gets removed.
-CASCADING = {"01_intro", "02_dataset", "06_annoy"}
+CASCADING = {"01_intro", "02_dataset"}
 
 
 def cross_calls(source: Path) -> list[str]:
@@ -84,3 +84,26 @@ def test_untouched_student_edition_runs_every_demonstration(graded, lesson, requ
     notebook = graded.results / "stub" / lesson.slug / f"{lesson.slug}.ipynb"
     assert graded.grade("stub", lesson).points == 0
     assert demonstration_errors(json.loads(notebook.read_text(encoding="utf-8"))) == []
+
+
+def test_syllabus_states_at_least_the_estimated_student_time(lesson):
+    """Issue 15's "honest time": the stated time covers reading, the exercises and one full run."""
+    from grader.site.syllabus import SYLLABUS, estimated_minutes
+
+    planned = next(p for p in SYLLABUS if p.slug == lesson.slug)
+    estimate = estimated_minutes(read_source(lesson.solution))
+    assert planned.minutes >= estimate, (
+        f"{lesson.slug}: the syllabus says {planned.minutes} min, reading and exercises alone take about "
+        f"{estimate} min (grader/site/syllabus.py)")
+
+
+def test_time_estimate_grows_with_the_lesson():
+    """The estimate is not a constant: more prose, code or exercises mean more minutes."""
+    import nbformat
+
+    from grader.site.syllabus import estimated_minutes
+
+    small = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("word " * 150)])
+    bigger = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("word " * 300),
+                                             nbformat.v4.new_code_cell("x = 1\n" * 30)])
+    assert (estimated_minutes(small), estimated_minutes(bigger), estimated_minutes(small, run_minutes=5)) == (1, 3, 6)
