@@ -98,6 +98,7 @@ class GradingSlot:
         number = index if isinstance(index, int) else 0
         uid = config.uid_base + number
         self.spec = SandboxSpec(isolate=self.isolated, uid=uid, gid=uid, hide=hide, memory_bytes=config.memory,
+                                nproc=config.processes,
                                 seed=config.seed, threads=config.threads, guard=config.guard, env=dict(config.env),
                                 limits=limits_mode() if self.isolated else "rlimits")
         self.spec_path = self.spec.write(self.folder / "sandbox.json")
