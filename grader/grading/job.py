@@ -248,7 +248,7 @@ class GradingSlot:
         result.tampered += report.get("tampered", [])
         result.timeouts = report.get("timeouts", [])
         result.unshadowed = report.get("unshadowed", [])
-        result.truncated = report.get("truncated", [])
+        result.truncated = report.get("truncated", []) + report.get("unverified", [])
         died = report.get("died", "")
         if report.get("notebook_timeout"):
             result.timeouts.append(f"notebook time limit of {self.config.notebook_timeout} s")

@@ -197,6 +197,17 @@ class SandboxedExecute(Execute):
     async def async_start_new_kernel_client(self):
         """Start the client, then watch its sockets for connections libzmq dropped over an oversized message."""
         kc = await super().async_start_new_kernel_client()
+        get_output = kc.iopub_channel.get_msg
+
+        async def get_output_verified(timeout: float | None = None) -> dict:
+            """The next IOPub message that passes the session's signature check (others are skipped)."""
+            while True:
+                try:
+                    return await get_output(timeout=timeout)
+                except ValueError as exc:  # "Invalid Signature", a malformed message: the kernel's doing
+                    self._unreadable(exc)
+
+        kc.iopub_channel.get_msg = get_output_verified
         self._watch = SocketWatch(kc) if message_cap(self.max_output_bytes) > 0 else None
         if self._watch is None:
             return kc
@@ -214,6 +225,9 @@ class SandboxedExecute(Execute):
                 step = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))
                 try:
                     msg = await get_reply(timeout=step)
+                except ValueError as exc:
+                    self._unreadable(exc)
+                    continue
                 except Empty:
                     if "shell" in self._dropped() and self._pending:  # the reply was what could not be read
                         self.iopub_timeout = min(self._iopub_timeout, DROPPED_WAIT)
@@ -230,6 +244,13 @@ class SandboxedExecute(Execute):
         return kc
 
     start_new_kernel_client = run_sync(async_start_new_kernel_client)
+
+    def _unreadable(self, exc: Exception) -> None:
+        """A message from the kernel failed to verify or parse: skipped, and said in the report (once per cell)."""
+        cell = getattr(self, "_running_cell", None)
+        note = f"cell {cell}: a kernel message that failed its signature check was ignored ({str(exc)[:80]})"
+        if note.split(" (")[0] not in " ".join(self._report["unverified"]):
+            self._report["unverified"].append(note)
 
     def _dropped(self) -> set[str]:
         """Channels whose connection dropped since the cell started (each is connected again at once)."""
@@ -252,7 +273,7 @@ class SandboxedExecute(Execute):
         self._drops: set[str] = set()
         self._iopub_timeout = self.iopub_timeout
         self._report = {"timeouts": [], "notebook_timeout": False, "tampered": [], "unshadowed": [],
-                        "truncated": [], "seconds": 0.0, "died": ""}
+                        "truncated": [], "unverified": [], "seconds": 0.0, "died": ""}
         start = time.monotonic()
         try:
             return super().preprocess(nb, resources, km)
