@@ -393,8 +393,8 @@ class SandboxedExecute(Execute):
         if used + size <= self.max_output_bytes:
             return super().output(outs, msg, display_id, cell_index)
         if msg_type == "error":  # an error decides the grade: one is always kept, cut short
+            self._truncated(cell_index)
             if not any(o.get("output_type") == "error" for o in outs):
-                self._truncated(cell_index)
                 outs.append(NotebookNode(
                     output_type="error", ename=str(content.get("ename", "Error"))[:200],
                     evalue=str(content.get("evalue", ""))[:ERROR_TEXT_BYTES],
