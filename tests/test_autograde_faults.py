@@ -253,6 +253,23 @@ def affinity_scores(query, candidates, metric="dot"):
     return np.zeros(len(candidates))
 '''
 
+# A wrong answer that answers the running test's request itself — "ok", then "idle" — through the kernel's
+# real session (nothing the guard watches is replaced), so nbclient stops waiting before the assertion fails.
+FORGED_REPLY = r'''
+def affinity_scores(query, candidates, metric="dot"):
+    import sys
+    frame = sys._getframe()
+    while frame is not None and frame.f_code.co_name != "execute_request":
+        frame = frame.f_back
+    if frame is not None:
+        kernel = get_ipython().kernel
+        stream, ident, parent = (frame.f_locals[k] for k in ("stream", "ident", "parent"))
+        kernel.session.send(stream, "execute_reply", {"status": "ok", "execution_count": 1, "user_expressions": {},
+                            "payload": []}, parent, ident=ident)
+        kernel.session.send(kernel.iopub_socket, "status", {"execution_state": "idle"}, parent=parent)
+    return np.zeros(len(candidates))
+'''
+
 
 @pytest.fixture(scope="session")
 def fault_run(tmp_path_factory):
@@ -296,6 +313,7 @@ def fault_run(tmp_path_factory):
     write_nb(subs / "internal" / "01_intro.ipynb", crafted(solve=(), replace={"affinity_scores": INTERNAL_PATCH}))
     write_nb(subs / "displayhook" / "01_intro.ipynb", crafted(solve=(), replace={"affinity_scores": DISPLAYHOOK}))
     write_nb(subs / "rawresult" / "01_intro.ipynb", crafted(solve=(), replace={"affinity_scores": RAW_RESULT}))
+    write_nb(subs / "forger" / "01_intro.ipynb", crafted(solve=(), replace={"affinity_scores": FORGED_REPLY}))
     write_nb(subs / "kpatch" / "01_intro.ipynb", crafted(solve=(), extra_cells=[KERNEL_PATCH]))
     write_nb(subs / "spatch" / "01_intro.ipynb", crafted(solve=(), extra_cells=[SESSION_PATCH]))
     write_nb(subs / "flood" / "01_intro.ipynb", crafted(extra_cells=["print('x' * 5_000_000)\n" * 3]))
@@ -362,7 +380,7 @@ def test_every_student_gets_exactly_one_row(fault_run):
     expected = {"reference", "stub", "loop", "sleepy", "crash", "hog", "native", "exception", "syntax", "badjson",
                 "plainpy", "absent", "edited", "deleted", "moved", "flood", "hostile", "patcher", "snoop", "twofiles",
                 "flat", "skipper", "skippy", "added", "kpatch", "spatch", "leaker",
-                "exiter", "liar", "midpatch", "internal", "displayhook", "rawresult"}
+                "exiter", "liar", "midpatch", "internal", "displayhook", "rawresult", "forger"}
     assert set(fault_run["rows"]) == expected
     assert all(r["max_points"] == "10" for r in fault_run["rows"].values())
 
@@ -475,6 +493,14 @@ def test_a_result_value_sent_during_a_test_is_not_its_points(fault_run, student)
     test = next(c for c in graded.cells if nbgrader_meta(c).get("grade_id") == "test_affinity_scores")
     kinds = [o.output_type for o in test.outputs]
     assert "display_data" in kinds and "execute_result" not in kinds and "error" in kinds, kinds
+
+
+def test_a_reply_forged_while_a_test_runs_is_caught_and_the_test_fails(fault_run):
+    """Scored 2/2, ``graded``, before the grader read every reply up to a check of its own after each test."""
+    status, points, reason = row(fault_run, "forger")
+    assert (status, points) == ("tampered", 0.0), reason
+    assert "test_affinity_scores: the kernel answered the test's request twice" in reason, reason
+    assert cells(fault_run, "forger")["test_affinity_scores"] == 0
 
 
 def test_cells_a_student_adds_are_not_run_and_the_row_says_so(fault_run):

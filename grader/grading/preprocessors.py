@@ -15,6 +15,10 @@
   ``max_output_bytes``: error outputs (cut to one), display updates (which nbclient copies
   into every output with that display id) and nothing of widget messages (comm messages
   are ignored: the grader is not a frontend).
+* After every test cell the grader runs the guard again and reads every shell message up to
+  its answer: a second reply to the test's request means student code answered it (``ok``,
+  then ``idle``) before the assertion failed — the test fails and the row is ``tampered``;
+  a patch made during the last test is found too.
 * What decides a grade comes from the release, never from the kernel's messages: a test
   cell's ``execute_result`` (nbgrader reads one as partial credit, and student code can send
   one from inside a test with ``sys.displayhook``) is kept as display data only; the course's
@@ -208,15 +212,17 @@ class SandboxedExecute(Execute):
                     self._unreadable(exc)
 
         kc.iopub_channel.get_msg = get_output_verified
-        self._watch = SocketWatch(kc) if message_cap(self.max_output_bytes) > 0 else None
-        if self._watch is None:
-            return kc
         self._pending = ""
         execute, get_reply = kc.execute, kc.shell_channel.get_msg
 
         def execute_tracked(*args, **kwargs) -> str:
             self._pending = execute(*args, **kwargs)
             return self._pending
+
+        kc.execute = execute_tracked
+        self._watch = SocketWatch(kc) if message_cap(self.max_output_bytes) > 0 else None
+        if self._watch is None:
+            return kc
 
         async def get_reply_watched(timeout: float | None = None) -> dict:
             """The shell reply, in one-second slices: a dropped connection is re-made at once."""
@@ -239,7 +245,6 @@ class SandboxedExecute(Execute):
                     self.iopub_timeout = min(self._iopub_timeout, DROPPED_WAIT)
                 return msg
 
-        kc.execute = execute_tracked
         kc.shell_channel.get_msg = get_reply_watched
         return kc
 
@@ -317,7 +322,10 @@ class SandboxedExecute(Execute):
         try:
             if self.guard and utils.is_grade(cell):
                 await self._guard(cell, cell_index)
+            self._pending = ""
             cell = await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+            if utils.is_grade(cell) and self._pending:
+                await self._after_test(cell, cell_index, self._pending)
         except DeadKernelError:
             # A crash in compiled code, os._exit(): this cell and the ones after it fail; the tests
             # that already ran keep their points, and the grader reports the death as an error.
@@ -338,32 +346,85 @@ class SandboxedExecute(Execute):
 
     execute_cell = run_sync(async_execute_cell)
 
-    async def _guard(self, cell: NotebookNode, index: int) -> None:
-        """Ask the kernel guard to restore the test's world; record what it had to restore."""
+    def _guard_request(self, cell: NotebookNode) -> tuple[str, dict]:
+        """A fresh nonce and the silent request's ``user_expressions`` (none when the guard is off)."""
         nonce = secrets.token_hex(8)
+        if not self.guard:
+            return nonce, {}
         expression = (f"__import__('grader.sandbox.kernel_guard', fromlist=['check'])"
                       f".check({nonce!r}, {builtin_names_used(cell.source)!r})")
-        label = self._label(cell, index)
-        msg_id = await ensure_async(self.kc.execute(
-            "", silent=True, store_history=False, user_expressions={"guard": expression}, allow_stdin=False))
-        try:
-            reply = await self.async_wait_for_reply(msg_id)
-        except Exception as exc:  # noqa: BLE001 - a kernel that cannot answer the guard is suspect
-            self._report["tampered"].append(f"before {label}: the kernel guard did not answer ({exc})")
-            return
+        return nonce, {"guard": expression}
+
+    def _guard_answer(self, reply: dict, nonce: str, where: str) -> None:
+        """Record what the guard's answer says it restored (or that it did not answer as itself)."""
         try:
             answer = reply["content"]["user_expressions"]["guard"]
             report = json.loads(ast.literal_eval(answer["data"]["text/plain"]))
         except Exception:  # noqa: BLE001
             content = (reply or {}).get("content", {})
-            self._report["tampered"].append(f"before {label}: the kernel guard did not run ({content.get('status')})")
+            self._report["tampered"].append(f"{where}: the kernel guard did not run ({content.get('status')})")
             return
         if report.get("nonce") != nonce:
-            self._report["tampered"].append(f"before {label}: the kernel guard's answer was forged")
+            self._report["tampered"].append(f"{where}: the kernel guard's answer was forged")
         for problem in report.get("tampered", []):
-            self._report["tampered"].append(f"before {label}: {problem}")
+            self._report["tampered"].append(f"{where}: {problem}")
         for name in report.get("unshadowed", []):
-            self._report["unshadowed"].append(f"{label}: {name}")
+            self._report["unshadowed"].append(f"{where.split(' ', 1)[-1]}: {name}")
+
+    async def _guard(self, cell: NotebookNode, index: int) -> None:
+        """Ask the kernel guard to restore the test's world; record what it had to restore."""
+        nonce, expressions = self._guard_request(cell)
+        label = self._label(cell, index)
+        msg_id = await ensure_async(self.kc.execute(
+            "", silent=True, store_history=False, user_expressions=expressions, allow_stdin=False))
+        try:
+            reply = await self.async_wait_for_reply(msg_id)
+        except Exception as exc:  # noqa: BLE001 - a kernel that cannot answer the guard is suspect
+            self._report["tampered"].append(f"before {label}: the kernel guard did not answer ({exc})")
+            return
+        self._guard_answer(reply, nonce, f"before {label}")
+
+    async def _after_test(self, cell: NotebookNode, index: int, test_msg_id: str) -> None:
+        """After a test cell: the guard again, and every shell message up to its reply read.
+
+        The kernel answers requests in order, so any reply to the test's request that arrives
+        now is a second one: the first was sent by student code while the test ran (an
+        ``execute_reply`` saying ``ok`` and an ``idle`` status end nbclient's wait before the
+        assertion fails). That is tampering, and the test fails. The guard, run again, finds
+        what was patched during the test (the last test has no test after it to notice).
+        """
+        label = self._label(cell, index)
+        nonce, expressions = self._guard_request(cell)
+        sync = await ensure_async(self.kc.execute(
+            "", silent=True, store_history=False, user_expressions=expressions, allow_stdin=False))
+        deadline = time.monotonic() + max(10, min(self.timeout or 60, 60))
+        late: list[dict] = []
+        reply = None
+        while reply is None:
+            remaining = deadline - time.monotonic()
+            try:
+                msg = await ensure_async(self.kc.shell_channel.get_msg(timeout=max(0.0, min(1.0, remaining))))
+            except Empty:
+                if not await ensure_async(self.km.is_alive()):
+                    return  # died after the test: the next cell reports it, the test keeps its result
+                if remaining <= 0:
+                    self._report["tampered"].append(f"after {label}: the kernel did not answer the grader's check")
+                    return
+                continue
+            parent = (msg.get("parent_header") or {}).get("msg_id")
+            if parent == sync:
+                reply = msg
+            elif parent == test_msg_id and msg.get("msg_type") == "execute_reply":
+                late.append(msg)
+        if late:
+            self._report["tampered"].append(
+                f"{label}: the kernel answered the test's request twice (a reply was forged while the test ran)")
+            statuses = {m.get("content", {}).get("status") for m in late}
+            cell.outputs.append(error_output("ForgedReply", "the test's outcome was reported twice; the test fails"
+                                             + (" (the kernel's own reply was an error)" if "error" in statuses
+                                                else "")))
+        if self.guard:
+            self._guard_answer(reply, nonce, f"after {label}")
 
     def _truncated(self, cell_index: int) -> None:
         label = f"cell {cell_index}"
