@@ -270,6 +270,18 @@ def affinity_scores(query, candidates, metric="dot"):
     return np.zeros(len(candidates))
 '''
 
+# A function that hangs only when a test calls it: the test cell is interrupted at its time limit, and the
+# kernel's reply to the interrupt arrives after nbclient's own timeout error (no forgery).
+SLOW_IN_TEST = r'''
+
+_real_top_k = top_k
+def top_k(*args, **kwargs):
+    if "assert" in get_ipython().user_ns["In"][-1]:
+        import time
+        time.sleep(10**6)
+    return _real_top_k(*args, **kwargs)
+'''
+
 
 @pytest.fixture(scope="session")
 def fault_run(tmp_path_factory):
@@ -313,6 +325,7 @@ def fault_run(tmp_path_factory):
     write_nb(subs / "internal" / "01_intro.ipynb", crafted(solve=(), replace={"affinity_scores": INTERNAL_PATCH}))
     write_nb(subs / "displayhook" / "01_intro.ipynb", crafted(solve=(), replace={"affinity_scores": DISPLAYHOOK}))
     write_nb(subs / "rawresult" / "01_intro.ipynb", crafted(solve=(), replace={"affinity_scores": RAW_RESULT}))
+    write_nb(subs / "slowtest" / "01_intro.ipynb", crafted(replace={"top_k": solution_code("top_k") + SLOW_IN_TEST}))
     write_nb(subs / "forger" / "01_intro.ipynb", crafted(solve=(), replace={"affinity_scores": FORGED_REPLY}))
     write_nb(subs / "kpatch" / "01_intro.ipynb", crafted(solve=(), extra_cells=[KERNEL_PATCH]))
     write_nb(subs / "spatch" / "01_intro.ipynb", crafted(solve=(), extra_cells=[SESSION_PATCH]))
@@ -380,7 +393,7 @@ def test_every_student_gets_exactly_one_row(fault_run):
     expected = {"reference", "stub", "loop", "sleepy", "crash", "hog", "native", "exception", "syntax", "badjson",
                 "plainpy", "absent", "edited", "deleted", "moved", "flood", "hostile", "patcher", "snoop", "twofiles",
                 "flat", "skipper", "skippy", "added", "kpatch", "spatch", "leaker",
-                "exiter", "liar", "midpatch", "internal", "displayhook", "rawresult", "forger"}
+                "exiter", "liar", "midpatch", "internal", "displayhook", "rawresult", "forger", "slowtest"}
     assert set(fault_run["rows"]) == expected
     assert all(r["max_points"] == "10" for r in fault_run["rows"].values())
 
@@ -501,6 +514,12 @@ def test_a_reply_forged_while_a_test_runs_is_caught_and_the_test_fails(fault_run
     assert (status, points) == ("tampered", 0.0), reason
     assert "test_affinity_scores: the kernel answered the test's request twice" in reason, reason
     assert cells(fault_run, "forger")["test_affinity_scores"] == 0
+
+
+def test_a_test_interrupted_at_its_time_limit_is_a_timeout_not_a_forgery(fault_run):
+    status, points, reason = row(fault_run, "slowtest")
+    assert status == "timeout" and "test_top_k" in reason and "twice" not in reason, reason
+    assert cells(fault_run, "slowtest")["test_top_k"] == 0 and cells(fault_run, "slowtest")["test_affinity_scores"] == 2
 
 
 def test_cells_a_student_adds_are_not_run_and_the_row_says_so(fault_run):
