@@ -46,7 +46,7 @@ def grading_config(args: argparse.Namespace):
     config = GradingConfig.from_toml(args.config) if args.config else GradingConfig()
     for name in ("cell_timeout", "notebook_timeout", "memory", "max_output_bytes", "seed", "threads", "sandbox",
                  "guard", "max_file_size"):
-        value = getattr(args, name, None)  # max_file_size: only autograde collects files
+        value = getattr(args, name, None)  # max_file_size: only autograde(-one) read files
         if value is not None:
             setattr(config, name, value)
     for item in args.env:
@@ -90,6 +90,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     one.add_argument("path", type=Path, help="the submitted .py or .ipynb")
     one.add_argument("--student", required=True)
     one.add_argument("--lesson", required=True, help="slug, name or number of the lesson")
+    one.add_argument("--max-file-size", type=size, dest="max_file_size",
+                     help="a larger file is an invalid row, never read (default 20M), as in autograde")
     add_grading_options(one)
 
     merge = sub.add_parser("merge", help="merge result folders into grades.csv and feedback/")

@@ -231,3 +231,77 @@ def test_a_lesson_is_regraded_when_a_library_module_it_uses_changes_and_only_the
     after = results.library_hash(uses_preprocessing), results.library_hash(plain)
     assert before[0] != after[0], "a change in a module imported through another one re-grades"
     assert before[1] == after[1], "a change in a module the lesson never imports does not"
+
+
+# ---------------------------------------------------------------- what the worker keeps of a kernel's messages
+
+
+def executor_on(cells: list, cap: int = 10_000):
+    """A :class:`SandboxedExecute` fed messages by hand (no kernel): what the worker keeps of each."""
+    from grader.grading.preprocessors import SandboxedExecute
+
+    ep = SandboxedExecute(max_output_bytes=cap)
+    ep.nb = nbformat.v4.new_notebook(cells=cells)
+    ep.reset_execution_trackers()
+    ep.clear_before_next_output = False
+    ep._bytes, ep._drops, ep._running_cell = {}, set(), 0
+    ep._report = {"timeouts": [], "notebook_timeout": False, "tampered": [], "unshadowed": [], "truncated": [],
+                  "unverified": [], "seconds": 0.0, "died": ""}
+    return ep
+
+
+def message(msg_type: str, **content) -> dict:
+    return {"msg_type": msg_type, "header": {"msg_type": msg_type}, "parent_header": {"msg_id": "run"},
+            "metadata": {}, "content": content}
+
+
+def test_errors_display_updates_and_widgets_count_against_the_output_cap():
+    """Kernel messages a cell can repeat without end: the worker keeps a bounded amount of each."""
+    cell = nbformat.v4.new_code_cell("work()")
+    ep = executor_on([cell])
+    for _ in range(1000):  # showtraceback() in a loop: 10 MB of errors
+        ep.process_message(message("error", ename="ValueError", evalue="e" * 10_000, traceback=[]), cell, 0)
+    errors = [o for o in cell.outputs if o.output_type == "error"]
+    assert 1 <= len(errors) <= 2 and len(json.dumps(cell.outputs)) < 2 * 10_000 + 5000  # one error always kept
+    assert ep._report["truncated"] == ["cell 0"]
+
+    cell = nbformat.v4.new_code_cell("work()")
+    ep = executor_on([cell])
+    for _ in range(100):  # 100 small outputs sharing one display id...
+        ep.process_message(message("display_data", data={"text/plain": "."}, metadata={},
+                                   transient={"display_id": "d"}), cell, 0)
+    update = message("update_display_data", data={"text/plain": "u" * 5_000}, metadata={},
+                     transient={"display_id": "d"})
+    ep.process_message(update, cell, 0)  # ...then one 5 kB update: nbclient would copy it into all 100
+    assert len(json.dumps(cell.outputs)) < 20_000, len(json.dumps(cell.outputs))
+
+    ep.process_message(message("comm_open", comm_id="c", target_name="jupyter.widget", data={
+        "state": {"value": "w" * 50_000}}), cell, 0)
+    assert not ep.widget_state and not ep.comm_objects  # widget messages are not kept
+
+
+def test_a_result_value_in_a_test_cell_is_display_data_and_tampering():
+    """nbgrader reads a test cell's execute_result as its points; only the release's test code could make one."""
+    test = nbformat.v4.new_code_cell("assert f() == 2")
+    test.metadata["nbgrader"] = {"grade": True, "grade_id": "test_f", "locked": True, "points": 2, "solution": False}
+    ends_in_value = nbformat.v4.new_code_cell("x = f()\nx")  # an exercise or demo cell: its value is its own
+    ep = executor_on([test, ends_in_value])
+    ep.process_message(message("execute_result", data={"text/plain": "'all good'"}, metadata={}, execution_count=1),
+                       test, 0)
+    ep.process_message(message("execute_result", data={"text/plain": "2"}, metadata={}, execution_count=2),
+                       ends_in_value, 1)
+    assert [o.output_type for o in test.outputs] == ["display_data"]
+    assert [o.output_type for o in ends_in_value.outputs] == ["execute_result"]
+    assert ep._report["tampered"] == ["test_f received a result value its test code does not produce (student code "
+                                      "sent it while the test ran; nbgrader would read it as partial credit)"]
+    from nbgrader.utils import determine_grade
+
+    test.outputs.append(nbformat.v4.new_output("error", ename="AssertionError", evalue="", traceback=[]))
+    assert determine_grade(test) == (0, 2.0)  # the failed assertion decides, not the value sent before it
+
+
+def test_the_message_cap_follows_the_output_cap():
+    from grader.grading.preprocessors import MIN_MESSAGE_CAP, message_cap
+
+    assert message_cap(1_000_000) == MIN_MESSAGE_CAP and message_cap(10 << 20) == 20 << 20
+    assert message_cap(-1) == -1  # --max-output -1: no cap anywhere

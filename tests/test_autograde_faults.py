@@ -236,6 +236,53 @@ def affinity_scores(query, candidates, metric="dot"):
 '''
 
 
+# A wrong answer (zeros) that sends a result value while its test runs: nbgrader reads a test cell's
+# execute_result as its partial credit, and any text that is not a number as full marks.
+DISPLAYHOOK = r'''
+def affinity_scores(query, candidates, metric="dot"):
+    import sys
+    sys.displayhook("all good")  # an execute_result in the test cell that called this
+    return np.zeros(len(candidates))
+'''
+
+RAW_RESULT = r'''
+def affinity_scores(query, candidates, metric="dot"):
+    kernel = get_ipython().kernel  # the real session and socket: nothing the guard sees replaced
+    kernel.session.send(kernel.iopub_socket, "execute_result", {"data": {"text/plain": "2"}, "metadata": {},
+                        "execution_count": 1}, parent=kernel.get_parent("shell"))
+    return np.zeros(len(candidates))
+'''
+
+# A wrong answer that answers the running test's request itself — "ok", then "idle" — through the kernel's
+# real session (nothing the guard watches is replaced), so nbclient stops waiting before the assertion fails.
+FORGED_REPLY = r'''
+def affinity_scores(query, candidates, metric="dot"):
+    import sys
+    frame = sys._getframe()
+    while frame is not None and frame.f_code.co_name != "execute_request":
+        frame = frame.f_back
+    if frame is not None:
+        kernel = get_ipython().kernel
+        stream, ident, parent = (frame.f_locals[k] for k in ("stream", "ident", "parent"))
+        kernel.session.send(stream, "execute_reply", {"status": "ok", "execution_count": 1, "user_expressions": {},
+                            "payload": []}, parent, ident=ident)
+        kernel.session.send(kernel.iopub_socket, "status", {"execution_state": "idle"}, parent=parent)
+    return np.zeros(len(candidates))
+'''
+
+# A function that hangs only when a test calls it: the test cell is interrupted at its time limit, and the
+# kernel's reply to the interrupt arrives after nbclient's own timeout error (no forgery).
+SLOW_IN_TEST = r'''
+
+_real_top_k = top_k
+def top_k(*args, **kwargs):
+    if "assert" in get_ipython().user_ns["In"][-1]:
+        import time
+        time.sleep(10**6)
+    return _real_top_k(*args, **kwargs)
+'''
+
+
 @pytest.fixture(scope="session")
 def fault_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("faults")
@@ -276,6 +323,10 @@ def fault_run(tmp_path_factory):
     write_nb(subs / "liar" / "01_intro.ipynb", crafted(solve=(), replace={"affinity_scores": LIAR}))
     write_nb(subs / "midpatch" / "01_intro.ipynb", crafted(solve=(), replace={"affinity_scores": MID_TEST_PATCH}))
     write_nb(subs / "internal" / "01_intro.ipynb", crafted(solve=(), replace={"affinity_scores": INTERNAL_PATCH}))
+    write_nb(subs / "displayhook" / "01_intro.ipynb", crafted(solve=(), replace={"affinity_scores": DISPLAYHOOK}))
+    write_nb(subs / "rawresult" / "01_intro.ipynb", crafted(solve=(), replace={"affinity_scores": RAW_RESULT}))
+    write_nb(subs / "slowtest" / "01_intro.ipynb", crafted(replace={"top_k": solution_code("top_k") + SLOW_IN_TEST}))
+    write_nb(subs / "forger" / "01_intro.ipynb", crafted(solve=(), replace={"affinity_scores": FORGED_REPLY}))
     write_nb(subs / "kpatch" / "01_intro.ipynb", crafted(solve=(), extra_cells=[KERNEL_PATCH]))
     write_nb(subs / "spatch" / "01_intro.ipynb", crafted(solve=(), extra_cells=[SESSION_PATCH]))
     write_nb(subs / "flood" / "01_intro.ipynb", crafted(extra_cells=["print('x' * 5_000_000)\n" * 3]))
@@ -342,7 +393,7 @@ def test_every_student_gets_exactly_one_row(fault_run):
     expected = {"reference", "stub", "loop", "sleepy", "crash", "hog", "native", "exception", "syntax", "badjson",
                 "plainpy", "absent", "edited", "deleted", "moved", "flood", "hostile", "patcher", "snoop", "twofiles",
                 "flat", "skipper", "skippy", "added", "kpatch", "spatch", "leaker",
-                "exiter", "liar", "midpatch", "internal"}
+                "exiter", "liar", "midpatch", "internal", "displayhook", "rawresult", "forger", "slowtest"}
     assert set(fault_run["rows"]) == expected
     assert all(r["max_points"] == "10" for r in fault_run["rows"].values())
 
@@ -442,6 +493,33 @@ def test_wrong_answers_that_fake_the_comparison_earn_nothing(fault_run, student)
     assert points == 0.0 and cells(fault_run, student)["test_affinity_scores"] == 0, (status, reason)
     if student == "midpatch":
         assert status == "tampered" and "movierec.checks.close" in reason, reason
+
+
+@pytest.mark.parametrize("student", ["displayhook", "rawresult"])
+def test_a_result_value_sent_during_a_test_is_not_its_points(fault_run, student):
+    """nbgrader scores a test cell by its first execute_result (non-numbers: full marks); only the release's
+    test code may produce one, and the course's end in statements — so it is display data, and tampering."""
+    status, points, reason = row(fault_run, student)
+    assert points == 0.0 and cells(fault_run, student)["test_affinity_scores"] == 0, (status, reason)
+    assert status == "tampered" and "test_affinity_scores received a result value" in reason, reason
+    graded = nbformat.read(fault_run["results"] / student / "01_intro" / "01_intro.ipynb", as_version=4)
+    test = next(c for c in graded.cells if nbgrader_meta(c).get("grade_id") == "test_affinity_scores")
+    kinds = [o.output_type for o in test.outputs]
+    assert "display_data" in kinds and "execute_result" not in kinds and "error" in kinds, kinds
+
+
+def test_a_reply_forged_while_a_test_runs_is_caught_and_the_test_fails(fault_run):
+    """Scored 2/2, ``graded``, before the grader read every reply up to a check of its own after each test."""
+    status, points, reason = row(fault_run, "forger")
+    assert (status, points) == ("tampered", 0.0), reason
+    assert "test_affinity_scores: the kernel answered the test's request twice" in reason, reason
+    assert cells(fault_run, "forger")["test_affinity_scores"] == 0
+
+
+def test_a_test_interrupted_at_its_time_limit_is_a_timeout_not_a_forgery(fault_run):
+    status, points, reason = row(fault_run, "slowtest")
+    assert status == "timeout" and "test_top_k" in reason and "twice" not in reason, reason
+    assert cells(fault_run, "slowtest")["test_top_k"] == 0 and cells(fault_run, "slowtest")["test_affinity_scores"] == 2
 
 
 def test_cells_a_student_adds_are_not_run_and_the_row_says_so(fault_run):
@@ -736,3 +814,119 @@ def test_fan_out_kernels_see_no_other_student_no_other_checkout_and_get_their_ow
         assert uid not in range(held.base, held.base + STRIDE), (uid, held.base)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------------- the worker's memory, processes
+
+
+def worker_peaks(marker: str, peaks: dict[int, int], stop) -> None:
+    """Record the peak RSS (``VmHWM``, MiB) of every grading worker whose command line mentions ``marker``."""
+    while not stop.is_set():
+        for pid in grader_processes(marker):
+            try:
+                command = Path(f"/proc/{pid}/cmdline").read_bytes()
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            if b"grader.grading.pool" in command:
+                hwm = re.search(r"VmHWM:\s+(\d+) kB", status)
+                if hwm:
+                    peaks[pid] = max(peaks.get(pid, 0), int(hwm.group(1)) >> 10)
+        stop.wait(0.05)
+
+
+# One print of 300 MB, one display_data of 100 MB while a test runs, an exception whose message (and so the
+# kernel's reply) is 6 MB: each larger than anything the worker keeps of a cell.
+HUGE_DISPLAY = r'''
+
+_real_top_k = top_k
+def top_k(*args, **kwargs):
+    from IPython.display import display
+    display({"text/plain": "y" * 100_000_000}, raw=True)
+    return _real_top_k(*args, **kwargs)
+'''
+
+
+def test_worker_memory_stays_bounded_whatever_the_kernel_prints(tmp_path):
+    """The audit's 400 MB print took the worker to 1.3 GiB. Now no message over the cap is read at all:
+    the worker's peak RSS stays under the size of the one print, and the grade is the tests' (truncated
+    output costs nothing; the 6 MB exception costs only the test of its exercise)."""
+    import threading
+
+    subs = tmp_path / "submissions"
+    write_nb(subs / "huge" / "01_intro.ipynb", crafted(
+        extra_cells=["print('x' * 300_000_000)"], replace={"top_k": solution_code("top_k") + HUGE_DISPLAY},
+        prefix={"predict": "raise ValueError('z' * 6_000_000)"}))
+    peaks: dict[int, int] = {}
+    stop = threading.Event()
+    watcher = threading.Thread(target=worker_peaks, args=(str(tmp_path), peaks, stop), daemon=True)
+    watcher.start()
+    try:
+        grades = autograde(subs, tmp_path / "grades.csv", workspace=tmp_path / "ws", lessons=[INTRO], jobs=1,
+                           config=GradingConfig(cell_timeout=300, notebook_timeout=900, max_output_bytes=100_000),
+                           progress=False)
+    finally:
+        stop.set()
+        watcher.join()
+    assert peaks, "no grading worker was seen"
+    assert max(peaks.values()) < 300, f"worker peak RSS {peaks} MiB: it held the 300 MB print"
+    [grade] = grades
+    assert (grade.status, grade.points) == ("graded", TOTAL - POINTS["test_predict"]), grade.reason
+    result = json.loads((tmp_path / "ws" / "results" / "huge" / "01_intro" / "result.json").read_text())
+    assert {k: v[0] for k, v in result["cells"].items()} == {**POINTS, "test_predict": 0}
+    assert len(result["truncated"]) >= 3, result["truncated"]  # the print, the display, the exception
+    notebook = tmp_path / "ws" / "results" / "huge" / "01_intro" / "01_intro.ipynb"
+    assert notebook.stat().st_size < 2_000_000
+    graded = nbformat.read(notebook, as_version=4)
+    test = next(c for c in graded.cells if nbgrader_meta(c).get("grade_id") == "test_top_k")
+    assert "output truncated by the grader" in json.dumps(test.outputs)  # said on stdout: the test kept its points
+    predict = next(c for c in graded.cells if nbgrader_meta(c).get("grade_id") == "predict")
+    assert any(o.get("ename") == "OutputTooLarge" for o in predict.outputs), predict.outputs
+
+
+FORK_BOMB = r'''
+import os, signal, time
+if os.fork() == 0:  # a fork bomb: every process forks until it cannot, then holds its slot
+    while True:
+        try:
+            os.fork()
+        except OSError:
+            signal.pause()
+time.sleep(5)
+print("PROCESSES", sum(name.isdigit() for name in os.listdir("/proc")), "UID", os.getuid(), flush=True)
+'''
+
+
+@pytest.mark.skipif(not can_isolate(), reason="without isolation a root kernel has no process limit (README)")
+def test_a_fork_bomb_is_held_by_its_kernels_limit_and_the_class_still_grades(tmp_path):
+    """A kernel forks without end while another student's notebook grades beside it: the bomb stops at the
+    kernel's process limit, that student's tests still run, the neighbour is graded, nothing outlives it."""
+    from grader.sandbox.cgroups import limits_mode
+
+    subs = tmp_path / "submissions"
+    write_nb(subs / "bomber" / "01_intro.ipynb", crafted(extra_cells=[FORK_BOMB]))
+    shutil.copy(INTRO.solution, (subs / "ann").mkdir(parents=True) or subs / "ann" / "01_intro.py")
+    limit = 100
+    grades = autograde(subs, tmp_path / "grades.csv", workspace=tmp_path / "ws", lessons=[INTRO], jobs=2,
+                       config=GradingConfig(**{**CONFIG, "cell_timeout": 120, "notebook_timeout": 300},
+                                            processes=limit), progress=False)
+    rows = {g.student: (g.status, g.points) for g in grades}
+    assert rows == {"ann": ("graded", TOTAL), "bomber": ("graded", TOTAL)}, [g.reason for g in grades]
+    result = json.loads((tmp_path / "ws" / "results" / "bomber" / "01_intro" / "result.json").read_text())
+    assert (result["sandbox"], result["limits"]) == ("isolated", limits_mode())
+    text = outputs({"results": tmp_path / "ws" / "results"}, "bomber")
+    count, uid = map(int, re.search(r"PROCESSES (\d+) UID (\d+)", text).groups())
+    assert 20 < count <= limit, count  # it forked, and was stopped at the limit
+    assert not processes_of(uid), f"processes of the kernel's uid {uid} outlived it"
+
+
+def processes_of(uid: int) -> list[int]:
+    """Pids of the processes running as ``uid`` (real uid)."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            if re.search(rf"^Uid:\s+{uid}\s", status.read_text(), re.M):
+                found.append(int(status.parent.name))
+        except OSError:
+            continue  # it ended meanwhile
+    return found

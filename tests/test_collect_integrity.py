@@ -344,6 +344,78 @@ def test_autograde_rows_for_unicode_students_and_rejected_entries(tmp_path, secr
     assert result["sandbox"] == "not run" and result["file"] == ""
 
 
+# ------------------------------------------------------------------------------ autograde-one: the same rule
+
+
+def test_check_file_applies_the_collection_rule_to_one_named_file(tmp_path, secrets):
+    """``autograde-one`` names one file; links, special files and oversized files fail as in a folder walk."""
+    from grader.grading.collect import check_file
+
+    real = touch(tmp_path / "class" / "alice" / "01_intro.py", "x" * 2048)
+    assert check_file(real) == ""
+    assert check_file(link(tmp_path / "class" / "mallory" / "01_intro.py", secrets / "01_intro.py")) == (
+        f"symbolic link rejected: {tmp_path / 'class' / 'mallory' / '01_intro.py'}")
+    through = link(tmp_path / "class" / "trudy", tmp_path / "class" / "alice") / "01_intro.py"
+    assert through.read_text() and check_file(through) == (  # the control: the link works for anyone following it
+        f"symbolic link rejected: {tmp_path / 'class' / 'trudy'}")
+    fifo = tmp_path / "class" / "bob" / "01_intro.py"
+    fifo.parent.mkdir()
+    os.mkfifo(fifo)
+    assert check_file(fifo) == f"special file (FIFO) rejected: {fifo}"
+    assert check_file(real, max_file_size=1024) == (
+        f"file too large: {real} is 2 KB, over the 1 KB cap (--max-file-size); it was not read")
+    assert check_file(real, max_file_size=None) == ""
+    assert check_file(real.parent).startswith("not a file: ")
+    assert check_file(tmp_path / "nowhere.py").startswith("cannot read the submitted file ")
+    os.chdir(real.parent.parent)  # a relative path is checked as given, not resolved
+    try:
+        assert check_file(Path("mallory") / "01_intro.py").startswith("symbolic link rejected: ")
+    finally:
+        os.chdir(tmp_path)
+
+
+def test_autograde_one_rejects_what_autograde_rejects_and_grades_the_rest(tmp_path, secrets, fake_grading, capsys):
+    """Through the command line: a link, a FIFO (which would block a worker) and an oversized file are
+    ``invalid`` rows that never became a job; a real file is graded; a stale grade does not survive."""
+    from grader.__main__ import main
+
+    said: list[str] = []
+
+    def one(path: Path, student: str, *extra: str) -> dict:
+        code = main(["autograde-one", str(path), "--student", student, "--lesson", "01_intro", "--workspace",
+                     str(tmp_path / "ws"), "--no-sandbox", *extra])
+        assert code == 0
+        out, err = capsys.readouterr()
+        said.append(err)
+        return json.loads(out.splitlines()[-1])
+
+    full = touch(tmp_path / "class" / "alice" / "01_intro.py", "full")
+    assert (one(full, "alice")["status"], one(full, "alice", "--force")["points"]) == ("graded", 10)
+    stale = Result.folder_of(tmp_path / "ws" / "results", "alice", "01_intro")
+    (stale / "feedback.html").write_text("an earlier grade", encoding="utf-8")
+    assert len(fake_grading) == 2
+    linked = link(tmp_path / "class" / "mallory" / "01_intro.py", secrets / "01_intro.py")
+    fifo = tmp_path / "class" / "bob" / "01_intro.py"
+    fifo.parent.mkdir()
+    os.mkfifo(fifo)
+    cases = {"mallory": (linked, f"symbolic link rejected: {linked}"),
+             "bob": (fifo, f"special file (FIFO) rejected: {fifo}"),
+             "alice": (full, f"file too large: {full} is 4 bytes, over the 3 bytes cap")}
+    for student, (path, reason) in cases.items():
+        row = one(path, student, "--max-file-size", "3")
+        assert (row["status"], row["points"], row["max_points"]) == ("invalid", 0.0, 10.0), row
+        assert row["reason"].startswith(reason), row
+        assert f"rejected (not read): {reason}" in said[-1]
+        result = json.loads((Result.folder_of(tmp_path / "ws" / "results", student, "01_intro") / "result.json")
+                            .read_text())
+        assert (result["status"], result["sandbox"]) == ("invalid", "not run")
+    assert len(fake_grading) == 2  # nothing rejected reached a worker
+    assert not (stale / "feedback.html").exists()
+    config = tmp_path / "grading.toml"
+    config.write_text("[autograde]\nmax_file_size = 2\n", encoding="utf-8")
+    assert one(full, "alice", "--config", str(config))["status"] == "invalid"  # the TOML cap holds too
+
+
 # ------------------------------------------------------------------------------ end to end (kernel)
 
 

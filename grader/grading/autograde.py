@@ -113,14 +113,30 @@ def autograde_one(
     config: GradingConfig | None = None,
     force: bool = False,
 ) -> Result:
-    """Grade one file as (student, lesson): the self-contained unit for a scheduler's job."""
-    from grader.grading.collect import normalise_id
+    """Grade one file as (student, lesson): the self-contained unit for a scheduler's job.
+
+    The file passes the same collection rule as in ``autograde`` (:func:`grader.grading.collect.check_file`):
+    a link, a special file or a file over ``config.max_file_size`` is never opened — its
+    result is an ``invalid`` row saying why (a scheduler's job must not become the way
+    around the checks of a class run).
+    """
+    from grader.grading.collect import check_file, normalise_id
 
     config = config or GradingConfig()
     workspace = Path(workspace).resolve()
     results = Path(results or workspace / "results").resolve()
-    path = Path(path).resolve()
     student = normalise_id(student)
+    if not student:
+        raise ValueError("--student gives no student id (it needs a letter or a digit)")
+    rejected = check_file(path, config.max_file_size)
+    if rejected:
+        print(f"rejected (not read): {rejected}", file=sys.stderr)
+        stale = Result.folder_of(results, student, lesson.slug)
+        if stale.exists():  # an earlier grade's notebook and feedback must not outlive the file now rejected
+            shutil.rmtree(stale)
+        return Result(student, lesson.slug, max_points=max_points(lesson), status="invalid", reason=rejected[:1000],
+                      sandbox="not run").write(results)
+    path = Path(path).resolve()  # checked above: no link is followed here
     warn_if_not_isolated(config)
     run = grade([Entry(student, lesson, path)], workspace=workspace, results=results, config=config, jobs=1,
                 force=force, hide=hidden_paths(workspace, results, path.parent), progress=False)

@@ -30,6 +30,8 @@ The rule (also in the README's instructor section):
    device) are never opened; each is rejected, and the student and lesson its name gives
    get an ``invalid`` row saying so (a student folder that is a link: every lesson). A
    file larger than ``max_file_size`` is rejected the same way, without being read.
+   ``autograde-one FILE`` applies the same rule to its one file and the folder holding it
+   (:func:`check_file`): an ``invalid`` row, never a job.
 6. Two or more files for one student and lesson: the newest (modification time) wins;
    the others, and any rejected entries for that lesson, are listed in that row's ``reason``.
 7. The roster is the set of students found (an empty folder counts: that student gets
@@ -188,6 +190,35 @@ def format_size(size: int) -> str:
     raise AssertionError("unreachable")
 
 
+def too_large(path: str | Path, size: int, max_file_size: int | None) -> str:
+    """Why a file of ``size`` bytes is not read under the cap (rule 5), or ``""`` when it fits."""
+    if max_file_size is None or size <= max_file_size:
+        return ""
+    return (f"file too large: {path} is {format_size(size)}, over the {format_size(max_file_size)} cap "
+            "(--max-file-size); it was not read")
+
+
+def check_file(path: str | Path, max_file_size: int | None = DEFAULT_MAX_FILE_SIZE) -> str:
+    """Why one named submission must not be read (rule 5, for ``autograde-one``), or ``""`` when it may.
+
+    ``autograde`` walks a whole folder; a scheduler's job names one file. The same rule holds
+    for it, decided from ``lstat`` without following anything: the file and the folder that
+    holds it (the student's, or nbgrader's lesson folder) must be real, not links, and the
+    file a regular file within the size cap. A FIFO would block the worker that opens it; a
+    link could point at ``solutions/`` or at another student's work.
+    """
+    path = Path(os.path.abspath(path))  # made absolute without resolving a link
+    for what, item in (("file", path), ("folder", path.parent)):
+        try:
+            mode = os.lstat(item).st_mode
+        except OSError as exc:
+            return f"cannot read the submitted {what} {item}: {exc.strerror or exc}"
+        kind = _kind_of(mode)
+        if kind != ("file" if what == "file" else "dir"):
+            return f"{kind} rejected: {item}" if kind != "dir" else f"not a file: {item} is a folder"
+    return too_large(path, os.lstat(path).st_size, max_file_size)
+
+
 def _hidden(name: str) -> bool:
     return name.startswith(".") or name.startswith("__")
 
@@ -200,7 +231,11 @@ def _scan(folder: Path) -> list[os.DirEntry]:
 
 def _kind(entry: os.DirEntry) -> str:
     """``dir``, ``file``, or what else the entry is, from ``lstat`` (a link is never followed)."""
-    mode = entry.stat(follow_symlinks=False).st_mode
+    return _kind_of(entry.stat(follow_symlinks=False).st_mode)
+
+
+def _kind_of(mode: int) -> str:
+    """``dir``, ``file``, ``symbolic link`` or which special file an ``lstat`` mode is."""
     if stat.S_ISDIR(mode):
         return "dir"
     if stat.S_ISREG(mode):
@@ -304,10 +339,9 @@ def collect(
 
     def candidate(entry: os.DirEntry, student: str, lesson: Lesson) -> None:
         info = entry.stat(follow_symlinks=False)
-        if max_file_size is not None and info.st_size > max_file_size:
-            rejected.append(Rejected(
-                Path(entry.path), f"file too large: {entry.path} is {format_size(info.st_size)}, over the "
-                f"{format_size(max_file_size)} cap (--max-file-size); it was not read", student, lesson.slug))
+        oversized = too_large(entry.path, info.st_size, max_file_size)
+        if oversized:
+            rejected.append(Rejected(Path(entry.path), oversized, student, lesson.slug))
             return
         found.setdefault((student, lesson.slug), []).append((Path(entry.path), info.st_mtime))
 

@@ -13,6 +13,7 @@ class GradingConfig:
     cell_timeout: int = 900  # seconds one cell may run
     notebook_timeout: int = 3600  # seconds the whole notebook may run
     memory: int = 8 << 30  # bytes of address space for the kernel (RLIMIT_AS)
+    processes: int = 4096  # processes and threads of one kernel (its pids cgroup, RLIMIT_NPROC of its uid)
     max_output_bytes: int = 1_000_000  # output kept per cell
     seed: int = 42  # PYTHONHASHSEED, random, numpy; lessons' setup_lesson seeds TensorFlow
     threads: int = 1  # BLAS / TensorFlow threads per kernel: fixed, so results never depend on --jobs

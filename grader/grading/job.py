@@ -98,6 +98,7 @@ class GradingSlot:
         number = index if isinstance(index, int) else 0
         uid = config.uid_base + number
         self.spec = SandboxSpec(isolate=self.isolated, uid=uid, gid=uid, hide=hide, memory_bytes=config.memory,
+                                nproc=config.processes,
                                 seed=config.seed, threads=config.threads, guard=config.guard, env=dict(config.env),
                                 limits=limits_mode() if self.isolated else "rlimits")
         self.spec_path = self.spec.write(self.folder / "sandbox.json")
@@ -247,7 +248,7 @@ class GradingSlot:
         result.tampered += report.get("tampered", [])
         result.timeouts = report.get("timeouts", [])
         result.unshadowed = report.get("unshadowed", [])
-        result.truncated = report.get("truncated", [])
+        result.truncated = report.get("truncated", []) + report.get("unverified", [])
         died = report.get("died", "")
         if report.get("notebook_timeout"):
             result.timeouts.append(f"notebook time limit of {self.config.notebook_timeout} s")

@@ -7,7 +7,7 @@ on: the builtins, the functions of ``math`` and NumPy (``numpy``, ``numpy.linalg
 (``run_cell`` and friends, ``showtraceback``, the input and AST transformers, the trace
 and profile hooks).
 
-Before every test cell, the grader (:class:`grader.grading.preprocessors.SandboxedExecute`) asks
+Before (and after) every test cell, the grader (:class:`grader.grading.preprocessors.SandboxedExecute`) asks
 the kernel, through an ``execute_request``'s ``user_expressions``, to run :func:`check`:
 it puts back anything the notebook replaced and reports what it found, so the test runs
 with the real ``len``, ``np.allclose`` and ``assert`` machinery and the grader marks the
