@@ -343,3 +343,19 @@ def test_colab_check_reports_the_first_failing_cell_of_a_notebook(tmp_path):
     passed = run_notebook(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")]), runtime,
                           quick=False, timeout=120)
     assert passed["status"] == "passed" and passed["failed_cell"] is None
+
+
+def test_colab_check_names_the_colab_packages_the_setup_cell_replaced():
+    import nbformat
+
+    from grader.build.colab_check import ColabImage, replaced_packages
+
+    image = ColabImage("current", "d", "r", "2026-08-19", "3.13.15", "i",
+                       {"fastapi": "0.141.1", "tensorflow-metadata": "1.21.0", "numpy": "2.1.3"})
+    setup = nbformat.v4.new_code_cell("...")
+    setup.outputs = [nbformat.v4.new_output("stream", name="stdout", text=(
+        "Successfully installed annoy-1.17.3 fastapi-0.165.0 numpy-2.1.3\n"
+        "Successfully installed tensorflow_metadata-1.17.3\n"))]
+    notebook = nbformat.v4.new_notebook(cells=[setup])
+    assert replaced_packages(notebook, image) == ["fastapi 0.141.1 -> 0.165.0",
+                                                  "tensorflow_metadata 1.21.0 -> 1.17.3"]

@@ -360,6 +360,9 @@ def test_a_long_lesson_reads_as_folded_sections_that_links_open(open_page, open_
         folded_height = page.evaluate("() => document.documentElement.scrollHeight")
         shown = page.evaluate("() => [...document.querySelectorAll('details.course-section')].map(d => d.open)")
         assert shown[0] and not any(shown[1:]), "section 1 is open, the others folded"
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        contents.scroll_into_view_if_needed()
+        page.screenshot(path=SCREENSHOTS / f"folded-{page.viewport_size['width']}px-{page_name(FOLDED)}.png")
         page.goto(page.url.split("#")[0] + f"#{exercises[0]}")  # a link from another page, or a search result
         page.wait_for_function("id => document.getElementById(id).closest('details').open", arg=exercises[0])
         heading = page.evaluate("id => document.getElementById(id).getBoundingClientRect().top", exercises[0])

@@ -284,6 +284,29 @@ def run_notebook(notebook: nbformat.NotebookNode, runtime: Path, quick: bool, ti
     return result
 
 
+def _normalised(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def replaced_packages(notebook: nbformat.NotebookNode, image: ColabImage) -> list[str]:
+    """Packages of the image that the setup cell replaced (``fastapi 0.141.1 -> 0.165.0``), read from pip.
+
+    The setup cell should leave Colab's own packages alone unless a lesson needs another release:
+    every replacement is a chance of breaking something else Colab ships.
+    """
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    output = _text(code[0]) if code else ""
+    shipped = {_normalised(name): version for name, version in image.packages.items()}
+    replaced = []
+    for line in re.findall(r"^Successfully installed (.+)$", output, re.M):
+        for item in line.split():
+            name, _, version = item.rpartition("-")
+            before = shipped.get(_normalised(name))
+            if before is not None and before != version:
+                replaced.append(f"{name} {before} -> {version}")
+    return replaced
+
+
 def _last_line(text: str) -> str:
     lines = [line for line in re.sub(r"\x1b\[[0-9;]*m", "", text).splitlines() if line.strip()]
     return lines[-1].strip()[:300] if lines else ""
@@ -315,6 +338,7 @@ def check_image(image: ColabImage, lessons: list[Lesson], dist: Path, quick: boo
             print(f"[{image.name}] {lesson.slug} ...", flush=True)
             result = run_notebook(notebook, runtime, quick, timeout, log=folder / f"{lesson.slug}-kernel.log")
             nbformat.write(notebook, folder / f"{lesson.slug}.ipynb")  # executed, for reading a failure
+            result["replaced"] = replaced_packages(notebook, image)
             report["lessons"][lesson.slug] = result
             print(f"[{image.name}] {lesson.slug}: {result['status']} in {result['seconds']} s "
                   f"(setup {result['setup_seconds']} s){'  ' + result['error'] if result['error'] else ''}",
@@ -351,6 +375,7 @@ def format_table(report: dict) -> str:
                    f"{result['setup_seconds']} s"
             cell += "; pip conflict" if result.get("pip_conflict") else ""
             cell += "; metadata fix" if result.get("metadata_fix") else ""
+            cell += f"; replaced {', '.join(result['replaced'])}" if result.get("replaced") else ""
             cell += ")"
             if result["status"] != "passed":
                 cell += f" cell {result['failed_cell']}: {result['error']}".replace("|", "\\|")

@@ -468,7 +468,7 @@ def heading_text(inner_html: str) -> str:
 
 
 def section_facts(body: str) -> str:
-    """What a folded section holds, for its bar and the contents box: ``2 exercises · 1 figure``."""
+    """What a folded section holds, for its bar and the contents box: ``2 exercises · 1 figure`` (or nothing)."""
     counts = (
         (body.count('class="admonition question"'), "exercise"),
         (body.count('<figure class="course-figure"'), "figure"),
@@ -476,7 +476,7 @@ def section_facts(body: str) -> str:
         (body.count('<div class="course-results"'), "results table"),
     )
     facts = [plural(n, noun) for n, noun in counts if n]
-    return " · ".join(facts) if facts else "reading"
+    return " · ".join(facts)
 
 
 def fold_sections(page_html: str, open_first: bool = True) -> str:
@@ -508,7 +508,7 @@ def fold_sections(page_html: str, open_first: bool = True) -> str:
         opened = True
         parts.append(f'{heading[0]}\n<details class="course-section"{state}>'
                      f'<summary><span class="course-section__label">Section {number[1]}</span> '
-                     f'<span class="course-section__facts">{html.escape(facts)}</span></summary>\n'
+                     f'<span class="course-section__facts">{html.escape(facts or "text and code")}</span></summary>\n'
                      f"{body.strip()}\n</details>\n")
     contents = (
         '<nav class="course-sections" aria-label="Sections of this lesson">\n'
