@@ -22,9 +22,15 @@ next to this file, with the record each comes from):
    installs comes from PyPI.
 
 The result, per image and lesson, is ``passed`` (every cell ran) or ``failed`` (the first
-failing cell and its error), with the setup cell's duration and whether pip reported a
-dependency conflict; it is written to ``build/colab-check.json`` and, as a table, to
-``build/colab-check.md``. It downloads TensorFlow, so it is a release check, not a test.
+failing cell and its error), with the setup cell's duration, whether pip reported a
+dependency conflict, and which of the image's own packages the setup cell replaced; it is
+written to ``build/colab-check.json`` and, as a table, to ``build/colab-check.md``. It
+downloads TensorFlow, so it is a release check, not a test.
+
+What it cannot see: Colab ships hundreds of packages the lessons never touch (gradio,
+torch, ...), and they are not installed here, so pip cannot complain about breaking them.
+The "replaced" list is where such a conflict would come from: every Colab package the setup
+cell changed is named there.
 """
 
 from __future__ import annotations
@@ -160,7 +166,7 @@ def serve_folder(folder: Path) -> Iterator[str]:
         server.server_close()
 
 
-def _run(command: list[str], log: Path, **kwargs) -> None:
+def _run(command: list[str], log: Path, **kwargs: object) -> None:
     """Run a command, appending its output to ``log``; raise with the log's tail when it fails."""
     with log.open("a", encoding="utf-8") as out:
         out.write(f"\n$ {' '.join(command)}\n")
@@ -385,15 +391,23 @@ def format_table(report: dict) -> str:
 
 
 def write_report(images: dict[str, dict], path: Path = REPORT_JSON, table: Path = REPORT_TABLE) -> dict:
-    """Merge this run's images into the report (an image checked earlier keeps its last result)."""
-    report = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"images": {}}
-    report["images"].update(images)
-    order = [image.name for image in load_images()]
-    report["images"] = dict(sorted(report["images"].items(),
-                                   key=lambda item: order.index(item[0]) if item[0] in order else len(order)))
+    """Merge this run's images into the report (an image checked earlier keeps its last result).
+
+    Two checks of different images may run at once (one per image, to use two cores) and end
+    together: a lock file makes their read-merge-write one step each.
+    """
+    import fcntl
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    table.write_text(format_table(report), encoding="utf-8")
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        report = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"images": {}}
+        report["images"].update(images)
+        order = [image.name for image in load_images()]
+        report["images"] = dict(sorted(report["images"].items(),
+                                       key=lambda item: order.index(item[0]) if item[0] in order else len(order)))
+        path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        table.write_text(format_table(report), encoding="utf-8")
     return report
 
 
