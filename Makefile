@@ -16,7 +16,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export NO_MKDOCS_2_WARNING := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: help install build course test test-fast test-group lint assets site serve dist deploy clean
+.PHONY: help install build course test test-fast test-group lint assets site serve dist deploy colab-check clean
 
 help:
 	@echo "make course     build editions, notebooks and site; run and grade every lesson; write build/course-report.json"
@@ -28,6 +28,7 @@ help:
 	@echo "make assets     fetch MathJax and mermaid (npm) so the site works offline"
 	@echo "make dist       build the student distribution (site, notebooks, library wheel) into build/dist"
 	@echo "make deploy     publish build/dist (and nothing else) to the pages branch"
+	@echo "make colab-check  run every published notebook in imitations of Colab's current and previous runtimes"
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -84,6 +85,13 @@ dist: build
 # Run `make course` first so the lesson pages show the reference run's figures and results.
 deploy: dist
 	$(PY) -m grader deploy
+
+# A release check, not a test: rebuilds Colab's current and previous runtimes (pinned in
+# grader/build/colab_images.toml; downloads TensorFlow from PyPI), installs the course from
+# build/dist with the real setup cell and runs every notebook with the reference answers.
+# Writes build/colab-check.json and build/colab-check.md. One image: ARGS="--image previous".
+colab-check: dist
+	nice -n 10 $(PY) -m grader.build.colab_check $(ARGS)
 
 clean:
 	rm -rf build

@@ -230,3 +230,132 @@ def test_every_package_the_lessons_import_reaches_colab():
     undeclared = {dist: files for dist, files in _imported_distributions(paths).items()
                   if dist not in declared | brought | {"google-colab"}}
     assert not undeclared, f"imported, not declared in pyproject.toml nor brought by a declared one: {undeclared}"
+
+
+# ---- `make colab-check` (grader/build/colab_check.py): its plumbing, without building a runtime ----
+
+def test_colab_image_pins_parse_and_name_their_record():
+    """Each pinned image says which recorded Colab image it copies, and pins what the setup cell meets."""
+    from grader.build.colab_check import load_images
+
+    images = load_images()
+    assert [image.name for image in images] == ["current", "previous"]
+    needed = {"pip", "tensorflow", "keras", "tf-keras", "numpy", "protobuf", "tensorflow-metadata",
+              "tensorflow-datasets", "matplotlib", "requests", "ipykernel", "ipython", "jupyter-client"}
+    for image in images:
+        assert re.fullmatch(r"https://github\.com/googlecolab/backend-info/blob/[0-9a-f]{40}/pip-freeze\.txt",
+                            image.record), f"{image.name}: the versions' source is one commit of Colab's record"
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", image.date) and image.description
+        assert not needed - set(image.packages), f"{image.name} lacks {needed - set(image.packages)}"
+        assert all(re.fullmatch(r"[0-9][0-9A-Za-z.+]*", v) for v in image.packages.values()), "exact versions"
+        minor = ".".join(image.python.split(".")[:2])
+        assert re.search(rf"python{re.escape(minor)}$|versions/{re.escape(minor)}\.", image.interpreter), \
+            f"{image.name}: the local interpreter has the image's Python {minor}"
+        assert image.requirements()[0] == f"pip=={image.packages['pip']}", "pip is installed first"
+        assert f"tensorflow=={image.packages['tensorflow']}" in image.requirements()
+    current, previous = images
+    as_tuple = lambda v: tuple(int(p) for p in v.split(".")[:2])  # noqa: E731
+    assert as_tuple(current.python) > as_tuple(previous.python), "current is the newer image"
+
+
+def test_colab_stand_in_imports_beside_protobufs_google_package(tmp_path):
+    """``google`` is a namespace (protobuf lives in it): the stand-in must not hide ``google.protobuf``."""
+    from grader.build.colab_check import STARTUP, write_stand_in
+
+    site, ipython = tmp_path / "site-packages", tmp_path / "ipython"
+    write_stand_in(site, ipython)
+    assert not (site / "google" / "__init__.py").exists(), "no google/__init__.py: it would shadow protobuf"
+    startup = ipython / "profile_default" / "startup" / "00-google-colab.py"
+    assert startup.read_text(encoding="utf-8") == STARTUP
+    probe = (f"exec(open({str(startup)!r}).read())\nimport sys, google.protobuf, google.colab\n"
+             "print('google.colab' in sys.modules, google.colab.STAND_IN)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": str(site)})
+    assert out.returncode == 0 and out.stdout.split() == ["True", "True"], out.stderr
+
+
+def test_colab_check_runs_the_published_notebook_with_the_reference_answers(lesson):
+    """Only the exercise cells and the wheel's address differ from what "Open in Colab" opens."""
+    from grader.build.colab_check import point_wheel_at, with_answers
+    from grader.lessons import is_exercise
+    from grader.settings import publish_settings
+
+    published = student_notebook(lesson, publish_settings())
+    notebook = point_wheel_at(with_answers(published, lesson), "http://127.0.0.1:8765/wheels/local.whl")
+    reference = {c.metadata["nbgrader"]["grade_id"]: c.source for c in read_source(lesson.solution).cells
+                 if is_exercise(c)}
+    assert len(notebook.cells) == len(published.cells)
+    answered = 0
+    for mine, theirs in zip(notebook.cells, published.cells):
+        if is_exercise(theirs):
+            assert mine.source == reference[theirs.metadata["nbgrader"]["grade_id"]], "the reference answer"
+            answered += 1
+        elif "setup" in tags(theirs):
+            expected = theirs.source.replace(publish_settings().wheel_url, "http://127.0.0.1:8765/wheels/local.whl")
+            assert mine.source == expected != theirs.source, "the real setup cell, only the wheel's address changed"
+        else:
+            assert mine.source == theirs.source, "text, code and tests are the published ones"
+    assert answered == len(reference) > 0
+
+
+def test_colab_check_report_reads_per_lesson_and_keeps_other_images(tmp_path):
+    from grader.build.colab_check import format_table, write_report
+
+    def image(status: str) -> dict:
+        result = {"status": status, "seconds": 12.5, "setup_seconds": 80.0, "failed_cell": None, "error": "",
+                  "pip_conflict": False, "metadata_fix": True}
+        if status == "failed":
+            result.update(failed_cell=3, error="AttributeError: module 'tensorflow_datasets' has no attribute 'load'")
+        return {"description": "d", "record": "r", "date": "2026-08-19", "python": "3.13.15", "interpreter": "i",
+                "quick": True, "lessons": {"01_intro": result}}
+
+    path, table = tmp_path / "colab-check.json", tmp_path / "colab-check.md"
+    write_report({"previous": image("passed")}, path, table)
+    report = write_report({"current": image("failed")}, path, table)
+    assert list(report["images"]) == ["current", "previous"], "a later run of one image keeps the other's result"
+    text = format_table(report)
+    row = next(line for line in text.splitlines() if line.startswith("| 01_intro"))
+    assert "FAIL" in row and "cell 3" in row and "has no attribute 'load'" in row and "PASS" in row
+    assert "metadata fix" in row and table.read_text(encoding="utf-8") == text
+
+
+def test_colab_check_reports_the_first_failing_cell_of_a_notebook(tmp_path):
+    """The runner's kernel plumbing, with this environment standing in for a Colab runtime."""
+    import nbformat
+
+    from grader.build.colab_check import run_notebook
+
+    runtime = tmp_path / "runtime"
+    (runtime / "bin").mkdir(parents=True)
+    python = runtime / "bin" / "python"  # a venv's python finds its packages by its own path: call ours
+    python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n', encoding="utf-8")
+    python.chmod(0o755)
+    (runtime / "ipython").mkdir()
+    cells = [nbformat.v4.new_code_cell("import os\nprint('quick', os.environ.get('COURSE_QUICK'), "
+                                       "os.environ.get('TF_USE_LEGACY_KERAS'))"),
+             nbformat.v4.new_code_cell("1 / 0"), nbformat.v4.new_code_cell("print('never')")]
+    log = tmp_path / "kernel.log"
+    result = run_notebook(nbformat.v4.new_notebook(cells=cells), runtime, quick=True, timeout=120, log=log)
+    assert result["status"] == "failed" and result["failed_cell"] == 2, result
+    assert "ZeroDivisionError" in result["error"] and result["cells"] == 3
+    assert cells[0].outputs[0]["text"].split() == ["quick", "1", "None"], "Colab sets no TF_USE_LEGACY_KERAS"
+    assert not cells[2].get("outputs"), "nothing runs after the failing cell"
+    passed = run_notebook(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")]), runtime,
+                          quick=False, timeout=120)
+    assert passed["status"] == "passed" and passed["failed_cell"] is None
+
+
+def test_colab_check_names_the_colab_packages_the_setup_cell_replaced():
+    import nbformat
+
+    from grader.build.colab_check import ColabImage, replaced_packages
+
+    image = ColabImage("current", "d", "r", "2026-08-19", "3.13.15", "i",
+                       {"fastapi": "0.141.1", "tensorflow-metadata": "1.21.0", "numpy": "2.1.3"})
+    setup = nbformat.v4.new_code_cell("...")
+    setup.outputs = [nbformat.v4.new_output("stream", name="stdout", text=(
+        "Successfully installed annoy-1.17.3 fastapi-0.165.0 numpy-2.1.3\n"
+        "Successfully installed tensorflow_metadata-1.17.3\n"))]
+    notebook = nbformat.v4.new_notebook(cells=[setup])
+    assert replaced_packages(notebook, image) == ["fastapi 0.141.1 -> 0.165.0",
+                                                  "tensorflow_metadata 1.21.0 -> 1.17.3"]

@@ -222,6 +222,17 @@ def wait_for_math(page, path: str) -> int:
     return page.locator(".arithmatex mjx-container").count()
 
 
+def open_all_sections(page) -> None:
+    """Open every folded lesson section the way a reader does: with the "Open all sections" button."""
+    if page.locator("details.course-section").count() == 0:
+        return
+    toggle = page.locator(".course-sections__toggle")
+    assert toggle.is_visible(), "a folded lesson offers the button that opens every section"
+    if toggle.inner_text().strip() == toggle.get_attribute("data-open"):
+        toggle.click()
+    page.wait_for_function("() => [...document.querySelectorAll('details.course-section')].every(d => d.open)")
+
+
 def wait_for_diagrams(page, path: str, expected: int) -> None:
     """Every mermaid block became an SVG (and not mermaid's "syntax error" picture)."""
     if not expected:
@@ -311,6 +322,7 @@ def test_page_works_offline(open_page, server, served_site, path):
     html_file = served_site / path / "index.html"
     static = html_file.read_text(encoding="utf-8")
     typeset = wait_for_math(page, path)
+    open_all_sections(page)  # diagrams in folded sections are drawn once a reader opens them
     wait_for_diagrams(page, path, static.count('class="mermaid"'))
     slug = path.strip("/").split("/")[-1]
     if path == "":
@@ -330,6 +342,37 @@ def test_page_works_offline(open_page, server, served_site, path):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SCREENSHOTS / f"{page_name(path)}.png", full_page=path in ("", "syllabus/"))
     assert time.perf_counter() - start < 30, f"{path}: the page took over 30 s to render"
+
+
+FOLDED = f"lessons/{max(WRITTEN)}/" if WRITTEN else None  # the longest lessons come last
+
+
+@pytest.mark.skipif(FOLDED is None, reason="no lesson has a student edition yet")
+def test_a_long_lesson_reads_as_folded_sections_that_links_open(open_page, open_phone_page, served_site):
+    """The folded page is much shorter; a link into a folded section opens it; the button opens them all."""
+    static = (served_site / FOLDED / "index.html").read_text(encoding="utf-8")
+    exercises = re.findall(r'<details class="course-section">.*?<h3 id="(exercise-[^"]+)"', static, re.S)
+    assert exercises, f"{FOLDED}: a folded section holds an exercise heading"
+    for opener in (open_page, open_phone_page):
+        page, visit = opener(FOLDED)
+        contents = page.locator("nav.course-sections")
+        assert contents.is_visible() and contents.locator("a").count() >= 3, "the contents box is on the page"
+        folded_height = page.evaluate("() => document.documentElement.scrollHeight")
+        shown = page.evaluate("() => [...document.querySelectorAll('details.course-section')].map(d => d.open)")
+        assert shown[0] and not any(shown[1:]), "section 1 is open, the others folded"
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        contents.scroll_into_view_if_needed()
+        page.screenshot(path=SCREENSHOTS / f"folded-{page.viewport_size['width']}px-{page_name(FOLDED)}.png")
+        page.goto(page.url.split("#")[0] + f"#{exercises[0]}")  # a link from another page, or a search result
+        page.wait_for_function("id => document.getElementById(id).closest('details').open", arg=exercises[0])
+        heading = page.evaluate("id => document.getElementById(id).getBoundingClientRect().top", exercises[0])
+        assert 0 <= heading < page.viewport_size["height"], "the linked heading is on screen"
+        page.reload()
+        open_all_sections(page)
+        open_height = page.evaluate("() => document.documentElement.scrollHeight")
+        assert open_height > 2 * folded_height, f"folded {folded_height} px, open {open_height} px"
+        assert page.locator(".course-sections__toggle").inner_text().strip() == "Fold all sections"
+        assert visit.errors == [], visit.errors
 
 
 def test_search_finds_the_annoy_lesson(open_page, server):
@@ -394,6 +437,7 @@ LEGIBLE_PAGES = [""] + [f"lessons/{slug}/" for slug in sorted(WRITTEN)]
 def check_legibility(page, path: str, static: str, code_fits: bool = True) -> dict:
     """What a reader notices. ``code_fits``: the screen is wide enough for the lessons' 120 columns
     (on a phone a code block scrolls sideways inside itself, keeping Python's indentation)."""
+    open_all_sections(page)
     wait_for_diagrams(page, path, static.count('class="mermaid"'))
     seen = page.evaluate(LEGIBILITY)
     if code_fits:

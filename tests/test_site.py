@@ -360,7 +360,11 @@ def test_without_fetched_assets_the_build_falls_back_to_the_cdn(monkeypatch):
     config = {"extra_javascript": ["javascripts/mathjax.js", *local]}
     mkdocs_hooks.on_config(config)
     assert config["extra_javascript"] == ["javascripts/mathjax.js", *local]
-    assert set(local) == {str(s) for s in mkdocs_config()["extra_javascript"][1:]}, "mkdocs.yml lists the local copies"
+    listed = [str(s) for s in mkdocs_config()["extra_javascript"]]
+    assert set(local) <= set(listed), "mkdocs.yml lists the local copies"
+    own = [s for s in listed if s not in local]  # the site's own scripts, served from site/javascripts/
+    assert own == ["javascripts/mathjax.js", "javascripts/sections.js"] and all(
+        (ROOT / "site" / s).is_file() for s in own)
 
 
 def test_vendored_tarballs_are_checked_against_their_pinned_integrity(tmp_path, monkeypatch):
@@ -378,3 +382,52 @@ def test_vendored_tarballs_are_checked_against_their_pinned_integrity(tmp_path, 
     with pytest.raises(RuntimeError, match="integrity"):
         site_assets.unpack(package, buffer.getvalue())
     assert not (tmp_path / "mermaid").exists()
+
+
+def _sections_page(numbered: int) -> str:
+    """Rendered lesson HTML as mkdocs makes it: a title, an introduction, numbered sections, a Summary."""
+    parts = ['<h1 id="lesson">Lesson</h1>\n<p>Introduction.</p>']
+    for n in range(1, numbered + 1):
+        parts.append(f'<h2 id="{n}-part-{n}">{n}. Part <code>{n}</code><a class="headerlink" href="#{n}-part-{n}" '
+                     f'title="Permanent link">&para;</a></h2>\n<p>Text {n}.</p>\n<h3 id="exercise-{n}">Exercise</h3>\n'
+                     '<div class="admonition question"><p>stub</p></div>')
+    parts.append('<h2 id="summary">Summary</h2>\n<p>All of it.</p>')
+    return "\n".join(parts)
+
+
+def test_long_lessons_fold_their_numbered_sections_under_a_contents_box():
+    folded = site_pages.fold_sections(_sections_page(4))
+    assert folded.count('<details class="course-section"') == 4, "one fold per numbered section"
+    assert folded.count('<details class="course-section" open>') == 1, "only the first section is open"
+    assert folded.count("<details") == folded.count("</details>")
+    box = folded[folded.index('<nav class="course-sections"'):folded.index("</nav>")]
+    assert folded.index("</nav>") < folded.index('<h2 id="1-part-1"'), "the contents come before section 1"
+    assert re.findall(r'href="#([^"]+)"', box) == ["1-part-1", "2-part-2", "3-part-3", "4-part-4", "summary"]
+    assert "1. Part 1" in box and "¶" not in box, "each entry is the heading as a reader reads it"
+    assert box.count("1 exercise") == 4, "each entry says what its section holds"
+    for n in range(1, 5):  # headings, their ids and permalinks stay outside the folds: links keep working
+        heading = folded.index(f'<h2 id="{n}-part-{n}">')
+        assert folded.index(f'id="exercise-{n}"') > folded.index("<details", heading)
+        assert folded.rfind("</details>", 0, heading) == -1 or folded.rfind("</details>", 0, heading) > \
+            folded.rfind("<details", 0, heading), f"heading {n} sits outside every fold"
+    summary = folded[folded.index('<h2 id="summary">'):]
+    assert "<details" not in summary and "All of it." in summary, "Summary and References stay open"
+    short = _sections_page(site_pages.MIN_FOLDED_SECTIONS - 1)
+    assert site_pages.fold_sections(short) == short, "a short lesson reads as one open page"
+
+
+def test_built_lesson_pages_are_folded_with_a_contents_box_that_links_every_section(site):
+    for lesson in WRITTEN:
+        text = page(site, f"lessons/{lesson.slug}")
+        numbered = re.findall(r'<h2 id="([^"]+)"[^>]*>\d+\.', text)
+        if len(numbered) < site_pages.MIN_FOLDED_SECTIONS:
+            continue
+        box = text[text.index('<nav class="course-sections"'):]
+        box = box[:box.index("</nav>")]
+        targets = re.findall(r'href="#([^"]+)"', box)
+        assert targets[:len(numbered)] == numbered, f"{lesson.slug}: the contents list every numbered section"
+        ids = set(re.findall(r'\sid="([^"]+)"', text))
+        assert set(targets) <= ids, f"{lesson.slug}: a contents link without its heading"
+        assert text.count('<details class="course-section"') == len(numbered), lesson.slug
+        assert "javascripts/sections.js" in text, f"{lesson.slug}: the script that opens a linked section"
+    assert (site / "javascripts" / "sections.js").is_file()

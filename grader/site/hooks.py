@@ -12,7 +12,8 @@ and downloadable notebooks exist only in the build, so they can never go stale.
 * ``on_page_markdown``: the references page gathers every lesson's References section.
 * ``on_page_content``: formulas in headings read as plain text in the table of contents;
   mermaid diagrams are drawn at their natural size (legible text, scrolling sideways when
-  wider than the page) instead of being shrunk to the column.
+  wider than the page) instead of being shrunk to the column; a lesson page is folded into
+  its numbered sections under an "In this lesson" box (``pages.fold_sections``).
 * ``on_post_build``: the search index holds plain text, not raw TeX (snippets read cleanly).
 """
 
@@ -33,6 +34,7 @@ from grader.settings import publish_settings
 from grader.site import assets as site_assets
 from grader.site.dist import EDITION_VARIABLE
 from grader.site.pages import (
+    fold_sections,
     lesson_page,
     placeholder_page,
     plain_math,
@@ -57,6 +59,7 @@ AUTHOR_PAGES = ("authoring.md",)  # in the repository and in an instructor build
 MERMAID_INIT = '%%{init: {"flowchart": {"useMaxWidth": false}, "sequence": {"useMaxWidth": false}}}%%'
 MERMAID_BLOCK = re.compile(r'(<pre class="mermaid"><code>)(?!%%\{init)')
 MERMAID_SOURCE = re.compile(r"<pre><code>%%\{init.*?</code></pre>", re.S)  # a diagram's source: no snippet
+LESSON_PAGE = re.compile(r"lessons/\d\d_\w+\.md")
 LOOPBACK_LINK = re.compile(r'<a [^>]*href="https?://(?:127\.0\.0\.1|localhost)[^"]*"[^>]*>(.*?)</a>', re.S)
 
 
@@ -156,6 +159,8 @@ def on_page_content(html: str, page, config, files):
     """
     html = LOOPBACK_LINK.sub(lambda m: f"<code>{m[1]}</code>", html)
     html = MERMAID_BLOCK.sub(lambda m: m[1] + MERMAID_INIT + "\n", html)
+    if LESSON_PAGE.fullmatch(page.file.src_uri) and page.file.name in existing_lessons():
+        html = fold_sections(html)  # a written lesson (not a "coming soon" page): folded sections
 
     def clean(items):
         for item in items:

@@ -8,6 +8,12 @@ output, not code), and the numbers a cell recorded (``movierec.report.record``) 
 it as a small results table: a readable label, the value, and the quality bar with
 pass/fail where the course sets one. ``[metric]`` lines and bare echoed values are not
 repeated in the shown output. Without that run the page carries one short note.
+
+A lesson runs to dozens of phone screens, so the rendered page is folded (:func:`fold_sections`,
+called by the site hook on the page's HTML): the introduction stays open, every numbered
+section's body is a ``<details>`` under its own, always visible heading, and an "In this lesson"
+box lists the sections with what each holds. Headings, their ids and permalinks are unchanged,
+so every link and anchor still resolves (a link into a folded section opens it).
 """
 
 from __future__ import annotations
@@ -445,3 +451,72 @@ def references_section(existing: dict[str, Lesson]) -> str:
 def student_files() -> dict[str, Path]:
     """Downloadable student editions (``.py``) for the site's ``notebooks/`` folder."""
     return {f"notebooks/{p.name}": p for p in sorted(LESSONS.glob("*.py"))}
+
+
+# ---- folding a rendered lesson page into its numbered sections -------------------------------------------
+
+MIN_FOLDED_SECTIONS = 3  # a lesson shorter than this reads fine as one open page
+_H2 = re.compile(r"<h2 id=\"([^\"]+)\"[^>]*>(.*?)</h2>", re.S)
+_PERMALINK = re.compile(r"<a class=\"headerlink\".*?</a>", re.S)
+_NUMBERED = re.compile(r"^(\d+)\.\s")
+
+
+def heading_text(inner_html: str) -> str:
+    """A heading's text as a reader sees it: no permalink sign, no tags."""
+    text = re.sub(r"<[^>]+>", "", _PERMALINK.sub("", inner_html))
+    return re.sub(r"\s+", " ", html.unescape(text)).strip()
+
+
+def section_facts(body: str) -> str:
+    """What a folded section holds, for its bar and the contents box: ``2 exercises · 1 figure`` (or nothing)."""
+    counts = (
+        (body.count('class="admonition question"'), "exercise"),
+        (body.count('<figure class="course-figure"'), "figure"),
+        (body.count('class="mermaid"'), "diagram"),
+        (body.count('<div class="course-results"'), "results table"),
+    )
+    facts = [plural(n, noun) for n, noun in counts if n]
+    return " · ".join(facts)
+
+
+def fold_sections(page_html: str, open_first: bool = True) -> str:
+    """The lesson's HTML with each numbered ``<h2>`` section folded, and a contents box before the first.
+
+    The cut points are the page's top-level ``<h2>`` headings (lesson sections are ``## N. Title``
+    cells), so every fold holds whole elements. Unnumbered sections (Summary, References) stay open.
+    """
+    headings = list(_H2.finditer(page_html))
+    numbered = [m for m in headings if _NUMBERED.match(heading_text(m[2]))]
+    if len(numbered) < MIN_FOLDED_SECTIONS:
+        return page_html
+    parts = [page_html[:headings[0].start()]]
+    entries = []
+    opened = False
+    for n, heading in enumerate(headings):
+        end = headings[n + 1].start() if n + 1 < len(headings) else len(page_html)
+        body = page_html[heading.end():end]
+        title = heading_text(heading[2])
+        number = _NUMBERED.match(title)
+        facts = section_facts(body) if number else ""
+        entries.append(f'<li><a href="#{heading[1]}">{html.escape(title)}</a>'
+                       + (f' <span class="course-sections__facts">{html.escape(facts)}</span>' if facts else "")
+                       + "</li>")
+        if number is None:
+            parts.append(heading[0] + body)
+            continue
+        state = " open" if open_first and not opened else ""
+        opened = True
+        parts.append(f'{heading[0]}\n<details class="course-section"{state}>'
+                     f'<summary><span class="course-section__label">Section {number[1]}</span> '
+                     f'<span class="course-section__facts">{html.escape(facts or "text and code")}</span></summary>\n'
+                     f"{body.strip()}\n</details>\n")
+    contents = (
+        '<nav class="course-sections" aria-label="Sections of this lesson">\n'
+        '<p class="course-sections__title"><strong>In this lesson</strong>: '
+        f"{len(numbered)} sections, each folded under its heading{' (the first one open)' if open_first else ''}: "
+        "click a section's bar, or its link here, to read it. "
+        '<button type="button" class="md-button course-sections__toggle" hidden '
+        'data-open="Open all sections" data-close="Fold all sections">Open all sections</button></p>\n'
+        f'<ul>\n{chr(10).join(entries)}\n</ul>\n</nav>\n'
+    )
+    return parts[0] + contents + "".join(parts[1:])
