@@ -50,7 +50,7 @@ if "google.colab" in sys.modules:
         subprocess.run([sys.executable, "-m", "pip", "install", "--progress-bar", "on", "-c", _pin.name,
                         f"tf-keras=={_minor}.*", f"tensorflow-serving-api=={_minor}.*",
                         "tensorflow-recommenders==0.7.7", "annoy==1.17.3", "importlib-resources==7.1.0",
-                        "fastapi==0.165.0", "uvicorn==0.54.0", "httpx2==2.16.2"], check=True)
+                        "fastapi>=0.141.1", "uvicorn>=0.52.3", "httpx2>=2.10.0"], check=True)
         subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps",
                         "https://recsys-course.github.io/movie-recommender/wheels/movierec-0.1.0-py3-none-any.whl"], check=True)
         # Some Colab images ship a tensorflow-metadata newer than their protobuf allows, and then

@@ -21,6 +21,7 @@ import types
 import pytest
 
 from grader.build.bootstrap import (
+    COLAB_FLOORS,
     COLAB_MATCHED,
     COLAB_PINNED,
     COLAB_PROVIDED,
@@ -87,6 +88,9 @@ def assert_colab_rules(calls: list[list[str]], tf_version: str, serving: bool = 
     assert (f"tensorflow-serving-api=={minor}.*" in deps) == serving, "the TF Serving client matches TensorFlow"
     for requirement in colab_requirements(serving):
         assert requirement in deps, f"{requirement} (pinned in pyproject.toml) is not installed in Colab"
+    for name, floor in COLAB_FLOORS.items():  # what Colab ships is kept, not upgraded to pyproject.toml's pin
+        assert all(not a.startswith(f"{name}==") for a in deps), f"{name} pinned: Colab's copy would be replaced"
+        assert (f"{name}>={floor}" in deps) == serving, f"{name} should be asked for as >= {floor} (Colab's version)"
     if not serving:
         assert not any(a.startswith(("fastapi", "uvicorn", "httpx2")) for a in deps), "no serving stack"
 
@@ -224,7 +228,7 @@ def test_every_package_the_lessons_import_reaches_colab():
 
     paths = sorted((ROOT / "movierec").glob("*.py")) + sorted((ROOT / "lessons").glob("*.py"))
     declared = set(pinned_versions())
-    assert declared == set(COLAB_PINNED) | set(COLAB_MATCHED) | set(COLAB_PROVIDED)
+    assert declared == set(COLAB_PINNED) | set(COLAB_FLOORS) | set(COLAB_MATCHED) | set(COLAB_PROVIDED)
     brought = set().union(*(_requirement_names(dist) for dist in declared))  # e.g. grpcio with tensorflow
     brought |= set().union(*(_requirement_names(dist) for dist in brought & {"fastapi", "starlette"}))
     undeclared = {dist: files for dist, files in _imported_distributions(paths).items()
@@ -359,3 +363,16 @@ def test_colab_check_names_the_colab_packages_the_setup_cell_replaced():
     notebook = nbformat.v4.new_notebook(cells=[setup])
     assert replaced_packages(notebook, image) == ["fastapi 0.141.1 -> 0.165.0",
                                                   "tensorflow_metadata 1.21.0 -> 1.17.3"]
+
+
+def test_version_floors_admit_what_every_recorded_colab_image_ships():
+    """A floor above Colab's own version would make the setup cell upgrade Colab's copy."""
+    from packaging.version import Version
+
+    from grader.build.colab_check import load_images
+
+    for image in load_images():
+        for name, floor in COLAB_FLOORS.items():
+            assert name in image.packages, f"{image.name}: {name} is not in grader/build/colab_images.toml"
+            assert Version(image.packages[name]) >= Version(floor), (
+                f"{image.name} ships {name} {image.packages[name]}, below the floor {floor}")
