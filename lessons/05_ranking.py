@@ -206,18 +206,19 @@ print(f"{n_fit} ratings to fit, {n_train - n_fit} to validate, {len(test_ratings
 # embedding row for the out-of-vocabulary index (`StringLookup.vocabulary_size()`
 # counts it).
 #
-# **Hint:** `tf.keras.layers.StringLookup(vocabulary=...)`,
-# `tf.keras.layers.Embedding(lookup.vocabulary_size(), embedding_dim)`,
-# `tf.concat([...], axis=1)`, then `Dense(units, activation="relu")` for each entry of
-# `hidden_units` and a final `Dense(1)`.
+# **Hint:** the Keras API pages of `StringLookup` (how it numbers the vocabulary and
+# where the out-of-vocabulary index goes), `Embedding` and `Dense`; lesson 03 built
+# the same lookup-then-embed pair. Write the layers yourself: the library's
+# `movierec.ranking` classes (section 5) are not the answer here.
 
-# %% nbgrader={"grade": false, "grade_id": "rating_model", "locked": false, "schema_version": 3, "solution": true, "checksum": "efc5abdb86eab158045f7007b96dee9d", "cell_type": "code"}
+# %% nbgrader={"grade": false, "grade_id": "rating_model", "locked": false, "schema_version": 3, "solution": true, "checksum": "8be3e6fafa8ef60d7c5d0ecc4b7def31", "cell_type": "code"}
 class RatingModel(tf.keras.Model):
     """Predict a star rating from a user id and a movie title alone.
 
     Architecture: user id and movie title each go through ``StringLookup`` →
-    ``Embedding(embedding_dim)``; the two vectors are concatenated and passed through
-    ReLU ``Dense`` layers of sizes ``hidden_units`` and a final ``Dense(1)``.
+    ``Embedding(embedding_dim)``; the two vectors are concatenated (user first) and
+    passed through ReLU ``Dense`` layers of sizes ``hidden_units`` and a final
+    ``Dense(1)`` with no activation (a rating can be any real number before clipping).
 
     Args:
         user_ids: the distinct user ids to embed (array of ``bytes``), e.g. the training users.
@@ -241,22 +242,46 @@ class RatingModel(tf.keras.Model):
         raise NotImplementedError()
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_rating_model", "locked": true, "points": 2, "schema_version": 3, "solution": false, "checksum": "56335c5269dc7676d1960f9faf7f476a", "cell_type": "code"}
+# %% nbgrader={"grade": true, "grade_id": "test_rating_model", "locked": true, "points": 2, "schema_version": 3, "solution": false, "checksum": "7b071a01f848833701e510c1365bd480", "cell_type": "code"}
+from movierec.checks import close as _close, finite as _finite, numbers as _numbers
+from movierec.ranking import FeatureEncoder as _LibraryEncoder, MovieRanker as _LibraryRanker
+
 tf.keras.utils.set_random_seed(0)
 _users = np.array([b"1", b"2", b"3"], dtype=object)
-_titles = np.array([b"Heat (1995)", b"Fargo (1996)"], dtype=object)
+_titles = np.array([b"Fargo (1996)", b"Heat (1995)"], dtype=object)  # distinct and sorted, as np.unique gives them
 _model = RatingModel(_users, _titles, embedding_dim=8, hidden_units=(16, 8))
-_batch = {"user_id": tf.constant([b"1", b"2", b"3", b"1"]), "movie_title": tf.constant([b"Heat (1995)", b"Heat (1995)", b"Fargo (1996)", b"Fargo (1996)"])}
-_out = _model(_batch)
-assert tuple(_out.shape) == (4, 1), f"call should return shape (batch, 1) = (4, 1), got {tuple(_out.shape)}"
-assert _out.dtype == tf.float32, f"predictions should be float32, got {_out.dtype.name}"
-_shapes = sorted(tuple(w.shape) for w in _model.trainable_weights)
-assert (4, 8) in _shapes and (3, 8) in _shapes, f"expected embedding tables of 3+1 users and 2+1 titles with 8 columns (one OOV row each), got weight shapes {_shapes}"
-assert (16, 16) in _shapes and (16, 8) in _shapes and (8, 1) in _shapes, f"expected Dense kernels (2*8 -> 16), (16 -> 8), (8 -> 1), got {_shapes}"
-_values = _out.numpy().ravel()
-assert len(np.unique(np.round(_values, 6))) == 4, "different (user, movie) pairs should get different predictions"
-_unknown = _model({"user_id": tf.constant([b"no-such-user"]), "movie_title": tf.constant([b"No Such Movie (2030)"])})
-assert tuple(_unknown.shape) == (1, 1) and np.isfinite(_unknown.numpy()).all(), "unknown ids must still get a finite prediction (OOV row)"
+_batch = {"user_id": tf.constant([b"1", b"2", b"3", b"1", b"no-such-user"]),
+          "movie_title": tf.constant([b"Heat (1995)", b"Heat (1995)", b"Fargo (1996)", b"No Such Movie (2030)", b"Heat (1995)"])}
+try:
+    _out = _model(_batch)
+except tf.errors.InvalidArgumentError:
+    raise AssertionError("an index fell outside an embedding table: StringLookup keeps index 0 for unknown ids and "
+                         "numbers the vocabulary from 1, so each table needs vocabulary_size() rows") from None
+assert _numbers(_out)[0] == (5, 1), f"call should return shape (batch, 1) = (5, 1), got {_numbers(_out)[0]}"
+assert str(np.asarray(_out).dtype) == "float32", f"predictions should be float32, got {np.asarray(_out).dtype}"
+assert not any(isinstance(m, (_LibraryEncoder, _LibraryRanker)) for m in _model.submodules), \
+    "build the lookups, embeddings and Dense layers yourself; wrapping movierec.ranking's FeatureEncoder or MovieRanker is not the exercise"
+_want_shapes = [(4, 8), (3, 8), (16, 16), (16,), (16, 8), (8,), (8, 1), (1,)]
+_shapes = sorted(tuple(int(n) for n in w.shape) for w in _model.trainable_weights)
+assert _shapes == sorted(_want_shapes), (
+    f"expected embedding tables of 3+1 users and 2+1 titles with 8 columns (one OOV row each), Dense kernels "
+    f"(2*8 -> 16), (16 -> 8), (8 -> 1) and their biases, and nothing else; got weight shapes {_shapes}")
+# Known weights in, known predictions out: the forward pass, computed here by hand.
+_rng = np.random.default_rng(0)
+_set = {shape: _rng.normal(size=shape).astype(np.float32) for shape in _want_shapes}
+_set[(1,)] = np.array([-2.0], np.float32)  # a negative output bias: some true predictions are below 0
+for _w in _model.trainable_weights:
+    _w.assign(_set[tuple(int(n) for n in _w.shape)])
+_x = np.concatenate([_set[(4, 8)][[1, 2, 3, 1, 0]], _set[(3, 8)][[2, 2, 1, 0, 2]]], axis=1)  # index 0: OOV
+_h = np.maximum(_x @ _set[(16, 16)] + _set[(16,)], 0.0)
+_h = np.maximum(_h @ _set[(16, 8)] + _set[(8,)], 0.0)
+_want = _h @ _set[(8, 1)] + _set[(1,)]
+_got = _model(_batch)
+assert _finite(_got), "predictions must be finite, also for unknown ids (OOV row)"
+assert _close(_got, _want, rtol=1e-4, atol=1e-4), (
+    f"with known weights the predictions should be {np.round(_want.ravel(), 3).tolist()}, got "
+    f"{np.round(np.asarray(_got, dtype=float).ravel(), 3).tolist()}: check the lookup (unknown ids -> row 0), "
+    "the concatenation order (user, then title), ReLU on the hidden layers and no activation on the output")
 print("RatingModel: visible tests passed")
 
 
@@ -277,7 +302,10 @@ print("RatingModel: visible tests passed")
 # `training` on, so layers such as dropout know which mode they are in), and return
 # what `self.task` returns.
 #
-# **Hint:** `self.task(labels=..., predictions=...)`.
+# **Hint:** the API page of `tfrs.tasks.Ranking` says what its call takes and returns.
+# Mind the shapes: the labels are `(batch,)`, the predictions `(batch, 1)` — an MSE
+# written by hand from those two broadcasts to a `(batch, batch)` matrix. And a loss
+# that does not go through the task leaves its RMSE metric at zero.
 
 # %% nbgrader={"grade": false, "grade_id": "compute_loss", "locked": false, "schema_version": 3, "solution": true, "checksum": "5a4918ddbf1b4a23ffa85f5649fc7000", "cell_type": "code"}
 class RankingModel(tfrs.Model):
@@ -313,28 +341,38 @@ class RankingModel(tfrs.Model):
         raise NotImplementedError()
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_compute_loss", "locked": true, "points": 2, "schema_version": 3, "solution": false, "checksum": "99d8a7c945058411e5d4fe3edda49ad5", "cell_type": "code"}
-class _ConstantThree(tf.keras.Model):
-    """Predicts 3 stars for everyone, plus a trainable offset that starts at 0."""
+# %% nbgrader={"grade": true, "grade_id": "test_compute_loss", "locked": true, "points": 2, "schema_version": 3, "solution": false, "checksum": "d31e74eed8ef57a480ea1974b7e210d3", "cell_type": "code"}
+from movierec.checks import close as _close, numbers as _numbers
+
+
+class _Guesser(tf.keras.Model):
+    """Predicts the batch's "guess" column, plus a trainable offset that starts at 0; records the training flag."""
 
     def __init__(self):
         super().__init__()
         self.offset = tf.Variable(0.0)
+        self.modes = []
 
     def call(self, features, training=False):
-        n = tf.shape(features["user_id"])[0]
-        return tf.fill([n, 1], 3.0) + self.offset
+        self.modes.append(training)
+        return tf.reshape(features["guess"], (-1, 1)) + self.offset
 
 
-_labels = tf.constant([1.0, 5.0, 3.0, 4.0])
-_batch = {"user_id": tf.constant([b"a", b"b", b"c", b"d"]), "user_rating": _labels}
-_ranking = RankingModel(_ConstantThree())
+_batch = {"user_id": tf.constant([b"a", b"b", b"c", b"d"]), "guess": tf.constant([2.0, 4.0, 3.0, 5.0]),
+          "user_rating": tf.constant([1.0, 5.0, 3.0, 4.0])}
+_ranking = RankingModel(_Guesser())
 _loss = _ranking.compute_loss(_batch)
-assert _loss is not None and tf.rank(_loss) == 0, "compute_loss must return a scalar tensor (the task's loss)"
-assert np.isclose(float(_loss), (4 + 4 + 0 + 1) / 4), f"predicting 3 for ratings [1, 5, 3, 4] has MSE 2.25, got {float(_loss):.4f}"
+assert _loss is not None and _numbers(_loss)[0] == (), "compute_loss must return a scalar tensor (the task's loss)"
+assert _close(_loss, 0.75), (f"predictions [2, 4, 3, 5] for ratings [1, 5, 3, 4] have MSE (1 + 1 + 0 + 1) / 4 = 0.75, "
+                             f"got {float(_loss):.4f} (a (batch,) minus (batch, 1) difference broadcasts to a matrix)")
+_ranking.compute_loss(_batch, training=True)
+_ranking.compute_loss(_batch, training=False)
+assert [bool(m) for m in _ranking.rating_model.modes[-2:]] == [True, False], \
+    "pass the training flag on to the rating model (layers such as dropout depend on it)"
 _ranking.compile(optimizer=tf.keras.optimizers.SGD(0.1))
 _result = _ranking.evaluate(tf.data.Dataset.from_tensors(_batch), return_dict=True, verbose=0)
-assert "rmse" in _result and np.isclose(_result["rmse"], 1.5), f"evaluate should report the task's RMSE, 1.5 here; got {_result}"
+assert "rmse" in _result and _close(_result["rmse"], np.sqrt(0.75)), \
+    f"evaluate should report the task's RMSE, sqrt(0.75) = 0.866 here; got {_result}: the loss must come from self.task"
 print("compute_loss: visible tests passed")
 
 # %% [markdown]
@@ -951,9 +989,10 @@ plot_curves({name: model.curves for name, model in curve_runs.items()}, "Library
 # whose target is the product of two inputs: one cross layer must fit it almost
 # exactly, which a linear model (no cross, no deep layer) cannot.
 #
-# **Hint:** create `tfrs.layers.dcn.Cross(projection_dim=projection_dim,
-# kernel_initializer="glorot_uniform")` objects in a list; in `call`, start from
-# `x = x0` and apply `x = cross(x0, x)` for each.
+# **Hint:** read the formula above next to the API page of `tfrs.layers.dcn.Cross`:
+# which of its two inputs is $\mathbf{x}_0$ and which is $\mathbf{x}_l$? Every cross
+# layer has its own $W_l$, and in the *stacked* form only the first layer's input is
+# $\mathbf{x}_0$ alone.
 
 # %% nbgrader={"grade": false, "grade_id": "deep_cross_head", "locked": false, "schema_version": 3, "solution": true, "checksum": "a2845aaa09fcc03da4293bbf26dc8ea5", "cell_type": "code"}
 class DeepCrossHead(tf.keras.layers.Layer):
@@ -979,16 +1018,22 @@ class DeepCrossHead(tf.keras.layers.Layer):
         raise NotImplementedError()
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_deep_cross_head", "locked": true, "points": 3, "schema_version": 3, "solution": false, "checksum": "6b398c94830e1ca9f670775b15863f8d", "cell_type": "code"}
+# %% nbgrader={"grade": true, "grade_id": "test_deep_cross_head", "locked": true, "points": 3, "schema_version": 3, "solution": false, "checksum": "3fc2f07d49fbc808f768ff33a51d813e", "cell_type": "code"}
+from movierec.checks import close as _close, ints as _ints, numbers as _numbers
+
 tf.keras.utils.set_random_seed(3)
 _x0 = tf.constant(np.random.default_rng(3).normal(size=(5, 6)).astype(np.float32))
 _head = DeepCrossHead(num_cross=2, deep_units=(8,))
 _out = _head(_x0)
-assert tuple(_out.shape) == (5, 1), f"the head should map (batch, d) = (5, 6) to (5, 1), got {tuple(_out.shape)}"
-assert len(_head.cross_layers) == 2 and all(isinstance(c, tfrs.layers.dcn.Cross) for c in _head.cross_layers), "cross_layers should hold num_cross tfrs.layers.dcn.Cross layers"
-assert [layer.units for layer in _head.deep_layers] == [8], "deep_layers should hold one Dense per entry of deep_units"
-_manual = _head.output_layer(_head.deep_layers[0](_head.cross_layers[1](_x0, _head.cross_layers[0](_x0, _x0))))
-assert np.allclose(_out.numpy(), _manual.numpy(), atol=1e-5), "stacked order: cross(x0, x0) -> cross(x0, previous) -> deep layers -> output_layer"
+assert _numbers(_out)[0] == (5, 1), f"the head should map (batch, d) = (5, 6) to (5, 1), got {_numbers(_out)[0]}"
+assert len(_head.cross_layers) == 2 and all(isinstance(c, tfrs.layers.dcn.Cross) for c in _head.cross_layers), \
+    "cross_layers should hold num_cross tfrs.layers.dcn.Cross layers"
+assert len({id(c) for c in _head.cross_layers}) == 2, "each cross layer needs its own weights: create num_cross separate Cross objects"
+assert _ints([layer.units for layer in _head.deep_layers]) == [8], "deep_layers should hold one Dense per entry of deep_units"
+_x1 = _head.cross_layers[0](_x0, _x0)
+_manual = _head.output_layer(_head.deep_layers[0](_head.cross_layers[1](_x0, _x1)))
+assert _close(_out, _manual, atol=1e-5), \
+    "stacked order: x1 = cross_1(x0, x0), x2 = cross_2(x0, x1) (x0 always first), then the deep layers, then output_layer"
 
 
 def _fit_product(head: tf.keras.layers.Layer) -> float:
@@ -1000,13 +1045,13 @@ def _fit_product(head: tf.keras.layers.Layer) -> float:
     model = tf.keras.Model(inputs, head(inputs))
     model.compile(optimizer=tf.keras.optimizers.Adam(0.05), loss="mse")
     model.fit(x, y, batch_size=256, epochs=40, verbose=0)
-    return float(model.evaluate(x, y, verbose=0))
+    return float(_numbers(model.evaluate(x, y, verbose=0))[1][0])
 
 
 _cross_mse = _fit_product(DeepCrossHead(num_cross=1, deep_units=()))
 _linear_mse = _fit_product(DeepCrossHead(num_cross=0, deep_units=()))
 assert _linear_mse > 0.5, f"with no cross and no deep layer the head is linear and cannot fit a product (MSE {_linear_mse:.3f})"
-assert _cross_mse < 0.05, f"one cross layer should fit y = x_a * x_b almost exactly, got MSE {_cross_mse:.3f}"
+assert _cross_mse < 0.05, f"one cross layer (and a linear output) should fit y = x_a * x_b almost exactly, got MSE {_cross_mse:.3f}"
 print(f"product target: linear MSE {_linear_mse:.3f}, one cross layer MSE {_cross_mse:.4f}")
 print("DeepCrossHead: visible tests passed")
 
@@ -1184,10 +1229,10 @@ record("ranking.cross.top10_user_movie_pairs", mixed)
 #
 # ### Exercise 4 (3 points): NDCG@k
 #
-# **Hint:** group the rows by user (a dict from user to row indices, or `np.unique`
-# with `return_inverse=True`); for each user, `np.argsort(-predicted, kind="stable")`
-# gives the model's order (ties keep their input order), `np.sort(gains)[::-1]` the
-# ideal one; discounts are `1 / np.log2(np.arange(2, m + 2))`.
+# **Hint:** work one user at a time (the rows of each user, found once). The model's
+# order and the ideal order are two sorts of the same gains — one by prediction, one
+# by gain — and the NumPy page of `np.argsort` says which sort keeps ties in input
+# order. Both DCGs are cut at the same depth.
 
 # %% nbgrader={"grade": false, "grade_id": "ndcg_at_k", "locked": false, "schema_version": 3, "solution": true, "checksum": "ed569ca417830ff3c2cfd0192ddc70a9", "cell_type": "code"}
 def ndcg_at_k(user_ids, true_ratings, predicted, k: int = 10, users=None) -> tuple[float, int]:
@@ -1214,22 +1259,28 @@ def ndcg_at_k(user_ids, true_ratings, predicted, k: int = 10, users=None) -> tup
     raise NotImplementedError()
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_ndcg_at_k", "locked": true, "points": 3, "schema_version": 3, "solution": false, "checksum": "bba22825c6dc683f7491e5052bfa8e9b", "cell_type": "code"}
+# %% nbgrader={"grade": true, "grade_id": "test_ndcg_at_k", "locked": true, "points": 3, "schema_version": 3, "solution": false, "checksum": "11281c4cf34d8500e53a05d91dbc5436", "cell_type": "code"}
+from movierec.checks import close as _close, ints as _ints, numbers as _numbers
+
 _u = np.array([b"a", b"a", b"a", b"b", b"b"], dtype=object)
 _r = np.array([3.0, 1.0, 2.0, 5.0, 4.0])
 _p = np.array([0.1, 0.9, 0.5, 1.0, 0.0])
 _a = (1 + 3 / np.log2(3) + 7 / 2) / (7 + 3 / np.log2(3) + 1 / 2)
-_value, _skipped = ndcg_at_k(_u, _r, _p, k=3)
-assert np.isclose(_value, (_a + 1.0) / 2), f"worked example: user a has NDCG@3 {_a:.4f}, user b 1.0, mean {(_a + 1) / 2:.4f}; got {_value}"
-assert _skipped == 0, f"no user should be skipped here, got {_skipped}"
-assert np.isclose(ndcg_at_k(_u, _r, _p, k=1)[0], (1 / 7 + 1.0) / 2), "NDCG@1 of user a is gain 1 over ideal gain 7"
+_result = ndcg_at_k(_u, _r, _p, k=3)
+assert len(_result) == 2, f"return a pair (mean NDCG, users skipped), got {_result!r}"
+_value, _skipped = _result
+assert _close(_value, (_a + 1.0) / 2), \
+    f"worked example: user a has NDCG@3 {_a:.4f}, user b 1.0, mean {(_a + 1) / 2:.4f}; got {_numbers(_value)[1]} (gain 2**r - 1?)"
+assert _ints(_skipped) == [0], f"no user should be skipped here, got {_skipped}"
+assert _close(ndcg_at_k(_u, _r, _p, k=1)[0], (1 / 7 + 1.0) / 2), \
+    "NDCG@1 of user a is gain 1 over ideal gain 7 (the ideal DCG is cut at k too)"
 _value_c, _skipped_c = ndcg_at_k(_u, _r, _p, k=3, users=[b"a", b"b", b"c"])
-assert _skipped_c == 1 and np.isclose(_value_c, _value), "a user with no ratings must be skipped and counted, not averaged in"
+assert _ints(_skipped_c) == [1] and _close(_value_c, _value), "a user with no ratings must be skipped and counted, not averaged in"
 _test_users, _test_stars = test_features["user_id"].numpy(), test_features["user_rating"].numpy()
 _perfect, _ = ndcg_at_k(_test_users, _test_stars, _test_stars, k=10)
-assert np.isclose(_perfect, 1.0), f"predicting the true ratings must give NDCG 1 on the test split, got {_perfect}"
+assert _close(_perfect, 1.0), f"predicting the true ratings must give NDCG 1 on the test split, got {_perfect}"
 _worst, _ = ndcg_at_k(_test_users, _test_stars, -_test_stars, k=10)
-assert _worst < 0.9, f"ranking every user's movies in reverse order should score clearly below 1, got {_worst}"
+assert float(_worst) < 0.9, f"ranking every user's movies in reverse order should score clearly below 1, got {_worst}"
 try:
     ndcg_at_k(_u, _r, _p, k=0)
 except ValueError:
@@ -1417,10 +1468,14 @@ print(user_request("42"))
 # in the catalogue). Predicted ratings must be between 1 and 5 (the ranking model
 # already clips them). `k` outside `1..num_candidates` is a caller error.
 #
-# **Hint:** `query_embeddings(retrieval_model, user_request(user_id))[0]` is the
-# user's query vector; `catalogue_vectors @ query` scores the catalogue;
-# `np.argsort(-scores, kind="stable")` orders it. Then
-# `best(ranking_batch(user_id, candidates))` predicts the stars.
+# The ranker decides the order among **all** `num_candidates` candidates: a movie that
+# retrieval put 90th can be the one the user will like most. Sort by its raw score
+# (section 5 explains why not the clipped one) and clip only the stars you show.
+#
+# **Hint:** `query_embeddings` (lesson 04, `movierec.retrieval`) gives the user's query
+# vector from `user_request(user_id)`; its dot product with each catalogue vector is
+# the retrieval score. `ranking_batch` builds the ranker's input, and
+# `MovieRanker.call`'s docstring (section 5) says how to get the unclipped score.
 
 # %% nbgrader={"grade": false, "grade_id": "recommend", "locked": false, "schema_version": 3, "solution": true, "checksum": "76193f0c7dd720b1d6c690c3b3466fc1", "cell_type": "code"}
 def recommend(user_id: str | bytes, k: int = 10, num_candidates: int = 100) -> list[tuple[str, float]]:
@@ -1449,21 +1504,61 @@ def recommend(user_id: str | bytes, k: int = 10, num_candidates: int = 100) -> l
     raise NotImplementedError()
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_recommend", "locked": true, "points": 3, "schema_version": 3, "solution": false, "checksum": "26cf749830dbbf80820bc00aeff6123d", "cell_type": "code"}
+# %% nbgrader={"grade": true, "grade_id": "test_recommend", "locked": true, "points": 3, "schema_version": 3, "solution": false, "checksum": "48efe75e7c65e575030c22e8806b2284", "cell_type": "code"}
+from movierec.checks import close as _close, numbers as _numbers
+
 _picks = recommend("42", 5)
 assert isinstance(_picks, list) and len(_picks) == 5, f"recommend('42', 5) should return a list of 5 pairs, got {_picks!r}"
-assert all(isinstance(t, str) and isinstance(s, float) for t, s in _picks), "each pair should be (str title, float stars)"
+assert all(type(t) is str and type(s) is float for t, s in _picks), "each pair should be (str title, float stars)"
 _stars = [s for _, s in _picks]
 assert all(1.0 <= s <= 5.0 for s in _stars), f"predicted stars must be within 1..5, got {_stars}"
-assert _stars == sorted(_stars, reverse=True), f"pairs must be sorted by predicted rating, best first: {_stars}"
 assert len({t for t, _ in _picks}) == 5, "titles must not repeat"
 assert not {t.encode() for t, _ in _picks} & seen_titles[b"42"], "do not recommend movies the user rated in training"
-_expected = np.asarray(best(ranking_batch("42", [t for t, _ in _picks]))).reshape(-1)
-assert np.allclose(_stars, _expected, atol=1e-4), "the stars should be the ranking model's predictions for those titles"
+_expected = best(ranking_batch("42", [t for t, _ in _picks]))
+assert _close(_stars, _numbers(_expected)[1], atol=1e-4), "the stars should be the ranking model's (clipped) predictions for those titles"
+# Each distinct title's retrieval score for user 42 (a duplicated title keeps its better row).
 _query = query_embeddings(retrieval_model, user_request("42"))[0]
-_scores = dict(zip(catalogue_titles, catalogue_vectors @ _query))
-_unseen = sorted({t: s for t, s in _scores.items() if t not in seen_titles[b"42"]}.values(), reverse=True)
+_scores: dict = {}
+for _t, _s in zip(catalogue_titles, _numbers(catalogue_vectors @ _query)[1]):
+    _scores[_t] = max(_s, _scores.get(_t, -np.inf))
+_unseen = sorted((s for t, s in _scores.items() if t not in seen_titles[b"42"]), reverse=True)
 assert all(_scores[t.encode()] >= _unseen[99] - 1e-5 for t, _ in _picks), "every title must come from the 100 best unseen retrieval candidates"
+
+
+class _StandIn:
+    """Stands in for `best` while a test runs: raw score rank(title), clipped to 1-5 unless clip=False."""
+
+    def __init__(self, rank):
+        self.rank = rank
+
+    def __call__(self, features, training=False, clip=True):
+        raw = np.array([self.rank(t) for t in np.asarray(features["movie_title"]).tolist()], dtype=np.float64)
+        return tf.constant(np.clip(raw, 1.0, 5.0) if clip and not training else raw)
+
+    def predict(self, features, **kwargs):
+        return np.asarray(self(features)).reshape(-1, 1)
+
+
+def _with_ranker(rank, *args, **kwargs):
+    """recommend(*args, **kwargs) with `best` replaced by a stand-in ranker, then put back."""
+    global best
+    real, best = best, _StandIn(rank)
+    try:
+        return recommend(*args, **kwargs)
+    finally:
+        best = real
+
+
+# This ranker likes best what retrieval liked least, and every raw score is above 5.
+_top = _unseen[0]
+_upside_down = _with_ranker(lambda t: 6.0 + 100.0 * (_top - _scores.get(t, _top)), "42", 5)
+_up_scores = [_scores.get(t.encode(), np.inf) for t, _ in _upside_down]
+assert _close(_up_scores[0], _unseen[99], atol=1e-6), (
+    "rank all num_candidates candidates by the ranker's raw score: with a ranker that prefers what retrieval liked "
+    "least, the 100th unseen candidate must come first (taking the first k retrieved titles, sorting by clipped "
+    "stars, or dropping seen titles after cutting the list at 100 all miss it)")
+assert _up_scores == sorted(_up_scores), "the top k must be ordered by the ranker's raw score, best first"
+assert _close([s for _, s in _upside_down], 5.0), "raw scores above 5 are shown as 5.0 stars (clip only for display)"
 assert len(recommend("no-such-user", 3)) == 3, "an unknown user must still get k recommendations"
 for _bad in (0, 101):
     try:

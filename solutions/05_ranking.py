@@ -169,18 +169,19 @@ print(f"{n_fit} ratings to fit, {n_train - n_fit} to validate, {len(test_ratings
 # embedding row for the out-of-vocabulary index (`StringLookup.vocabulary_size()`
 # counts it).
 #
-# **Hint:** `tf.keras.layers.StringLookup(vocabulary=...)`,
-# `tf.keras.layers.Embedding(lookup.vocabulary_size(), embedding_dim)`,
-# `tf.concat([...], axis=1)`, then `Dense(units, activation="relu")` for each entry of
-# `hidden_units` and a final `Dense(1)`.
+# **Hint:** the Keras API pages of `StringLookup` (how it numbers the vocabulary and
+# where the out-of-vocabulary index goes), `Embedding` and `Dense`; lesson 03 built
+# the same lookup-then-embed pair. Write the layers yourself: the library's
+# `movierec.ranking` classes (section 5) are not the answer here.
 
 # %% nbgrader={"grade": false, "grade_id": "rating_model", "locked": false, "schema_version": 3, "solution": true}
 class RatingModel(tf.keras.Model):
     """Predict a star rating from a user id and a movie title alone.
 
     Architecture: user id and movie title each go through ``StringLookup`` →
-    ``Embedding(embedding_dim)``; the two vectors are concatenated and passed through
-    ReLU ``Dense`` layers of sizes ``hidden_units`` and a final ``Dense(1)``.
+    ``Embedding(embedding_dim)``; the two vectors are concatenated (user first) and
+    passed through ReLU ``Dense`` layers of sizes ``hidden_units`` and a final
+    ``Dense(1)`` with no activation (a rating can be any real number before clipping).
 
     Args:
         user_ids: the distinct user ids to embed (array of ``bytes``), e.g. the training users.
@@ -217,33 +218,63 @@ class RatingModel(tf.keras.Model):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_rating_model", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+from movierec.checks import close as _close, finite as _finite, numbers as _numbers
+from movierec.ranking import FeatureEncoder as _LibraryEncoder, MovieRanker as _LibraryRanker
+
 tf.keras.utils.set_random_seed(0)
 _users = np.array([b"1", b"2", b"3"], dtype=object)
-_titles = np.array([b"Heat (1995)", b"Fargo (1996)"], dtype=object)
+_titles = np.array([b"Fargo (1996)", b"Heat (1995)"], dtype=object)  # distinct and sorted, as np.unique gives them
 _model = RatingModel(_users, _titles, embedding_dim=8, hidden_units=(16, 8))
-_batch = {"user_id": tf.constant([b"1", b"2", b"3", b"1"]), "movie_title": tf.constant([b"Heat (1995)", b"Heat (1995)", b"Fargo (1996)", b"Fargo (1996)"])}
-_out = _model(_batch)
-assert tuple(_out.shape) == (4, 1), f"call should return shape (batch, 1) = (4, 1), got {tuple(_out.shape)}"
-assert _out.dtype == tf.float32, f"predictions should be float32, got {_out.dtype.name}"
-_shapes = sorted(tuple(w.shape) for w in _model.trainable_weights)
-assert (4, 8) in _shapes and (3, 8) in _shapes, f"expected embedding tables of 3+1 users and 2+1 titles with 8 columns (one OOV row each), got weight shapes {_shapes}"
-assert (16, 16) in _shapes and (16, 8) in _shapes and (8, 1) in _shapes, f"expected Dense kernels (2*8 -> 16), (16 -> 8), (8 -> 1), got {_shapes}"
-_values = _out.numpy().ravel()
-assert len(np.unique(np.round(_values, 6))) == 4, "different (user, movie) pairs should get different predictions"
-_unknown = _model({"user_id": tf.constant([b"no-such-user"]), "movie_title": tf.constant([b"No Such Movie (2030)"])})
-assert tuple(_unknown.shape) == (1, 1) and np.isfinite(_unknown.numpy()).all(), "unknown ids must still get a finite prediction (OOV row)"
+_batch = {"user_id": tf.constant([b"1", b"2", b"3", b"1", b"no-such-user"]),
+          "movie_title": tf.constant([b"Heat (1995)", b"Heat (1995)", b"Fargo (1996)", b"No Such Movie (2030)", b"Heat (1995)"])}
+try:
+    _out = _model(_batch)
+except tf.errors.InvalidArgumentError:
+    raise AssertionError("an index fell outside an embedding table: StringLookup keeps index 0 for unknown ids and "
+                         "numbers the vocabulary from 1, so each table needs vocabulary_size() rows") from None
+assert _numbers(_out)[0] == (5, 1), f"call should return shape (batch, 1) = (5, 1), got {_numbers(_out)[0]}"
+assert str(np.asarray(_out).dtype) == "float32", f"predictions should be float32, got {np.asarray(_out).dtype}"
+assert not any(isinstance(m, (_LibraryEncoder, _LibraryRanker)) for m in _model.submodules), \
+    "build the lookups, embeddings and Dense layers yourself; wrapping movierec.ranking's FeatureEncoder or MovieRanker is not the exercise"
+_want_shapes = [(4, 8), (3, 8), (16, 16), (16,), (16, 8), (8,), (8, 1), (1,)]
+_shapes = sorted(tuple(int(n) for n in w.shape) for w in _model.trainable_weights)
+assert _shapes == sorted(_want_shapes), (
+    f"expected embedding tables of 3+1 users and 2+1 titles with 8 columns (one OOV row each), Dense kernels "
+    f"(2*8 -> 16), (16 -> 8), (8 -> 1) and their biases, and nothing else; got weight shapes {_shapes}")
+# Known weights in, known predictions out: the forward pass, computed here by hand.
+_rng = np.random.default_rng(0)
+_set = {shape: _rng.normal(size=shape).astype(np.float32) for shape in _want_shapes}
+_set[(1,)] = np.array([-2.0], np.float32)  # a negative output bias: some true predictions are below 0
+for _w in _model.trainable_weights:
+    _w.assign(_set[tuple(int(n) for n in _w.shape)])
+_x = np.concatenate([_set[(4, 8)][[1, 2, 3, 1, 0]], _set[(3, 8)][[2, 2, 1, 0, 2]]], axis=1)  # index 0: OOV
+_h = np.maximum(_x @ _set[(16, 16)] + _set[(16,)], 0.0)
+_h = np.maximum(_h @ _set[(16, 8)] + _set[(8,)], 0.0)
+_want = _h @ _set[(8, 1)] + _set[(1,)]
+_got = _model(_batch)
+assert _finite(_got), "predictions must be finite, also for unknown ids (OOV row)"
+assert _close(_got, _want, rtol=1e-4, atol=1e-4), (
+    f"with known weights the predictions should be {np.round(_want.ravel(), 3).tolist()}, got "
+    f"{np.round(np.asarray(_got, dtype=float).ravel(), 3).tolist()}: check the lookup (unknown ids -> row 0), "
+    "the concatenation order (user, then title), ReLU on the hidden layers and no activation on the output")
 print("RatingModel: visible tests passed")
 ### BEGIN HIDDEN TESTS
 _default = RatingModel(_users, _titles)
 _default(_batch)
-_dshapes = sorted(tuple(w.shape) for w in _default.trainable_weights)
-assert (64, 256) in _dshapes and (256, 64) in _dshapes and (64, 1) in _dshapes, f"defaults should be d=32 and hidden (256, 64), got {_dshapes}"
-_again = _model({"user_id": tf.constant([b"1"]), "movie_title": tf.constant([b"Heat (1995)"])}).numpy()[0, 0]
-assert np.isclose(_again, _values[0], atol=1e-5), "the prediction for a pair must not depend on the rest of the batch"
-_other = _model({"user_id": tf.constant([b"unknown-a", b"unknown-b"]), "movie_title": tf.constant([b"Heat (1995)", b"Heat (1995)"])}).numpy()
-assert np.isclose(_other[0, 0], _other[1, 0]), "all unknown users share the OOV embedding, so they get the same prediction"
-_extra = dict(_batch, user_rating=tf.constant([1.0, 2.0, 3.0, 4.0]))
-assert np.allclose(_model(_extra).numpy(), _out.numpy(), atol=1e-6), "extra keys in the feature dict must be ignored"
+_dshapes = sorted(tuple(int(n) for n in w.shape) for w in _default.trainable_weights)
+assert _dshapes == sorted([(4, 32), (3, 32), (64, 256), (256,), (256, 64), (64,), (64, 1), (1,)]), \
+    f"defaults should be d=32 and hidden (256, 64), got {_dshapes}"
+_flat = RatingModel(_users, _titles, embedding_dim=4, hidden_units=())
+_flat(_batch)
+_fshapes = sorted(tuple(int(n) for n in w.shape) for w in _flat.trainable_weights)
+assert _fshapes == sorted([(4, 4), (3, 4), (8, 1), (1,)]), f"hidden_units=() means no hidden layer, only Dense(1); got {_fshapes}"
+_deep = RatingModel(_users, _titles, embedding_dim=2, hidden_units=(5, 4, 3))
+_deep(_batch)
+_pshapes = sorted(tuple(int(n) for n in w.shape) for w in _deep.trainable_weights)
+assert _pshapes == sorted([(4, 2), (3, 2), (4, 5), (5,), (5, 4), (4,), (4, 3), (3,), (3, 1), (1,)]), \
+    f"one hidden layer per entry of hidden_units=(5, 4, 3); got {_pshapes}"
+_extra = dict(_batch, user_rating=tf.constant([1.0, 2.0, 3.0, 4.0, 5.0]), timestamp=tf.constant([1, 2, 3, 4, 5]))
+assert _close(_model(_extra), _want, rtol=1e-4, atol=1e-4), "extra keys in the feature dict must be ignored"
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -263,7 +294,10 @@ assert np.allclose(_model(_extra).numpy(), _out.numpy(), atol=1e-6), "extra keys
 # `training` on, so layers such as dropout know which mode they are in), and return
 # what `self.task` returns.
 #
-# **Hint:** `self.task(labels=..., predictions=...)`.
+# **Hint:** the API page of `tfrs.tasks.Ranking` says what its call takes and returns.
+# Mind the shapes: the labels are `(batch,)`, the predictions `(batch, 1)` — an MSE
+# written by hand from those two broadcasts to a `(batch, batch)` matrix. And a loss
+# that does not go through the task leaves its RMSE metric at zero.
 
 # %% nbgrader={"grade": false, "grade_id": "compute_loss", "locked": false, "schema_version": 3, "solution": true}
 class RankingModel(tfrs.Model):
@@ -302,48 +336,45 @@ class RankingModel(tfrs.Model):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_compute_loss", "locked": true, "points": 2, "schema_version": 3, "solution": false}
-class _ConstantThree(tf.keras.Model):
-    """Predicts 3 stars for everyone, plus a trainable offset that starts at 0."""
+from movierec.checks import close as _close, numbers as _numbers
+
+
+class _Guesser(tf.keras.Model):
+    """Predicts the batch's "guess" column, plus a trainable offset that starts at 0; records the training flag."""
 
     def __init__(self):
         super().__init__()
         self.offset = tf.Variable(0.0)
-
-    def call(self, features, training=False):
-        n = tf.shape(features["user_id"])[0]
-        return tf.fill([n, 1], 3.0) + self.offset
-
-
-_labels = tf.constant([1.0, 5.0, 3.0, 4.0])
-_batch = {"user_id": tf.constant([b"a", b"b", b"c", b"d"]), "user_rating": _labels}
-_ranking = RankingModel(_ConstantThree())
-_loss = _ranking.compute_loss(_batch)
-assert _loss is not None and tf.rank(_loss) == 0, "compute_loss must return a scalar tensor (the task's loss)"
-assert np.isclose(float(_loss), (4 + 4 + 0 + 1) / 4), f"predicting 3 for ratings [1, 5, 3, 4] has MSE 2.25, got {float(_loss):.4f}"
-_ranking.compile(optimizer=tf.keras.optimizers.SGD(0.1))
-_result = _ranking.evaluate(tf.data.Dataset.from_tensors(_batch), return_dict=True, verbose=0)
-assert "rmse" in _result and np.isclose(_result["rmse"], 1.5), f"evaluate should report the task's RMSE, 1.5 here; got {_result}"
-print("compute_loss: visible tests passed")
-### BEGIN HIDDEN TESTS
-_ranking.fit(tf.data.Dataset.from_tensors(_batch).repeat(60), epochs=1, verbose=0)
-assert abs(float(_ranking.rating_model.offset) - 0.25) < 0.02, "training should move the offset towards mean(labels) - 3 = 0.25: compute_loss must use the model's predictions"
-
-
-class _ModeSpy(tf.keras.Model):
-    def __init__(self):
-        super().__init__()
         self.modes = []
 
     def call(self, features, training=False):
         self.modes.append(training)
-        return tf.zeros([tf.shape(features["user_id"])[0], 1])
+        return tf.reshape(features["guess"], (-1, 1)) + self.offset
 
 
-_spy = RankingModel(_ModeSpy())
-_spy.compute_loss(_batch, training=True)
-assert _spy.rating_model.modes[-1] is True, "pass training=training to the rating model"
-_other = {"user_id": tf.constant([b"a", b"b"]), "user_rating": tf.constant([2.0, 4.0])}
-assert np.isclose(float(RankingModel(_ConstantThree()).compute_loss(_other)), 1.0), "the labels must come from features['user_rating']"
+_batch = {"user_id": tf.constant([b"a", b"b", b"c", b"d"]), "guess": tf.constant([2.0, 4.0, 3.0, 5.0]),
+          "user_rating": tf.constant([1.0, 5.0, 3.0, 4.0])}
+_ranking = RankingModel(_Guesser())
+_loss = _ranking.compute_loss(_batch)
+assert _loss is not None and _numbers(_loss)[0] == (), "compute_loss must return a scalar tensor (the task's loss)"
+assert _close(_loss, 0.75), (f"predictions [2, 4, 3, 5] for ratings [1, 5, 3, 4] have MSE (1 + 1 + 0 + 1) / 4 = 0.75, "
+                             f"got {float(_loss):.4f} (a (batch,) minus (batch, 1) difference broadcasts to a matrix)")
+_ranking.compute_loss(_batch, training=True)
+_ranking.compute_loss(_batch, training=False)
+assert [bool(m) for m in _ranking.rating_model.modes[-2:]] == [True, False], \
+    "pass the training flag on to the rating model (layers such as dropout depend on it)"
+_ranking.compile(optimizer=tf.keras.optimizers.SGD(0.1))
+_result = _ranking.evaluate(tf.data.Dataset.from_tensors(_batch), return_dict=True, verbose=0)
+assert "rmse" in _result and _close(_result["rmse"], np.sqrt(0.75)), \
+    f"evaluate should report the task's RMSE, sqrt(0.75) = 0.866 here; got {_result}: the loss must come from self.task"
+print("compute_loss: visible tests passed")
+### BEGIN HIDDEN TESTS
+_ranking.fit(tf.data.Dataset.from_tensors(_batch).repeat(60), epochs=1, verbose=0)
+assert _close(_ranking.rating_model.offset.numpy(), -0.25, atol=0.02), \
+    "training should move the offset towards mean(ratings - guesses) = -0.25: the loss must depend on the model's predictions"
+_other = {"user_id": tf.constant([b"x", b"y"]), "guess": tf.constant([3.0, 3.0]), "user_rating": tf.constant([2.0, 5.0])}
+assert _close(RankingModel(_Guesser()).compute_loss(_other), 2.5), \
+    "for another batch (2 rows, errors -1 and 2) the MSE is 2.5: labels come from features['user_rating']"
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -959,9 +990,10 @@ plot_curves({name: model.curves for name, model in curve_runs.items()}, "Library
 # whose target is the product of two inputs: one cross layer must fit it almost
 # exactly, which a linear model (no cross, no deep layer) cannot.
 #
-# **Hint:** create `tfrs.layers.dcn.Cross(projection_dim=projection_dim,
-# kernel_initializer="glorot_uniform")` objects in a list; in `call`, start from
-# `x = x0` and apply `x = cross(x0, x)` for each.
+# **Hint:** read the formula above next to the API page of `tfrs.layers.dcn.Cross`:
+# which of its two inputs is $\mathbf{x}_0$ and which is $\mathbf{x}_l$? Every cross
+# layer has its own $W_l$, and in the *stacked* form only the first layer's input is
+# $\mathbf{x}_0$ alone.
 
 # %% nbgrader={"grade": false, "grade_id": "deep_cross_head", "locked": false, "schema_version": 3, "solution": true}
 class DeepCrossHead(tf.keras.layers.Layer):
@@ -1000,15 +1032,21 @@ class DeepCrossHead(tf.keras.layers.Layer):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_deep_cross_head", "locked": true, "points": 3, "schema_version": 3, "solution": false}
+from movierec.checks import close as _close, ints as _ints, numbers as _numbers
+
 tf.keras.utils.set_random_seed(3)
 _x0 = tf.constant(np.random.default_rng(3).normal(size=(5, 6)).astype(np.float32))
 _head = DeepCrossHead(num_cross=2, deep_units=(8,))
 _out = _head(_x0)
-assert tuple(_out.shape) == (5, 1), f"the head should map (batch, d) = (5, 6) to (5, 1), got {tuple(_out.shape)}"
-assert len(_head.cross_layers) == 2 and all(isinstance(c, tfrs.layers.dcn.Cross) for c in _head.cross_layers), "cross_layers should hold num_cross tfrs.layers.dcn.Cross layers"
-assert [layer.units for layer in _head.deep_layers] == [8], "deep_layers should hold one Dense per entry of deep_units"
-_manual = _head.output_layer(_head.deep_layers[0](_head.cross_layers[1](_x0, _head.cross_layers[0](_x0, _x0))))
-assert np.allclose(_out.numpy(), _manual.numpy(), atol=1e-5), "stacked order: cross(x0, x0) -> cross(x0, previous) -> deep layers -> output_layer"
+assert _numbers(_out)[0] == (5, 1), f"the head should map (batch, d) = (5, 6) to (5, 1), got {_numbers(_out)[0]}"
+assert len(_head.cross_layers) == 2 and all(isinstance(c, tfrs.layers.dcn.Cross) for c in _head.cross_layers), \
+    "cross_layers should hold num_cross tfrs.layers.dcn.Cross layers"
+assert len({id(c) for c in _head.cross_layers}) == 2, "each cross layer needs its own weights: create num_cross separate Cross objects"
+assert _ints([layer.units for layer in _head.deep_layers]) == [8], "deep_layers should hold one Dense per entry of deep_units"
+_x1 = _head.cross_layers[0](_x0, _x0)
+_manual = _head.output_layer(_head.deep_layers[0](_head.cross_layers[1](_x0, _x1)))
+assert _close(_out, _manual, atol=1e-5), \
+    "stacked order: x1 = cross_1(x0, x0), x2 = cross_2(x0, x1) (x0 always first), then the deep layers, then output_layer"
 
 
 def _fit_product(head: tf.keras.layers.Layer) -> float:
@@ -1020,29 +1058,35 @@ def _fit_product(head: tf.keras.layers.Layer) -> float:
     model = tf.keras.Model(inputs, head(inputs))
     model.compile(optimizer=tf.keras.optimizers.Adam(0.05), loss="mse")
     model.fit(x, y, batch_size=256, epochs=40, verbose=0)
-    return float(model.evaluate(x, y, verbose=0))
+    return float(_numbers(model.evaluate(x, y, verbose=0))[1][0])
 
 
 _cross_mse = _fit_product(DeepCrossHead(num_cross=1, deep_units=()))
 _linear_mse = _fit_product(DeepCrossHead(num_cross=0, deep_units=()))
 assert _linear_mse > 0.5, f"with no cross and no deep layer the head is linear and cannot fit a product (MSE {_linear_mse:.3f})"
-assert _cross_mse < 0.05, f"one cross layer should fit y = x_a * x_b almost exactly, got MSE {_cross_mse:.3f}"
+assert _cross_mse < 0.05, f"one cross layer (and a linear output) should fit y = x_a * x_b almost exactly, got MSE {_cross_mse:.3f}"
 print(f"product target: linear MSE {_linear_mse:.3f}, one cross layer MSE {_cross_mse:.4f}")
 print("DeepCrossHead: visible tests passed")
 ### BEGIN HIDDEN TESTS
 _low = DeepCrossHead(num_cross=1, deep_units=(), projection_dim=2)
 _low(_x0)
-_low_shapes = sorted(tuple(w.shape) for w in _low.trainable_weights)
+_low_shapes = sorted(tuple(int(n) for n in w.shape) for w in _low.trainable_weights)
 assert (6, 2) in _low_shapes and (2, 6) in _low_shapes, f"projection_dim=2 should give low-rank cross kernels (6, 2) and (2, 6), got {_low_shapes}"
+_three = DeepCrossHead(num_cross=3, deep_units=())
+_three_out = _three(_x0)
+_x = _x0
+for _c in _three.cross_layers:
+    _x = _c(_x0, _x)
+assert _close(_three_out, _three.output_layer(_x), atol=1e-5), "three stacked cross layers: x_{l+1} = cross_l(x0, x_l)"
 _plain = DeepCrossHead(num_cross=0, deep_units=(3, 2))
 _plain_out = _plain(_x0)
-assert tuple(_plain_out.shape) == (5, 1) and len(_plain.cross_layers) == 0, "num_cross=0 must give a plain MLP"
-_relu = _plain.deep_layers[1](_plain.deep_layers[0](_x0)).numpy()
-assert (_relu >= 0).all(), "deep layers must use the ReLU activation"
-assert _plain.output_layer.activation in (None, tf.keras.activations.linear), "the output layer must have no activation"
+assert _numbers(_plain_out)[0] == (5, 1) and len(_plain.cross_layers) == 0, "num_cross=0 must give a plain MLP"
+_relu = _plain.deep_layers[1](_plain.deep_layers[0](_x0))
+assert min(_numbers(_relu)[1]) >= 0.0, "deep layers must use the ReLU activation"
 _default = DeepCrossHead()
 _default(_x0)
-assert len(_default.cross_layers) == 1 and [d.units for d in _default.deep_layers] == [256, 64], "defaults: one cross layer, deep units (256, 64)"
+assert len(_default.cross_layers) == 1 and _ints([d.units for d in _default.deep_layers]) == [256, 64], \
+    "defaults: one cross layer, deep units (256, 64)"
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -1218,10 +1262,10 @@ record("ranking.cross.top10_user_movie_pairs", mixed)
 #
 # ### Exercise 4 (3 points): NDCG@k
 #
-# **Hint:** group the rows by user (a dict from user to row indices, or `np.unique`
-# with `return_inverse=True`); for each user, `np.argsort(-predicted, kind="stable")`
-# gives the model's order (ties keep their input order), `np.sort(gains)[::-1]` the
-# ideal one; discounts are `1 / np.log2(np.arange(2, m + 2))`.
+# **Hint:** work one user at a time (the rows of each user, found once). The model's
+# order and the ideal order are two sorts of the same gains — one by prediction, one
+# by gain — and the NumPy page of `np.argsort` says which sort keeps ties in input
+# order. Both DCGs are cut at the same depth.
 
 # %% nbgrader={"grade": false, "grade_id": "ndcg_at_k", "locked": false, "schema_version": 3, "solution": true}
 def ndcg_at_k(user_ids, true_ratings, predicted, k: int = 10, users=None) -> tuple[float, int]:
@@ -1275,21 +1319,27 @@ def ndcg_at_k(user_ids, true_ratings, predicted, k: int = 10, users=None) -> tup
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_ndcg_at_k", "locked": true, "points": 3, "schema_version": 3, "solution": false}
+from movierec.checks import close as _close, ints as _ints, numbers as _numbers
+
 _u = np.array([b"a", b"a", b"a", b"b", b"b"], dtype=object)
 _r = np.array([3.0, 1.0, 2.0, 5.0, 4.0])
 _p = np.array([0.1, 0.9, 0.5, 1.0, 0.0])
 _a = (1 + 3 / np.log2(3) + 7 / 2) / (7 + 3 / np.log2(3) + 1 / 2)
-_value, _skipped = ndcg_at_k(_u, _r, _p, k=3)
-assert np.isclose(_value, (_a + 1.0) / 2), f"worked example: user a has NDCG@3 {_a:.4f}, user b 1.0, mean {(_a + 1) / 2:.4f}; got {_value}"
-assert _skipped == 0, f"no user should be skipped here, got {_skipped}"
-assert np.isclose(ndcg_at_k(_u, _r, _p, k=1)[0], (1 / 7 + 1.0) / 2), "NDCG@1 of user a is gain 1 over ideal gain 7"
+_result = ndcg_at_k(_u, _r, _p, k=3)
+assert len(_result) == 2, f"return a pair (mean NDCG, users skipped), got {_result!r}"
+_value, _skipped = _result
+assert _close(_value, (_a + 1.0) / 2), \
+    f"worked example: user a has NDCG@3 {_a:.4f}, user b 1.0, mean {(_a + 1) / 2:.4f}; got {_numbers(_value)[1]} (gain 2**r - 1?)"
+assert _ints(_skipped) == [0], f"no user should be skipped here, got {_skipped}"
+assert _close(ndcg_at_k(_u, _r, _p, k=1)[0], (1 / 7 + 1.0) / 2), \
+    "NDCG@1 of user a is gain 1 over ideal gain 7 (the ideal DCG is cut at k too)"
 _value_c, _skipped_c = ndcg_at_k(_u, _r, _p, k=3, users=[b"a", b"b", b"c"])
-assert _skipped_c == 1 and np.isclose(_value_c, _value), "a user with no ratings must be skipped and counted, not averaged in"
+assert _ints(_skipped_c) == [1] and _close(_value_c, _value), "a user with no ratings must be skipped and counted, not averaged in"
 _test_users, _test_stars = test_features["user_id"].numpy(), test_features["user_rating"].numpy()
 _perfect, _ = ndcg_at_k(_test_users, _test_stars, _test_stars, k=10)
-assert np.isclose(_perfect, 1.0), f"predicting the true ratings must give NDCG 1 on the test split, got {_perfect}"
+assert _close(_perfect, 1.0), f"predicting the true ratings must give NDCG 1 on the test split, got {_perfect}"
 _worst, _ = ndcg_at_k(_test_users, _test_stars, -_test_stars, k=10)
-assert _worst < 0.9, f"ranking every user's movies in reverse order should score clearly below 1, got {_worst}"
+assert float(_worst) < 0.9, f"ranking every user's movies in reverse order should score clearly below 1, got {_worst}"
 try:
     ndcg_at_k(_u, _r, _p, k=0)
 except ValueError:
@@ -1299,13 +1349,18 @@ else:
 print("ndcg_at_k: visible tests passed")
 ### BEGIN HIDDEN TESTS
 _noise = np.random.default_rng(5).normal(size=len(_test_stars))
-_n1 = ndcg_at_k(_test_users, _test_stars, _noise, k=10)[0]
-_n2 = ndcg_at_k(_test_users, _test_stars, 3 * _noise + 1, k=10)[0]
-assert np.isclose(_n1, _n2), "NDCG depends only on the order of the predictions"
-assert _worst < _n1 < 1.0, "random order should land between reverse and perfect order"
+_n1 = float(ndcg_at_k(_test_users, _test_stars, _noise, k=10)[0])
+_n2 = float(ndcg_at_k(_test_users, _test_stars, 3 * _noise + 1, k=10)[0])
+assert _close(_n1, _n2), "NDCG depends only on the order of the predictions"
+assert float(_worst) < _n1 < 1.0, "random order should land between reverse and perfect order"
 _tied_a = (7 + 1 / np.log2(3) + 3 / 2) / (7 + 3 / np.log2(3) + 1 / 2)  # input order (3, 1, 2) kept
-assert np.isclose(ndcg_at_k(_u, _r, np.zeros(5), k=3)[0], (_tied_a + 1) / 2), "ties must keep the input order (stable sort)"
-assert np.isclose(ndcg_at_k(list(_u), list(_r), list(_p), k=100)[0], _value), "k above a user's count ranks all of them; lists must work too"
+assert _close(ndcg_at_k(_u, _r, np.zeros(5), k=3)[0], (_tied_a + 1) / 2), "ties must keep the input order (stable sort)"
+_mixed = np.array([2, 7, 2, 7, 2, 7])  # int user ids, interleaved rows
+_m = ndcg_at_k(_mixed, [5.0, 1.0, 4.0, 2.0, 3.0, 3.0], [0.0, 3.0, 1.0, 2.0, 2.0, 1.0], k=2)[0]
+_m2 = (7 + 15 / np.log2(3)) / (31 + 15 / np.log2(3))  # user 2: stars in model order (3, 4, 5), k=2
+_m7 = (1 + 3 / np.log2(3)) / (7 + 3 / np.log2(3))  # user 7: order (1, 2, 3) stars
+assert _close(_m, (_m2 + _m7) / 2), "interleaved rows of int user ids: each user's rows, in their own order"
+assert _close(ndcg_at_k(list(_u), list(_r), list(_p), k=100)[0], _value), "k above a user's count ranks all of them; lists must work too"
 try:
     ndcg_at_k(_u, _r, _p, k=3, users=[b"z"])
 except ValueError:
@@ -1498,10 +1553,14 @@ print(user_request("42"))
 # in the catalogue). Predicted ratings must be between 1 and 5 (the ranking model
 # already clips them). `k` outside `1..num_candidates` is a caller error.
 #
-# **Hint:** `query_embeddings(retrieval_model, user_request(user_id))[0]` is the
-# user's query vector; `catalogue_vectors @ query` scores the catalogue;
-# `np.argsort(-scores, kind="stable")` orders it. Then
-# `best(ranking_batch(user_id, candidates))` predicts the stars.
+# The ranker decides the order among **all** `num_candidates` candidates: a movie that
+# retrieval put 90th can be the one the user will like most. Sort by its raw score
+# (section 5 explains why not the clipped one) and clip only the stars you show.
+#
+# **Hint:** `query_embeddings` (lesson 04, `movierec.retrieval`) gives the user's query
+# vector from `user_request(user_id)`; its dot product with each catalogue vector is
+# the retrieval score. `ranking_batch` builds the ranker's input, and
+# `MovieRanker.call`'s docstring (section 5) says how to get the unclipped score.
 
 # %% nbgrader={"grade": false, "grade_id": "recommend", "locked": false, "schema_version": 3, "solution": true}
 def recommend(user_id: str | bytes, k: int = 10, num_candidates: int = 100) -> list[tuple[str, float]]:
@@ -1547,20 +1606,60 @@ def recommend(user_id: str | bytes, k: int = 10, num_candidates: int = 100) -> l
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_recommend", "locked": true, "points": 3, "schema_version": 3, "solution": false}
+from movierec.checks import close as _close, numbers as _numbers
+
 _picks = recommend("42", 5)
 assert isinstance(_picks, list) and len(_picks) == 5, f"recommend('42', 5) should return a list of 5 pairs, got {_picks!r}"
-assert all(isinstance(t, str) and isinstance(s, float) for t, s in _picks), "each pair should be (str title, float stars)"
+assert all(type(t) is str and type(s) is float for t, s in _picks), "each pair should be (str title, float stars)"
 _stars = [s for _, s in _picks]
 assert all(1.0 <= s <= 5.0 for s in _stars), f"predicted stars must be within 1..5, got {_stars}"
-assert _stars == sorted(_stars, reverse=True), f"pairs must be sorted by predicted rating, best first: {_stars}"
 assert len({t for t, _ in _picks}) == 5, "titles must not repeat"
 assert not {t.encode() for t, _ in _picks} & seen_titles[b"42"], "do not recommend movies the user rated in training"
-_expected = np.asarray(best(ranking_batch("42", [t for t, _ in _picks]))).reshape(-1)
-assert np.allclose(_stars, _expected, atol=1e-4), "the stars should be the ranking model's predictions for those titles"
+_expected = best(ranking_batch("42", [t for t, _ in _picks]))
+assert _close(_stars, _numbers(_expected)[1], atol=1e-4), "the stars should be the ranking model's (clipped) predictions for those titles"
+# Each distinct title's retrieval score for user 42 (a duplicated title keeps its better row).
 _query = query_embeddings(retrieval_model, user_request("42"))[0]
-_scores = dict(zip(catalogue_titles, catalogue_vectors @ _query))
-_unseen = sorted({t: s for t, s in _scores.items() if t not in seen_titles[b"42"]}.values(), reverse=True)
+_scores: dict = {}
+for _t, _s in zip(catalogue_titles, _numbers(catalogue_vectors @ _query)[1]):
+    _scores[_t] = max(_s, _scores.get(_t, -np.inf))
+_unseen = sorted((s for t, s in _scores.items() if t not in seen_titles[b"42"]), reverse=True)
 assert all(_scores[t.encode()] >= _unseen[99] - 1e-5 for t, _ in _picks), "every title must come from the 100 best unseen retrieval candidates"
+
+
+class _StandIn:
+    """Stands in for `best` while a test runs: raw score rank(title), clipped to 1-5 unless clip=False."""
+
+    def __init__(self, rank):
+        self.rank = rank
+
+    def __call__(self, features, training=False, clip=True):
+        raw = np.array([self.rank(t) for t in np.asarray(features["movie_title"]).tolist()], dtype=np.float64)
+        return tf.constant(np.clip(raw, 1.0, 5.0) if clip and not training else raw)
+
+    def predict(self, features, **kwargs):
+        return np.asarray(self(features)).reshape(-1, 1)
+
+
+def _with_ranker(rank, *args, **kwargs):
+    """recommend(*args, **kwargs) with `best` replaced by a stand-in ranker, then put back."""
+    global best
+    real, best = best, _StandIn(rank)
+    try:
+        return recommend(*args, **kwargs)
+    finally:
+        best = real
+
+
+# This ranker likes best what retrieval liked least, and every raw score is above 5.
+_top = _unseen[0]
+_upside_down = _with_ranker(lambda t: 6.0 + 100.0 * (_top - _scores.get(t, _top)), "42", 5)
+_up_scores = [_scores.get(t.encode(), np.inf) for t, _ in _upside_down]
+assert _close(_up_scores[0], _unseen[99], atol=1e-6), (
+    "rank all num_candidates candidates by the ranker's raw score: with a ranker that prefers what retrieval liked "
+    "least, the 100th unseen candidate must come first (taking the first k retrieved titles, sorting by clipped "
+    "stars, or dropping seen titles after cutting the list at 100 all miss it)")
+assert _up_scores == sorted(_up_scores), "the top k must be ordered by the ranker's raw score, best first"
+assert _close([s for _, s in _upside_down], 5.0), "raw scores above 5 are shown as 5.0 stars (clip only for display)"
 assert len(recommend("no-such-user", 3)) == 3, "an unknown user must still get k recommendations"
 for _bad in (0, 101):
     try:
@@ -1571,12 +1670,22 @@ for _bad in (0, 101):
         raise AssertionError(f"recommend('42', {_bad}) should raise ValueError (k must be in 1..num_candidates)")
 print("recommend: visible tests passed")
 ### BEGIN HIDDEN TESTS
+_order = sorted((t for t in _scores if t not in seen_titles[b"42"]), key=lambda t: -_scores[t])
 _ten = recommend("42", 10, num_candidates=10)
-_retrieved = []
-for _t, _s in sorted(((t, s) for t, s in _scores.items() if t not in seen_titles[b"42"]), key=lambda ts: -ts[1]):
-    if _t not in _retrieved:
-        _retrieved.append(_t)
-assert {t.encode() for t, _ in _ten} == set(_retrieved[:10]), "with num_candidates=10, the result must be exactly the 10 retrieved titles, reordered"
+assert {t.encode() for t, _ in _ten} == set(_order[:10]), "with num_candidates=10, the result must be exactly the 10 retrieved titles, reordered"
+_thirty = _with_ranker(lambda t: 6.0 + 100.0 * (_top - _scores.get(t, _top)), "42", 3, num_candidates=30)
+assert [t.encode() for t, _ in _thirty] == _order[27:30][::-1], "with num_candidates=30, only the 30 best unseen titles are ranked"
+_counts = {}
+for _t in catalogue_titles:
+    _counts[_t] = _counts.get(_t, 0) + 1
+_twin = next(t for t in _order if _counts[t] > 1)  # a title with two catalogue rows that user 42 has not rated
+_low = _with_ranker(lambda t: 9.0 if t == _twin else -1.0, "42", 3, num_candidates=len(catalogue_titles))
+assert [t for t, _ in _low] == [_twin.decode()] + [t.decode() for t in _order if t != _twin][:2], (
+    "a title in the catalogue twice is one candidate; ties (all raw -1 here) keep the retrieval order")
+assert _close([s for _, s in _low], [5.0, 1.0, 1.0]), "stars are clipped to 1..5 for display"
+_rated = next(iter(seen_titles[b"42"]))
+_never = _with_ranker(lambda t: 9.0 if t == _rated else 2.0, "42", 1, num_candidates=len(catalogue_titles))
+assert _rated.decode() not in {t for t, _ in _never}, "a movie the user rated must never be recommended, whatever the ranker says"
 assert recommend(b"42", 4) == recommend("42", 4), "bytes and str user ids should give the same result"
 assert len(recommend("42", 20, num_candidates=20)) == 20, "k equal to num_candidates is allowed"
 try:
