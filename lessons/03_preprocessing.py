@@ -5,28 +5,21 @@
 #
 # A rating in MovieLens is a small bundle of facts: a user id such as `b'138'`, a Unix
 # timestamp such as `879024327`, an age, an occupation, a zip code, a movie title and a
-# list of genre numbers. A neural network understands none of these directly. It wants
-# fixed-size vectors of floating-point numbers on a sensible scale. This lesson builds
-# the bridge, one kind of feature at a time, with Keras preprocessing layers, and ends
-# with the two **towers** that the retrieval model of lesson 04 trains: one turns a
-# query (a user at a moment in time) into a vector, the other turns a movie into a
-# vector of the same size.
+# list of genre numbers. A neural network wants fixed-size vectors of floats on a
+# sensible scale instead. This lesson builds the bridge with Keras preprocessing
+# layers, and ends with the two **towers** that lesson 04 trains: one turns a query (a
+# user at a moment in time) into a vector, the other a movie.
 #
 # In this lesson you will:
 #
-# * see why raw features cannot go into a model as they are;
-# * scale numbers with `Normalization` (z-score), cut them into buckets with
-#   `Discretization`, and use cyclic and log transforms where they fit;
-# * turn ids and categories into vectors with `StringLookup` / `IntegerLookup` and
-#   `Embedding`, handle ids the vocabulary has never seen, and use `Hashing` when a
-#   vocabulary is too large to list;
-# * embed movie titles with `TextVectorization`, and average word vectors with a
-#   **mask** so that padding does not count;
-# * encode the genres of a movie, a feature with several values, as a multi-hot vector
-#   or an averaged embedding;
-# * see how adapting a layer on the wrong data leaks information from the test set;
-# * compose a query tower and a candidate tower as Keras models that take the raw
-#   feature dictionary and return one vector.
+# * scale numbers with `Normalization`, bucket them with `Discretization`, and use
+#   cyclic and log transforms where they fit;
+# * turn ids and categories into vectors with lookups and `Embedding`, handle unknown
+#   ids, and use `Hashing` when a vocabulary is too large to list;
+# * embed titles with `TextVectorization` and pool word vectors with a **mask**;
+# * encode the genres of a movie as a multi-hot vector or an averaged embedding;
+# * see how adapting a layer on the wrong data leaks the test set;
+# * compose a query tower and a candidate tower that map raw features to one vector.
 #
 # The cells tagged `export` become the library module `movierec.preprocessing`, which
 # lessons 04 to 07 import. The eight exercises are smaller, separate tasks; each has a
@@ -116,17 +109,14 @@ for name in ("user_id", "timestamp", "raw_user_age", "user_gender", "user_occupa
 #    the release year. A model finds such structure much more easily when we spell it
 #    out.
 #
-# The tools are **Keras preprocessing layers**. Some are stateless (`Hashing`), most
-# have a state — a vocabulary, a mean and variance, bucket boundaries — that is
-# computed from data by calling `layer.adapt(data)` once, before training. Because they
-# are ordinary layers, they live *inside* the model: the exported model takes raw
-# strings and numbers, and the same code transforms the data at training time and at
-# serving time. That removes a classic bug, **training/serving skew**, where the
-# service preprocesses a feature slightly differently from the training pipeline.
+# The tools are **Keras preprocessing layers**. Most have a state (a vocabulary, a mean
+# and variance, bucket boundaries) computed once from data by `layer.adapt(data)`.
+# Because they are layers, they live *inside* the model: the same code transforms the
+# data at training and at serving time, which removes a classic bug,
+# **training/serving skew**.
 #
-# A small demonstration of the scale problem: one `Dense` unit with its usual random
-# initialisation, applied to raw timestamps and to the same timestamps in days since
-# the first rating.
+# The scale problem in one `Dense` unit, on raw timestamps and on days since the first
+# rating:
 
 # %%
 first_timestamps = np.array([[874_724_710.0], [879_024_327.0], [893_286_638.0]])
@@ -248,9 +238,10 @@ print("movie genres of the first three movies:\n", movie_features["movie_genres"
 # adapted on the given timestamps, so that it maps a batch of timestamps of shape
 # `(n,)` to z-scores of the same shape.
 #
-# **Hint:** `tf.keras.layers.Normalization(axis=None)`, then `.adapt(...)`. Timestamps
-# are `int64`; converting them to `float64` with NumPy before adapting is harmless and
-# keeps the arithmetic exact.
+# **Hint:** the `Normalization` API page explains its `axis` argument: you want every
+# value of a 1-D batch treated as one sample of a single scalar feature. Its statistics
+# are learned with `adapt`. Timestamps are `int64`; `float64` keeps the arithmetic
+# exact.
 
 # %% nbgrader={"grade": false, "grade_id": "fit_timestamp_normalizer", "locked": false, "schema_version": 3, "solution": true, "checksum": "367fc0a3b0cf00dd5db66349107acdfd", "cell_type": "code"}
 def fit_timestamp_normalizer(timestamps: np.ndarray) -> tf.keras.layers.Normalization:
@@ -267,14 +258,15 @@ def fit_timestamp_normalizer(timestamps: np.ndarray) -> tf.keras.layers.Normaliz
     raise NotImplementedError()
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_fit_timestamp_normalizer", "locked": true, "points": 2, "schema_version": 3, "solution": false, "checksum": "ddaf76d00ed5af7825e9b06fbda6004b", "cell_type": "code"}
+# %% nbgrader={"grade": true, "grade_id": "test_fit_timestamp_normalizer", "locked": true, "points": 2, "schema_version": 3, "solution": false, "checksum": "63ed1ce3f99bfbc5ddedf2fff71717a5", "cell_type": "code"}
+from movierec.checks import close as _close, plain as _plain
 _train_ts = train_features["timestamp"].numpy()
 _layer = fit_timestamp_normalizer(_train_ts)
 assert isinstance(_layer, tf.keras.layers.Normalization), f"return a tf.keras.layers.Normalization, got {type(_layer).__name__}"
-_z = np.asarray(_layer(_train_ts.astype(np.float64)), dtype=np.float64)
+_z = _plain(_layer(_train_ts.astype(np.float64)))
 assert _z.shape == _train_ts.shape, f"a batch of shape {_train_ts.shape} should give z-scores of the same shape, got {_z.shape} (use axis=None)"
-assert abs(_z.mean()) < 1e-3, f"on the training split the z-scores should have mean about 0, got {_z.mean():.4f}"
-assert abs(_z.std() - 1) < 1e-3, f"on the training split the z-scores should have standard deviation about 1, got {_z.std():.4f}"
+assert abs(float(_z.mean())) < 1e-3, f"on the training split the z-scores should have mean about 0, got {float(_z.mean()):.4f}"
+assert abs(float(_z.std()) - 1) < 1e-3, f"on the training split the z-scores should have standard deviation about 1, got {float(_z.std()):.4f}"
 print("fit_timestamp_normalizer: visible tests passed")
 
 # %% [markdown]
@@ -331,45 +323,50 @@ record("preprocessing.default_discretization_max_share", float(share.max()))
 # With ten buckets each should hold 10% of the ratings; the largest holds about twice
 # that. Always look at the bucket counts after adapting.
 #
-# ### Exercise 2 (2 points): equal-frequency time buckets
+# ### Exercise 2 (2 points): equal-frequency time buckets, by hand
 #
-# Write `fit_time_buckets(timestamps, num_buckets)` returning a `Discretization` layer
-# whose `num_buckets` buckets each hold close to $1/\text{num\_buckets}$ of the given
-# timestamps (between half and one and a half times that share).
+# Compute the boundaries yourself so that every bucket starts at a real rating
+# (`np.quantile` would interpolate between ratings). With $n$ sorted timestamps and $k$
+# buckets, bucket $i$ ($1 \le i < k$) starts at the timestamp at position
+# $\lfloor i n / k \rfloor$ (from 0). Bursts of identical timestamps can repeat a
+# boundary: keep each value once. Write `fit_time_buckets(timestamps, num_buckets)`
+# returning a `Discretization` layer with exactly these boundaries.
 #
-# **Hint:** either compute the `num_buckets - 1` inner quantiles yourself with
-# `np.quantile(timestamps, np.linspace(0, 1, num_buckets + 1)[1:-1])` and pass them as
-# `bin_boundaries`, or adapt with a much smaller `epsilon`. Pass timestamps as
-# `float64`.
+# **Hint:** the `Discretization` API page shows how to give the layer its boundaries
+# instead of adapting it. Read the positions in the sorted array with its repeats;
+# de-duplicate last.
 
-# %% nbgrader={"grade": false, "grade_id": "fit_time_buckets", "locked": false, "schema_version": 3, "solution": true, "checksum": "a961a1b1ec84aa40b8c9a92cb901006d", "cell_type": "code"}
+# %% nbgrader={"grade": false, "grade_id": "fit_time_buckets", "locked": false, "schema_version": 3, "solution": true, "checksum": "a092f5faba2aedd2fee50a01e9776ca1", "cell_type": "code"}
 def fit_time_buckets(timestamps: np.ndarray, num_buckets: int) -> tf.keras.layers.Discretization:
-    """Return a ``Discretization`` layer with ``num_buckets`` equal-frequency buckets.
+    """Return a ``Discretization`` layer whose buckets each start at a rating's timestamp.
 
     Args:
-        timestamps: 1-D array of Unix timestamps (the training split's).
-        num_buckets: number of buckets, at least 2.
+        timestamps: 1-D array of Unix timestamps (the training split's), in any order.
+        num_buckets: number of buckets asked for, at least 2.
 
     Returns:
         A layer mapping ``float64`` timestamps of shape ``(n,)`` to bucket ids of shape
-        ``(n,)`` in ``0 … num_buckets - 1``, non-decreasing in time, each bucket holding
-        roughly the same number of the given timestamps.
+        ``(n,)``. Its boundaries are the sorted timestamps at positions
+        ``i * n // num_buckets`` for ``i = 1 … num_buckets - 1``, each value kept once,
+        in increasing order, so ids run from 0 to (number of distinct boundaries).
     """
     # YOUR CODE HERE
     raise NotImplementedError()
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_fit_time_buckets", "locked": true, "points": 2, "schema_version": 3, "solution": false, "checksum": "81e4387499d0516d2d68a37e3ebc60d6", "cell_type": "code"}
-_ts = train_features["timestamp"].numpy().astype(np.float64)
-_layer = fit_time_buckets(_ts, 10)
+# %% nbgrader={"grade": true, "grade_id": "test_fit_time_buckets", "locked": true, "points": 2, "schema_version": 3, "solution": false, "checksum": "f8bd2fb931d989c127ced313a0b6a9e9", "cell_type": "code"}
+from movierec.checks import equal as _equal, ints as _ints, plain as _plain
+_layer = fit_time_buckets(np.array([70, 0, 50, 10, 90, 30, 20, 80, 40, 60]), 5)
 assert isinstance(_layer, tf.keras.layers.Discretization), f"return a tf.keras.layers.Discretization, got {type(_layer).__name__}"
-_ids = np.asarray(_layer(_ts))
-assert _ids.shape == _ts.shape, f"expected bucket ids of shape {_ts.shape}, got {_ids.shape}"
-assert _ids.min() >= 0 and _ids.max() <= 9, f"10 buckets should give ids 0..9, got {_ids.min()}..{_ids.max()}"
-_share = np.bincount(_ids, minlength=10) / len(_ids)
-assert _share.min() >= 0.05 and _share.max() <= 0.15, f"each of 10 buckets should hold 5%..15% of the ratings, got shares {np.round(_share, 3)}"
-_sorted = np.asarray(_layer(np.sort(_ts)[::997]))
-assert np.all(np.diff(_sorted) >= 0), "bucket ids must not decrease when time increases"
+_bounds = _plain(_layer.bin_boundaries)
+assert _equal(_bounds, [20.0, 40.0, 60.0, 80.0]), f"10 timestamps 0, 10, ..., 90 in 5 buckets: boundaries should be the sorted values at positions 2, 4, 6, 8, i.e. [20, 40, 60, 80], got {_bounds.tolist()}"
+_ids = _ints(_layer(np.array([0.0, 19.0, 20.0, 95.0])))
+assert _ids == [0, 0, 1, 4], f"with boundaries [20, 40, 60, 80], timestamps 0, 19, 20, 95 belong to buckets [0, 0, 1, 4], got {_ids}"
+_ts = train_features["timestamp"].numpy().astype(np.float64)
+_ids = _ints(fit_time_buckets(_ts, 10)(_ts))
+assert len(_ids) == len(_ts) and min(_ids) >= 0 and max(_ids) <= 9, f"10 buckets on the training split should give one id in 0..9 per timestamp, got {len(_ids)} ids in {min(_ids)}..{max(_ids)}"
+_share = [_ids.count(_b) / len(_ids) for _b in range(10)]
+assert min(_share) >= 0.05 and max(_share) <= 0.15, f"each of 10 buckets should hold 5%..15% of the ratings, got shares {[round(_s, 3) for _s in _share]}"
 print("fit_time_buckets: visible tests passed")
 
 
@@ -385,42 +382,50 @@ print("fit_time_buckets: visible tests passed")
 # $$
 #
 # is a point whose distance to the next hour's point is the same all around the clock.
-# The day of the week works the same way with a period of 7 days. (MovieLens
-# timestamps are in UTC, and its users were mostly in the United States, so "hour"
-# here is hour of the day in UTC, shifted from local time by a few hours — still
-# periodic, which is all the transform needs.)
+# The day of the week works the same way with a period of 7 days. MovieLens timestamps
+# are in UTC, while its users mostly lived in the United States; the library's query
+# tower uses UTC, but the users' own clock is easy to recover when their offset is known.
 #
-# ### Exercise 3 (1 point): hour of the day on the unit circle
+# ### Exercise 3 (1 point): local hour of the day on the unit circle
 #
-# Write `hour_of_day_features(timestamps)` returning, for each Unix timestamp, the pair
-# `[sin, cos]` of its time of day as an angle.
+# Write `hour_of_day_features(timestamps, utc_offset_hours)` returning, for each Unix
+# timestamp, the `float64` pair `[sin, cos]` of its **local** time of day as an angle;
+# the local clock is `utc_offset_hours` ahead of UTC (`-6` in Chicago in winter, `5.5`
+# in India).
 #
-# **Hint:** the seconds since midnight (UTC) are `timestamps % 86_400`; the angle is
-# $2\pi$ times that divided by 86,400.
+# **Hint:** local time is UTC plus the offset; the time of day is what is left after
+# removing whole days (modulo).
 
-# %% nbgrader={"grade": false, "grade_id": "hour_of_day_features", "locked": false, "schema_version": 3, "solution": true, "checksum": "7df58e004b39bed0b9add361e5dd1910", "cell_type": "code"}
-def hour_of_day_features(timestamps: np.ndarray) -> np.ndarray:
-    """Encode the time of day (UTC) of each timestamp as a point on the unit circle.
+# %% nbgrader={"grade": false, "grade_id": "hour_of_day_features", "locked": false, "schema_version": 3, "solution": true, "checksum": "5c1e64e891bab661ab5559c20e24e95b", "cell_type": "code"}
+def hour_of_day_features(timestamps: np.ndarray, utc_offset_hours: float) -> np.ndarray:
+    """Encode the local time of day of each timestamp as a point on the unit circle.
 
     Args:
-        timestamps: 1-D array of Unix timestamps (seconds), shape ``(n,)``.
+        timestamps: 1-D array of Unix timestamps (seconds, UTC), shape ``(n,)``.
+        utc_offset_hours: how many hours the local clock is ahead of UTC (may be
+            negative or fractional).
 
     Returns:
-        Float array of shape ``(n, 2)``: column 0 is ``sin(angle)``, column 1 is
-        ``cos(angle)``, where ``angle = 2π · (seconds since midnight) / 86400``. Midnight
-        is ``[0, 1]`` and 06:00 is ``[1, 0]``.
+        ``float64`` array of shape ``(n, 2)``: column 0 is ``sin(angle)``, column 1 is
+        ``cos(angle)``, where ``angle = 2π · (local seconds since midnight) / 86400``.
+        Local midnight is ``[0, 1]`` and local 06:00 is ``[1, 0]``.
     """
     # YOUR CODE HERE
     raise NotImplementedError()
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_hour_of_day_features", "locked": true, "points": 1, "schema_version": 3, "solution": false, "checksum": "b299055fdb7c023a505496793835a6be", "cell_type": "code"}
+# %% nbgrader={"grade": true, "grade_id": "test_hour_of_day_features", "locked": true, "points": 1, "schema_version": 3, "solution": false, "checksum": "5a676fa430e089748ab57e799235cc0e", "cell_type": "code"}
+from movierec.checks import close as _close, plain as _plain
 _midnight = 874_800_000 - 874_800_000 % 86_400  # a midnight in UTC
-_points = np.asarray(hour_of_day_features(np.array([_midnight, _midnight + 6 * 3600, _midnight + 86_399])))
+_points = _plain(hour_of_day_features(np.array([_midnight, _midnight + 6 * 3600, _midnight + 86_399]), 0))
 assert _points.shape == (3, 2), f"3 timestamps should give an array of shape (3, 2), got {_points.shape}"
-assert np.allclose(_points[0], [0.0, 1.0], atol=1e-6), f"midnight should be [sin, cos] = [0, 1], got {_points[0]}"
-assert np.allclose(_points[1], [1.0, 0.0], atol=1e-6), f"06:00 should be [1, 0], got {_points[1]}"
-assert np.linalg.norm(_points[2] - _points[0]) < 1e-3, "23:59:59 and the next midnight should be almost the same point"
+assert _close(_points[0], [0.0, 1.0], atol=1e-9), f"midnight should be [sin, cos] = [0, 1], got {_points[0].tolist()}"
+assert _close(_points[1], [1.0, 0.0], atol=1e-9), f"06:00 should be [1, 0], got {_points[1].tolist()}"
+assert _close(_points[2], _points[0], atol=1e-3), "23:59:59 and the next midnight should be almost the same point"
+_central = _plain(hour_of_day_features(np.array([_midnight + 6 * 3600, _midnight]), -6))
+assert _close(_central, [[0.0, 1.0], [-1.0, 0.0]], atol=1e-9), f"at UTC-6, 06:00 UTC is local midnight [0, 1] and midnight UTC is local 18:00 [-1, 0]; got {_central.tolist()}"
+_three = _plain(hour_of_day_features(np.array([_midnight + 3 * 3600]), 0))[0]
+assert _close(_three, [np.sqrt(0.5), np.sqrt(0.5)], rtol=0, atol=1e-12), f"03:00 is 45 degrees: both values sqrt(1/2) to 1e-12 (compute in float64), got {_three.tolist()}"
 print("hour_of_day_features: visible tests passed")
 
 # %% [markdown]
@@ -435,7 +440,7 @@ fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
 left.hist(hours, bins=24, range=(0, 24), color="tab:blue")
 left.set(title="Training ratings by hour of the day", xlabel="hour (UTC)", ylabel="ratings")
 try:
-    circle = hour_of_day_features(train_timestamps[:2000])
+    circle = hour_of_day_features(train_timestamps[:2000], 0)
     right.scatter(circle[:, 1], circle[:, 0], c=hours[:2000], cmap="twilight", s=8)
 except NotImplementedError:  # exercise 3 unsolved: the right panel waits for it
     right.text(0.5, 0.5, "solve exercise 3\nto see this panel", ha="center", va="center")
@@ -505,55 +510,62 @@ print("genre labels", genre_lookup.get_vocabulary()[:5], "... ->", genre_lookup(
 # head of its vocabulary; adapting also orders the vocabulary by frequency, most
 # frequent first.)
 #
-# ### Exercise 4 (2 points): an id embedding that survives unknown ids
+# One OOV row lumps all unknown values together. With `num_oov_indices=k` a lookup
+# hashes each unknown value to one of the indices `0 … k-1` (always the same one for
+# the same value) and numbers the known values from `k`.
 #
-# Write `make_id_embedding(vocabulary, embedding_dim)` returning a
-# `tf.keras.Sequential` of a `StringLookup` built on `vocabulary` (one OOV index, no
-# mask) followed by an `Embedding` with one row per index.
+# ### Exercise 4 (2 points): an id embedding with several OOV rows
 #
-# **Hint:** pass the vocabulary to the layer's constructor (`vocabulary=...`) rather
-# than adapting; the number of rows is `len(vocabulary) + 1`, or
-# `lookup.vocabulary_size()`.
+# Write `make_id_embedding(vocabulary, embedding_dim, num_oov_indices)` returning a
+# `tf.keras.Sequential` of a `StringLookup` on `vocabulary` **in the order given** (no
+# mask token, `num_oov_indices` OOV indices) and an `Embedding` with one row per index.
+#
+# **Hint:** the `StringLookup` API page lists the arguments that fix the vocabulary,
+# the mask and the OOV indices; the lookup layer can tell you how many rows you need.
 
-# %% nbgrader={"grade": false, "grade_id": "make_id_embedding", "locked": false, "schema_version": 3, "solution": true, "checksum": "b53ae2f9cc70e55e222d1252d4f8c946", "cell_type": "code"}
-def make_id_embedding(vocabulary: np.ndarray, embedding_dim: int) -> tf.keras.Sequential:
+# %% nbgrader={"grade": false, "grade_id": "make_id_embedding", "locked": false, "schema_version": 3, "solution": true, "checksum": "5918e8a94c273c318acd705b1775acef", "cell_type": "code"}
+def make_id_embedding(vocabulary: np.ndarray, embedding_dim: int, num_oov_indices: int) -> tf.keras.Sequential:
     """Return ``Sequential([StringLookup, Embedding])`` mapping string ids to vectors.
 
     Args:
-        vocabulary: the distinct known ids (bytes or str), e.g. the training users.
+        vocabulary: the distinct known ids (bytes or str), e.g. the training users, in
+            the order their indices should follow.
         embedding_dim: length of each embedding vector.
+        num_oov_indices: how many OOV indices (and rows) to reserve, at least 1.
 
     Returns:
         A model mapping a string tensor of shape ``(n,)`` to floats of shape
-        ``(n, embedding_dim)``. Its first layer is the ``StringLookup``: known ids get
-        indices ``1 … len(vocabulary)``, any unknown id gets the OOV index ``0``, and
-        the ``Embedding`` has a row for it, so unknown ids still get a (shared) vector.
+        ``(n, embedding_dim)``. Its first layer is the ``StringLookup``: ``vocabulary[i]``
+        gets index ``num_oov_indices + i``, an unknown id gets one of the OOV indices
+        ``0 … num_oov_indices - 1`` (the same one every time), and the ``Embedding`` has
+        ``len(vocabulary) + num_oov_indices`` rows.
     """
     # YOUR CODE HERE
     raise NotImplementedError()
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_make_id_embedding", "locked": true, "points": 2, "schema_version": 3, "solution": false, "checksum": "e23759a2096f5edca9888168dcb7cc30", "cell_type": "code"}
-_users = np.unique(train_features["user_id"].numpy())
-_model = make_id_embedding(_users, 16)
+# %% nbgrader={"grade": true, "grade_id": "test_make_id_embedding", "locked": true, "points": 2, "schema_version": 3, "solution": false, "checksum": "71ffefde4b2824cfa9070b9def79f054", "cell_type": "code"}
+from movierec.checks import close as _close, finite as _finite, ints as _ints, plain as _plain
+_users = np.unique(train_features["user_id"].numpy())[::-1]  # deliberately not in sorted order
+_model = make_id_embedding(_users, 16, 3)
 assert isinstance(_model.layers[0], tf.keras.layers.StringLookup), f"the first layer should be a StringLookup, got {type(_model.layers[0]).__name__}"
-_ids = tf.constant([_users[0], _users[1], b"no-such-user", b"another-stranger"])
-_index = _model.layers[0](_ids).numpy()
-assert _index[2] == 0 and _index[3] == 0, f"unknown ids must map to the OOV index 0, got {_index[2:]}"
-assert _index[0] >= 1 and _index[1] >= 1 and _index[0] != _index[1], f"known ids need their own indices >= 1, got {_index[:2]}"
-_vectors = _model(_ids).numpy()
-assert _vectors.shape == (4, 16), f"4 ids and embedding_dim=16 should give shape (4, 16), got {_vectors.shape}"
-assert np.all(np.isfinite(_vectors)), "every id, known or not, must get a finite vector"
-assert np.allclose(_vectors[2], _vectors[3]), "two unknown ids share the OOV row, so they must get the same vector"
-assert not np.allclose(_vectors[0], _vectors[2]), "a known id must not get the OOV vector"
+_ids = tf.constant([_users[0], _users[1], _users[-1], b"no-such-user", b"no-such-user"])
+_index = _ints(_model.layers[0](_ids))
+assert _index[:3] == [3, 4, 3 + len(_users) - 1], f"with 3 OOV indices, vocabulary[0], [1] and [-1] should get 3, 4 and {3 + len(_users) - 1} (in the order given), got {_index[:3]}"
+assert 0 <= _index[3] < 3 and _index[3] == _index[4], f"an unknown id must get one of the OOV indices 0..2, the same each time, got {_index[3:]}"
+_emb = [_layer for _layer in _model.layers if isinstance(_layer, tf.keras.layers.Embedding)]
+assert len(_emb) == 1 and int(_emb[0].input_dim) == len(_users) + 3, f"the Embedding needs len(vocabulary) + 3 = {len(_users) + 3} rows, one per index"
+_vectors = _plain(_model(_ids))
+assert _vectors.shape == (5, 16), f"5 ids and embedding_dim=16 should give shape (5, 16), got {_vectors.shape}"
+assert _finite(_vectors), "every id, known or not, must get a finite vector"
+assert _close(_vectors[3], _vectors[4]), "the same unknown id must get the same vector each time"
+assert not _close(_vectors[0], _vectors[3]), "a known id must not get an OOV vector"
 print("make_id_embedding: visible tests passed")
 
 # %% [markdown]
-# How big should an embedding be? A common rule of thumb for a category with $n$
-# values takes a dimension of the order of $n^{1/4}$ to a few times that, rounded up to a
-# convenient size (Google's feature-column guide suggested $n^{1/4}$); 943 users give
-# about 6, so 32 dimensions are already generous. Small categories (21 occupations, 21
-# genres) get 8 dimensions in our towers.
+# How big should an embedding be? A rule of thumb from Google's feature-column guide
+# takes about $n^{1/4}$ dimensions for $n$ values, or a few times that: 943 users give
+# about 6, so 32 is generous. Small categories (occupations, genres) get 8 here.
 #
 # ### 3.2 Hashing, for vocabularies too large to list
 #
@@ -588,11 +600,9 @@ record("preprocessing.zip_collision_share_8192", collided[bins_grid.index(8192)]
 # %% [markdown]
 # With about as many bins as values, half of the values collide, and even with ten
 # times more bins than values about one in ten still shares its bin: collisions fade
-# only slowly (it is the birthday problem). Collisions are less harmful than they
-# look, because the model can still tell colliding values apart through other
-# features, and a rare value colliding with a frequent one mostly borrows the frequent
-# one's vector. With only a few hundred zip codes a vocabulary would do here; the
-# hashing trick matters at web scale.
+# only slowly (it is the birthday problem). They hurt less than they look, since other
+# features still tell colliding values apart. With a few hundred zip codes a vocabulary
+# would do; the hashing trick matters at web scale.
 #
 # ## 4. Text: movie titles
 #
@@ -661,44 +671,58 @@ print(f"release years from {years[years > 0].min():.0f} to {years.max():.0f}; {i
 # with no genres) at zero instead of dividing by zero. Keras layers that understand
 # masks, such as `GlobalAveragePooling1D`, apply it automatically to a mask produced by
 # `Embedding(mask_zero=True)`; without a mask, the zero index's embedding (a real,
-# trainable vector) would be averaged in once per padding position.
+# trainable vector) would be averaged in once per padding position. The library's
+# candidate tower averages this way.
 #
-# ### Exercise 5 (2 points): masked average
+# **Max pooling** keeps, for each dimension, the largest value over the positions. It
+# needs the mask too, and zeroing the padding is not enough: a padded 0 beats every
+# negative value.
 #
-# Write `masked_average(vectors, mask)` computing the formula above.
+# ### Exercise 5 (2 points): masked max pooling
 #
-# **Hint:** cast the mask to float and add a trailing axis so it broadcasts against the
-# vectors; `tf.reduce_sum` over axis 1 for both numerator and count.
+# Write `masked_max(vectors, mask)`: for each row and dimension, the maximum over the
+# real positions only; a row with no real position gives zeros.
+#
+# **Hint:** padded positions must never win, whatever the real values are
+# (`tf.where`); then decide what the all-padding rows return (`tf.reduce_any`).
 
-# %% nbgrader={"grade": false, "grade_id": "masked_average", "locked": false, "schema_version": 3, "solution": true, "checksum": "293df7337a0ce1c1459667dee33dc533", "cell_type": "code"}
-def masked_average(vectors: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
-    """Average ``vectors`` over axis 1, counting only positions where ``mask`` is true.
+# %% nbgrader={"grade": false, "grade_id": "masked_max", "locked": false, "schema_version": 3, "solution": true, "checksum": "e78e1f82107029136c3e47cdcba5a387", "cell_type": "code"}
+def masked_max(vectors: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """Maximum of ``vectors`` over axis 1, counting only positions where ``mask`` is true.
 
     Args:
         vectors: float tensor of shape ``(batch, length, dim)``.
         mask: bool tensor of shape ``(batch, length)``; ``False`` marks padding.
 
     Returns:
-        Float tensor of shape ``(batch, dim)``. Padded positions do not influence the
-        result at all; a row whose mask is all ``False`` gives a zero vector (no NaN).
+        Tensor of shape ``(batch, dim)`` and the dtype of ``vectors``. Padded positions
+        do not influence the result at all, whatever their values; a row whose mask is
+        all ``False`` gives a zero vector.
     """
     # YOUR CODE HERE
     raise NotImplementedError()
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_masked_average", "locked": true, "points": 2, "schema_version": 3, "solution": false, "checksum": "7ececefb57d2caf9d3921a0075e2d904", "cell_type": "code"}
+# %% nbgrader={"grade": true, "grade_id": "test_masked_max", "locked": true, "points": 2, "schema_version": 3, "solution": false, "checksum": "10baf0ccc888477fd41f6b00cc7b1f50", "cell_type": "code"}
+from movierec.checks import close as _close, finite as _finite, plain as _plain
 _rng = np.random.default_rng(3)
-_vec = tf.constant(_rng.normal(size=(3, 4, 2)), tf.float32)
-_mask = tf.constant([[True, True, False, False], [True, True, True, True], [False, False, False, False]])
-_out = masked_average(_vec, _mask).numpy()
-assert _out.shape == (3, 2), f"(batch=3, length=4, dim=2) should average to shape (3, 2), got {_out.shape}"
-assert np.allclose(_out[0], _vec.numpy()[0, :2].mean(axis=0), atol=1e-6), "row 0 should be the mean of its first two vectors only"
-assert np.allclose(_out[1], _vec.numpy()[1].mean(axis=0), atol=1e-6), "row 1 (no padding) should be the plain mean"
-assert np.all(np.isfinite(_out[2])) and np.allclose(_out[2], 0.0), f"an all-padding row should give zeros, not NaN; got {_out[2]}"
-_noisy = _vec.numpy().copy()
-_noisy[~_mask.numpy()] = 1e6
-assert np.allclose(masked_average(tf.constant(_noisy), _mask).numpy(), _out, atol=1e-4), "the values at padded positions must not change the result"
-print("masked_average: visible tests passed")
+_values = _rng.normal(size=(3, 4, 2))
+_vec = tf.constant(_values, tf.float32)
+_mask_rows = [[True, True, False, False], [True, True, True, True], [False, False, False, False]]
+_mask = tf.constant(_mask_rows)
+_out = _plain(masked_max(_vec, _mask))
+assert _out.shape == (3, 2), f"(batch=3, length=4, dim=2) should pool to shape (3, 2), got {_out.shape}"
+assert _close(_out[0], _values[0, :2].max(axis=0), atol=1e-6), "row 0 should be the maximum of its first two vectors only"
+assert _close(_out[1], _values[1].max(axis=0), atol=1e-6), "row 1 (no padding) should be the plain maximum"
+assert _finite(_out[2]) and _close(_out[2], 0.0), f"an all-padding row should give zeros; got {_out[2].tolist()}"
+_noisy = _values.copy()
+_noisy[~np.array(_mask_rows)] = 1e6
+assert _close(_plain(masked_max(tf.constant(_noisy, tf.float32), _mask)), _out, atol=1e-4), "the values at padded positions must not change the result"
+_neg_values = -np.abs(_values) - 1.0  # every real value is below -1
+_neg_out = _plain(masked_max(tf.constant(_neg_values, tf.float32), _mask))
+_neg_expected = np.stack([_neg_values[0, :2].max(axis=0), _neg_values[1].max(axis=0)])
+assert _close(_neg_out[:2], _neg_expected, atol=1e-6), f"with only negative real values the maximum is negative (a padded 0 must not win); expected {_neg_expected.tolist()}, got {_neg_out[:2].tolist()}"
+print("masked_max: visible tests passed")
 
 
 # %% [markdown]
@@ -710,9 +734,10 @@ print("masked_average: visible tests passed")
 # mask-aware average. Identical titles must get identical vectors, wherever they sit
 # and whatever else is in the batch.
 #
-# **Hint:** `tf.keras.Sequential([vectorizer, embedding, tf.keras.layers.GlobalAveragePooling1D()])`
-# passes the mask from the embedding to the pooling for you. The embedding needs
-# `vectorizer.vocabulary_size()` rows.
+# **Hint:** the Keras guide "Understanding masking & padding" (in the references) shows
+# which layers produce a mask and which consume it; a `Sequential` model passes the mask
+# from one layer to the next for you. Ask the vectorizer how many rows the embedding
+# needs.
 
 # %% nbgrader={"grade": false, "grade_id": "build_title_encoder", "locked": false, "schema_version": 3, "solution": true, "checksum": "166154913af0d879b64c264ee1f1b5c9", "cell_type": "code"}
 def build_title_encoder(titles: tf.Tensor, embedding_dim: int) -> tf.keras.Model:
@@ -731,15 +756,18 @@ def build_title_encoder(titles: tf.Tensor, embedding_dim: int) -> tf.keras.Model
     raise NotImplementedError()
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_build_title_encoder", "locked": true, "points": 2, "schema_version": 3, "solution": false, "checksum": "9c60ac1e46f3f99b2f141b7ef78430e9", "cell_type": "code"}
+# %% nbgrader={"grade": true, "grade_id": "test_build_title_encoder", "locked": true, "points": 2, "schema_version": 3, "solution": false, "checksum": "e764cb7477a995a3c58aa7cf81902943", "cell_type": "code"}
+from movierec.checks import close as _close, finite as _finite, plain as _plain
 _encoder = build_title_encoder(movie_features["movie_title"], 8)
-_alone = _encoder(tf.constant(["Toy Story (1995)"])).numpy()
-_batch = _encoder(tf.constant(["Star Wars (1977)", "Toy Story (1995)", "Dr. Strangelove or: How I Learned to Stop Worrying and Love the Bomb (1963)"])).numpy()
+_alone = _plain(_encoder(tf.constant(["Toy Story (1995)"])))
+_batch = _plain(_encoder(tf.constant(["Star Wars (1977)", "Toy Story (1995)", "Dr. Strangelove or: How I Learned to Stop Worrying and Love the Bomb (1963)"])))
 assert _alone.shape == (1, 8) and _batch.shape == (3, 8), f"expected shapes (1, 8) and (3, 8), got {_alone.shape} and {_batch.shape}"
-assert np.allclose(_alone[0], _batch[1], atol=1e-6), "the same title must get the same vector alone and next to a long title: padding must be masked"
-_twice = _encoder(tf.constant(["Fargo (1996)", "Heat (1995)", "Fargo (1996)"])).numpy()
-assert np.allclose(_twice[0], _twice[2]), "identical titles must get identical embeddings"
-assert not np.allclose(_twice[0], _twice[1]), "different titles should get different embeddings"
+assert _close(_alone[0], _batch[1], atol=1e-6), "the same title must get the same vector alone and next to a long title: padding must be masked"
+_twice = _plain(_encoder(tf.constant(["Fargo (1996)", "Heat (1995)", "Fargo (1996)"])))
+assert _close(_twice[0], _twice[2]), "identical titles must get identical embeddings"
+assert not _close(_twice[0], _twice[1]), "different titles should get different embeddings"
+_masking = [_layer for _layer in _encoder.submodules if isinstance(_layer, tf.keras.layers.Embedding) and _layer.mask_zero]
+assert _masking, "the word embedding should be an Embedding with mask_zero=True, so that the pooling sees the padding"
 print("build_title_encoder: visible tests passed")
 
 
@@ -765,10 +793,9 @@ print("build_title_encoder: visible tests passed")
 #
 # Write `genres_multi_hot(genres, num_genres)` for a genre matrix padded with `-1`.
 #
-# **Hint:** one approach shifts the labels by one (padding becomes 0), encodes with
-# `CategoryEncoding(num_tokens=num_genres + 1, output_mode="multi_hot")` and drops
-# column 0. Another uses `tf.one_hot` (which gives all zeros for `-1`) and a maximum
-# over axis 1.
+# **Hint:** both `tf.keras.layers.CategoryEncoding` (its `multi_hot` mode) and
+# `tf.one_hot` can do it; read on their API pages what each does with an index outside
+# its range, such as the padding `-1`, and mind genres listed twice.
 
 # %% nbgrader={"grade": false, "grade_id": "genres_multi_hot", "locked": false, "schema_version": 3, "solution": true, "checksum": "ad958e7502558cbf65b386b7ad4420c5", "cell_type": "code"}
 def genres_multi_hot(genres: tf.Tensor, num_genres: int) -> tf.Tensor:
@@ -787,13 +814,14 @@ def genres_multi_hot(genres: tf.Tensor, num_genres: int) -> tf.Tensor:
     raise NotImplementedError()
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_genres_multi_hot", "locked": true, "points": 1, "schema_version": 3, "solution": false, "checksum": "55135aea7ecb2d0d779897633960eb46", "cell_type": "code"}
-_hot = np.asarray(genres_multi_hot(tf.constant([[0, 3, -1], [2, -1, -1], [-1, -1, -1]], tf.int64), 5))
+# %% nbgrader={"grade": true, "grade_id": "test_genres_multi_hot", "locked": true, "points": 1, "schema_version": 3, "solution": false, "checksum": "8e0654644f7c75af0629c1275e34bfa8", "cell_type": "code"}
+from movierec.checks import equal as _equal, plain as _plain
+_hot = _plain(genres_multi_hot(tf.constant([[0, 3, -1], [2, -1, -1], [-1, -1, -1]], tf.int64), 5))
 assert _hot.shape == (3, 5), f"3 movies and 5 genres should give shape (3, 5), got {_hot.shape}"
-assert _hot.tolist() == [[1, 0, 0, 1, 0], [0, 0, 1, 0, 0], [0, 0, 0, 0, 0]], f"wrong multi-hot rows: {_hot.tolist()} (padding -1 must give nothing)"
-_catalogue = np.asarray(genres_multi_hot(movie_features["movie_genres"], NUM_GENRES))
+assert _equal(_hot, [[1, 0, 0, 1, 0], [0, 0, 1, 0, 0], [0, 0, 0, 0, 0]]), f"wrong multi-hot rows: {_hot.tolist()} (padding -1 must give nothing)"
+_catalogue = _plain(genres_multi_hot(movie_features["movie_genres"], NUM_GENRES))
 _lists = movie_features["movie_genres"].numpy()
-assert np.array_equal(_catalogue.sum(axis=1), (_lists >= 0).sum(axis=1)), "each movie's row should sum to its number of genres"
+assert _equal(_catalogue.sum(axis=1), (_lists >= 0).sum(axis=1)), "each movie's row should sum to its number of genres"
 print("genres_multi_hot: visible tests passed")
 
 # %% [markdown]
@@ -900,7 +928,8 @@ record("preprocessing.leaky_untrained_test_share", float(share_unseen))
 # batch of raw features to `(batch, embedding_dim)` using three features: `user_id`
 # (lookup + embedding), `timestamp` (a `Normalization` adapted on the training
 # timestamps) and `user_occupation_text` (lookup + small embedding), concatenated and
-# projected by a `Dense(embedding_dim)`. It must ignore any other keys in the batch.
+# projected by a `Dense(embedding_dim)` with no activation, so the output moves linearly
+# with the timestamp's z-score. It must ignore any other keys in the batch.
 #
 # **Hint:** subclass `tf.keras.Model`: create the layers in `__init__` (building the
 # vocabularies from `train_features`), and in `call(self, features)` read only the three
@@ -923,27 +952,31 @@ def build_user_tower(train_features: dict[str, tf.Tensor], embedding_dim: int) -
     raise NotImplementedError()
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_build_user_tower", "locked": true, "points": 2, "schema_version": 3, "solution": false, "checksum": "b3a4275ea8f0901294af397592436d87", "cell_type": "code"}
+# %% nbgrader={"grade": true, "grade_id": "test_build_user_tower", "locked": true, "points": 2, "schema_version": 3, "solution": false, "checksum": "4bc8799f50e4858c6d9774b378c99099", "cell_type": "code"}
+from movierec.checks import close as _close, finite as _finite, plain as _plain
 _tower = build_user_tower(train_features, 12)
 _raw = {name: value[:5] for name, value in train_features.items()}  # every raw feature, as a batch of 5
 _raw["movie_genres"] = tf.RaggedTensor.from_tensor(_raw["movie_genres"], padding=GENRE_PAD)  # genres ragged, as from ragged_batch
-_out = _tower(_raw).numpy()
+_out = _plain(_tower(_raw))
 assert _out.shape == (5, 12), f"a batch of 5 raw examples should give shape (5, 12), got {_out.shape}"
-assert np.all(np.isfinite(_out)), "the tower output must be finite"
+assert _finite(_out), "the tower output must be finite"
 _one = {"user_id": tf.constant([b"1", b"no-such-user"]), "timestamp": tf.constant([880_000_000, 880_000_000], tf.int64),
         "user_occupation_text": tf.constant([b"doctor", b"astronaut"])}
-assert np.all(np.isfinite(_tower(_one).numpy())), "unknown user ids and occupations must still give a finite vector"
-_later = dict(_one, timestamp=tf.constant([890_000_000, 890_000_000], tf.int64))
-assert not np.allclose(_tower(_one).numpy(), _tower(_later).numpy()), "changing only the timestamp should change the output: use it"
-_other_job = dict(_one, user_occupation_text=tf.constant([b"student", b"student"]))
-assert not np.allclose(_tower(_one).numpy()[0], _tower(_other_job).numpy()[0]), "changing only the occupation should change the output: use it"
+_base = _plain(_tower(_one))
+assert _finite(_base), "unknown user ids and occupations must still give a finite vector (and only the three features are needed)"
+_later = _plain(_tower(dict(_one, timestamp=tf.constant([890_000_000, 890_000_000], tf.int64))))
+assert not _close(_base, _later), "changing only the timestamp should change the output: use it"
+_much_later = _plain(_tower(dict(_one, timestamp=tf.constant([900_000_000, 900_000_000], tf.int64))))
+assert _close(_much_later - _later, _later - _base, rtol=1e-3, atol=1e-4), "the timestamp enters only as a z-score followed by a linear Dense layer, so equal steps in time must move the output by equal amounts (no buckets, no clock, no activation)"
+_other_job = _plain(_tower(dict(_one, user_occupation_text=tf.constant([b"student", b"student"]))))
+assert not _close(_base[0], _other_job[0]), "changing only the occupation should change the output: use it"
 print("build_user_tower: visible tests passed")
 
 # %% [markdown]
 # ### The library towers
 #
 # The towers that lessons 04 to 07 use follow the same pattern with all the features of
-# this lesson. Two design choices are worth pointing out:
+# this lesson. Three design choices are worth pointing out:
 #
 # * `use_features=False` gives the **id-only** towers of the TensorFlow Recommenders
 #   basic retrieval tutorial: the query vector *is* the user's embedding and the
@@ -955,10 +988,8 @@ print("build_user_tower: visible tests passed")
 #   of 72 training ratings each) and its z-score: on a random split a bucket nearly pins
 #   down one user's rating session, whose other ratings are in training, so it is a
 #   **leak**, and lesson 04 keeps it only as a counter-example to measure.
-# * Statistics that define the features are computed with NumPy from the training
-#   split and passed to the layers' constructors (`mean=`, `variance=`,
-#   `bin_boundaries=`), which is exact and fast; `adapt` would do the same job
-#   approximately (section 2.2).
+# * Statistics are computed with NumPy from the training split and passed to the
+#   layers' constructors (`mean=`, `variance=`, `bin_boundaries=`): exact and fast.
 #
 # The towers accept batches of raw features from any pipeline: genres may be ragged
 # (`ragged_batch`) or padded, and keys a tower does not use are ignored.
@@ -1210,10 +1241,8 @@ def build_candidate_tower(
 
 
 # %% [markdown]
-# Both towers in action on a small batch of raw training examples. The query tower
-# returns one 32-dimensional vector per rating, the candidate tower one per movie, and
-# the dot product of the two is the score a retrieval model will learn to make high for
-# movies the user rated.
+# Both towers on a small raw batch: one 32-dimensional vector per rating and per movie;
+# their dot product is the score that lesson 04 trains to be high for rated movies.
 
 # %%
 query_tower = build_query_tower(train_features)
