@@ -45,7 +45,7 @@ SYLLABUS = (
             "Queries and candidates, retrieval → ranking, embeddings, dot vs cosine, matrix factorization."),
     Planned("02_dataset", "MovieLens 100k with TFDS and tf.data", 165,
             "Loading, exploring and splitting the ratings without leaking the future."),
-    Planned("03_preprocessing", "From raw features to embeddings", 200,
+    Planned("03_preprocessing", "From raw features to embeddings", 210,
             "Keras preprocessing layers, vocabularies, text and multi-valued features, the two towers."),
     Planned("04_retrieval", "Two-tower retrieval with TFRS", 160,
             "In-batch softmax, FactorizedTopK, BruteForce, and a feature-rich model that beats the tutorials."),
