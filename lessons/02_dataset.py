@@ -1217,6 +1217,7 @@ ratings_of_id = dict(zip(*np.unique(columns["movie_id"], return_counts=True), st
 for title, ids in sorted(duplicate_titles(movies).items()):
     counts = ", ".join(f"id {i.decode()}: {ratings_of_id.get(i, 0)}" for i in ids)
     print(f"{title.decode():<34} {counts}")
+assert round(mean_rating, 1) == 3.5 and top10_movie_share > 0.40  # figures the summary below quotes
 
 # %% [markdown]
 # Both ids of a pair were rated, often by dozens of users each: people found whichever
