@@ -258,11 +258,12 @@ def fit_timestamp_normalizer(timestamps: np.ndarray) -> tf.keras.layers.Normaliz
     raise NotImplementedError()
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_fit_timestamp_normalizer", "locked": true, "points": 2, "schema_version": 3, "solution": false, "checksum": "63ed1ce3f99bfbc5ddedf2fff71717a5", "cell_type": "code"}
+# %% nbgrader={"grade": true, "grade_id": "test_fit_timestamp_normalizer", "locked": true, "points": 2, "schema_version": 3, "solution": false, "checksum": "56b71b5459c987825dbf11f8dde8bd0e", "cell_type": "code"}
 from movierec.checks import close as _close, plain as _plain
 _train_ts = train_features["timestamp"].numpy()
 _layer = fit_timestamp_normalizer(_train_ts)
 assert isinstance(_layer, tf.keras.layers.Normalization), f"return a tf.keras.layers.Normalization, got {type(_layer).__name__}"
+assert _layer.is_adapted, "the layer's statistics must be learned from the timestamps with adapt(...), not typed in or borrowed"
 _z = _plain(_layer(_train_ts.astype(np.float64)))
 assert _z.shape == _train_ts.shape, f"a batch of shape {_train_ts.shape} should give z-scores of the same shape, got {_z.shape} (use axis=None)"
 assert abs(float(_z.mean())) < 1e-3, f"on the training split the z-scores should have mean about 0, got {float(_z.mean()):.4f}"

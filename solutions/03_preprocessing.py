@@ -229,6 +229,7 @@ from movierec.checks import close as _close, plain as _plain
 _train_ts = train_features["timestamp"].numpy()
 _layer = fit_timestamp_normalizer(_train_ts)
 assert isinstance(_layer, tf.keras.layers.Normalization), f"return a tf.keras.layers.Normalization, got {type(_layer).__name__}"
+assert _layer.is_adapted, "the layer's statistics must be learned from the timestamps with adapt(...), not typed in or borrowed"
 _z = _plain(_layer(_train_ts.astype(np.float64)))
 assert _z.shape == _train_ts.shape, f"a batch of shape {_train_ts.shape} should give z-scores of the same shape, got {_z.shape} (use axis=None)"
 assert abs(float(_z.mean())) < 1e-3, f"on the training split the z-scores should have mean about 0, got {float(_z.mean()):.4f}"
