@@ -9,9 +9,10 @@ the package: an exported building block can still do what an exercise asks, so a
 exercise must ask for something the library does not provide (see site/authoring.md).
 
 The hand-written modules are :mod:`movierec.setup` (environment and seeds),
-:mod:`movierec.report` (metrics that ``make course`` collects) and :mod:`movierec.api`
-(the command line that exports and serves the models); every other module starts with a
-``DO NOT EDIT`` line naming the lesson it is generated from.
+:mod:`movierec.report` (metrics that ``make course`` collects), :mod:`movierec.checks`
+(the plain-data comparisons test cells use) and :mod:`movierec.api` (the command line
+that exports and serves the models); every other module starts with a ``DO NOT EDIT``
+line naming the lesson it is generated from.
 """
 
 __version__ = "0.1.0"
