@@ -20,7 +20,7 @@ from movierec.preprocessing import (
 )
 from movierec.setup import quick_mode, training_slice
 
-# --- from solutions/04_retrieval.py, section: Exercise 3 (2 points): `compute_loss`
+# --- from solutions/04_retrieval.py, section: 4. A `tfrs.Model`
 TOP_KS = (1, 10, 50, 100)
 """The cut-offs at which the course reports top-k accuracy."""
 
@@ -116,6 +116,58 @@ class RetrievalModel(tfrs.Model):
 
 
 # --- from solutions/04_retrieval.py, section: 5. The id-only baseline
+class _EarlyStoppingRule:
+    """Keras's ``EarlyStopping(mode="max", restore_best_weights=True)`` decision, applied epoch by epoch.
+
+    An epoch improves when its value is strictly higher than the best so far. After
+    ``patience`` epochs in a row without improvement the rule *fires*: ``stopped_epoch``
+    is set, and later epochs are ignored. ``best_epoch`` and ``best_weights`` belong to
+    the best epoch before it fired. Keeping the decision apart from the training loop
+    lets a run go on past it (for a longer curve) without changing what it chose.
+    """
+
+    def __init__(self, monitor: str, patience: int) -> None:
+        self.monitor, self.patience = monitor, patience
+        self.best, self.best_epoch, self.best_weights = -np.inf, 0, None
+        self.wait, self.stopped_epoch = 0, None
+
+    def update(self, epoch: int, value: float, get_weights) -> None:
+        """Take the monitored ``value`` after ``epoch`` (1-based); ``get_weights()`` copies the weights."""
+        if self.stopped_epoch is not None:
+            return
+        if self.best_weights is None:  # as Keras: the first epoch's weights, even if it never improves
+            self.best_weights, self.best_epoch = get_weights(), epoch
+        self.wait += 1
+        if value > self.best:
+            self.best, self.best_epoch, self.best_weights, self.wait = value, epoch, get_weights(), 0
+        elif self.wait >= self.patience and epoch > 1:
+            self.stopped_epoch = epoch
+
+
+class _EpochLog(tf.keras.callbacks.Callback):
+    """Per epoch: the CPU time, copies of the weights asked for, and the early-stopping rule."""
+
+    def __init__(self, stopping: _EarlyStoppingRule | None, run_at_least: int, keep_epochs: tuple[int, ...]) -> None:
+        super().__init__()
+        self.stopping, self.run_at_least, self.keep_epochs = stopping, run_at_least, tuple(keep_epochs)
+        self.started = time.process_time()
+        self.finished: dict[int, float] = {}
+        self.kept: dict[int, list] = {}
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        epoch += 1  # Keras counts from 0
+        self.finished[epoch] = time.process_time()
+        if epoch in self.keep_epochs:
+            self.kept[epoch] = self.model.get_weights()
+        if self.stopping is not None:
+            value = (logs or {}).get(self.stopping.monitor)
+            if value is None:
+                raise KeyError(f"early stopping needs {self.stopping.monitor!r}; the epoch logged {sorted(logs or {})}")
+            self.stopping.update(epoch, float(value), self.model.get_weights)
+            if self.stopping.stopped_epoch is not None and epoch >= self.run_at_least:
+                self.model.stop_training = True
+
+
 def train_retrieval_model(
     train: tf.data.Dataset | dict,
     movies: tf.data.Dataset | dict,
@@ -133,6 +185,8 @@ def train_retrieval_model(
     validation_data: tf.data.Dataset | dict | None = None,
     max_epochs: int | None = None,
     patience: int = 2,
+    run_at_least: int = 0,
+    keep_epochs: tuple[int, ...] = (),
     verbose: int = 0,
 ) -> RetrievalModel:
     """Build and train the course's two-tower retrieval model; returns the trained model.
@@ -162,17 +216,27 @@ def train_retrieval_model(
             passed to both towers.
         validation_data: optional validation ratings (dataset or dict, never the test
             set); top-k metrics over the catalogue are then computed after every epoch
-            (into ``model.history``) and drive early stopping when ``epochs`` is ``None``.
+            (into ``model.curves``) and drive early stopping when ``epochs`` is ``None``.
+        run_at_least: with early stopping, keep training (and recording the validation
+            curve) until this many epochs even after the stopping rule has fired; the
+            kept weights, ``best_epoch`` and ``train_seconds`` are still those of the run
+            early stopping alone would have made, so one run gives both a fixed-length
+            curve and an early-stopped model.
+        keep_epochs: epochs after which to keep a copy of the weights, in
+            ``model.weights_after[epoch]`` (``model.set_weights`` puts one back); training
+            runs at least that long. One run then also gives, say, the 3-epoch model.
         verbose: Keras ``fit`` verbosity.
 
     Returns:
         The trained :class:`RetrievalModel`. ``model.query_tower`` and
         ``model.candidate_tower`` map raw feature dicts to vectors,
-        ``model.history.history`` holds the curves (``loss_per_example`` and, with
-        validation data, ``val_loss_per_example`` and the ``val_factorized_top_k/...``
-        accuracies), ``model.best_epoch`` the epoch whose weights were kept and
+        ``model.curves`` holds the curves, one value per epoch (``loss_per_example`` and,
+        with validation data, ``val_loss_per_example`` and the ``val_factorized_top_k/...``
+        accuracies; ``model.history.history`` too, until Keras replaces ``model.history``
+        at the next ``evaluate``), ``model.best_epoch`` the epoch whose weights were kept and
         ``model.train_seconds`` the CPU time of ``fit`` (``time.process_time``, which
-        other jobs on the machine do not inflate the way they inflate wall time).
+        other jobs on the machine do not inflate the way they inflate wall time), and
+        ``model.seconds_after[epoch]`` the CPU time up to the end of each epoch.
     """
     tf.keras.utils.set_random_seed(seed)
     keys = QUERY_FEATURES + CANDIDATE_FEATURES if features else ("user_id", "movie_id")
@@ -201,29 +265,32 @@ def train_retrieval_model(
         validation_data = tf.data.Dataset.from_tensor_slices(
             training_slice(feature_columns(validation_data, keys))
         ).batch(batch_size)
-    callbacks = []
+    monitor = f"val_{model.task.factorized_metrics[0].name}/top_100_categorical_accuracy"
+    stopping = None
     if epochs is None and validation_data is not None:
         epochs = max_epochs if max_epochs is not None else (2 if quick_mode() else 15)
-        monitor = f"val_{model.task.factorized_metrics[0].name}/top_100_categorical_accuracy"
-        callbacks.append(
-            tf.keras.callbacks.EarlyStopping(monitor, mode="max", patience=patience, restore_best_weights=True)
-        )
+        stopping = _EarlyStoppingRule(monitor, patience)
+        epochs = max(epochs, run_at_least, *keep_epochs)
     elif epochs is None:
         epochs = 1 if quick_mode() else 3
-    started = time.process_time()
+    log = _EpochLog(stopping, run_at_least=max(run_at_least, *keep_epochs, 0), keep_epochs=keep_epochs)
     history = model.fit(
         batches.prefetch(tf.data.AUTOTUNE),
         epochs=epochs,
         validation_data=validation_data,
-        callbacks=callbacks,
+        callbacks=[log],
         verbose=verbose,
     )
-    model.train_seconds = time.process_time() - started
-    if callbacks:
-        curve = history.history[monitor]
-        model.best_epoch = int(np.argmax(curve)) + 1  # EarlyStopping restored this epoch's weights
+    model.curves = history.history  # Keras replaces model.history at the next evaluate()
+    model.seconds_after = {epoch: seconds - log.started for epoch, seconds in log.finished.items()}
+    model.weights_after = log.kept
+    if stopping is not None:
+        model.best_epoch = stopping.best_epoch
+        model.set_weights(stopping.best_weights)
+        model.train_seconds = model.seconds_after[stopping.stopped_epoch or len(history.history[monitor])]
     else:
         model.best_epoch = epochs
+        model.train_seconds = model.seconds_after[epochs]
     return model
 
 

@@ -15,17 +15,17 @@
 # * write the **in-batch softmax** loss and check it against `tfrs.tasks.Retrieval`;
 # * measure retrieval with **top-k accuracy** over the whole catalogue, by hand and with
 #   `tfrs.metrics.FactorizedTopK`;
-# * write the `compute_loss` of a `tfrs.Model`, and train the id-only baseline of the
+# * read the `compute_loss` of a `tfrs.Model`, and train the id-only baseline of the
 #   TFRS tutorial;
-# * find out why that baseline loses to "recommend the most popular movies", and build
-#   an **ablation** that changes one thing at a time — batch size, then the
-#   **popularity (log-Q) correction** — with every choice made on the validation set;
+# * find out why that baseline loses to "recommend the most popular movies", write the
+#   **popularity (log-Q) correction** yourself, and build an **ablation** that changes
+#   one thing at a time, with every choice made on the validation set;
 # * plot validation curves, watch the model **overfit**, and regularise it;
-# * recommend movies with a `BruteForce` index, for known and unknown users, and
-#   exclude the movies a user has already seen;
+# * recommend movies with a `BruteForce` index, with a flagged popularity fallback for
+#   users the model has never seen, and exclude the movies a user has already seen;
 # * add the side features of lesson 03, catch a **leaky time feature** that fakes a
-#   large gain, and measure the best model on three protocols, with popularity as the
-#   cold-start fallback.
+#   large gain, and measure the best model on three protocols, deciding on validation
+#   who answers new users: the model or the popularity list.
 #
 # The cells tagged `export` become the library module `movierec.retrieval`, which
 # lessons 05 to 07 import. The five exercises are separate, smaller tasks, each with a
@@ -42,7 +42,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from movierec.dataset import load_movies, load_ratings, random_split, temporal_split, user_temporal_split
+from movierec.dataset import load_movies, load_ratings, random_split, temporal_split, to_numpy, user_temporal_split
 from movierec.preprocessing import (
     CANDIDATE_FEATURES,
     QUERY_FEATURES,
@@ -54,6 +54,7 @@ from movierec.report import record
 from movierec.setup import quick_mode
 
 QUICK = quick_mode()
+ONE_EPOCH_IF_QUICK = {"max_epochs": 1} if QUICK else {}  # quick mode (the tests): early-stopped runs stop after one epoch
 print("quick mode:", QUICK)
 
 # %% [markdown]
@@ -75,18 +76,47 @@ print("quick mode:", QUICK)
 # basic-retrieval tutorial, and its 80,000 training ratings cut into 72,000 for training
 # and 8,000 for **validation**. Every choice in this lesson — how long to train, which
 # settings, which model is best — is made on validation; each model meets the test set
-# once, for the final table. The features are read into memory once with
-# `read_features` from lesson 03.
+# once, for the final table.
+#
+# Reading MovieLens through TFDS decodes every rating again on each pass, and a lazy
+# split re-reads (and re-shuffles) the whole file each time one of its parts is read: a
+# few seconds per pass. So we read the ratings **once**, with `read_features` from
+# lesson 03, and make every split of this lesson on row numbers: lesson 02's split
+# functions run on a small in-memory dataset of row numbers (with the user ids and
+# timestamps the temporal splits look at), and `take_rows` gathers each part's rows
+# from the columns in memory. A shuffle with a fixed seed permutes positions the same
+# way whatever the elements hold, so these are exactly the parts `random_split(ratings)`
+# gives, without reading the file three more times.
+#
+# In quick mode (`COURSE_QUICK=1`, which the course's tests use), validation and test
+# are cut to their first 2,000 and 4,000 ratings: the tests check that every cell runs,
+# not how good a model gets.
 
 # %%
-ratings = load_ratings()
-movies = load_movies()
-train, validation, test = random_split(ratings)
 FEATURES = QUERY_FEATURES + CANDIDATE_FEATURES
-train_features = read_features(train, FEATURES + ("user_rating",))
-validation_features = read_features(validation, FEATURES)
-test_features = read_features(test, FEATURES)
-movie_features = read_features(movies)
+all_features = read_features(load_ratings(), FEATURES + ("user_rating",))  # the one pass over the ratings
+movie_features = read_features(load_movies())
+
+
+def take_rows(columns: dict, rows: np.ndarray) -> dict:
+    """The given rows of every column."""
+    return {key: tf.gather(value, rows) for key, value in columns.items()}
+
+
+def split_rows(split, columns: dict) -> list[np.ndarray]:
+    """Run one of lesson 02's split functions on row numbers; the rows of each part, in order."""
+    rows = tf.data.Dataset.from_tensor_slices(
+        {"row": np.arange(len(columns["user_id"])), "user_id": columns["user_id"], "timestamp": columns["timestamp"]}
+    )
+    return [to_numpy(part, ("row",))["row"] for part in split(rows)]
+
+
+train_rows, validation_rows, test_rows = split_rows(random_split, all_features)
+if QUICK:  # the tests: fewer held-out ratings to score
+    validation_rows, test_rows = validation_rows[:2_000], test_rows[:4_000]
+train_features = take_rows(all_features, train_rows)
+validation_features = take_rows(all_features, validation_rows)
+test_features = take_rows(all_features, test_rows)
 n_users = len(np.unique(train_features["user_id"].numpy()))
 n_movies = int(movie_features["movie_id"].shape[0])
 density = train_features["user_id"].shape[0] / (n_users * n_movies)
@@ -228,6 +258,7 @@ def top_k_accuracy(
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_top_k_accuracy", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+from movierec.checks import close as _close, equal as _equal
 _rng = np.random.default_rng(1)
 _catalogue = tf.constant(_rng.normal(size=(300, 8)), tf.float32)
 _queries = tf.constant(_rng.normal(size=(200, 8)), tf.float32)
@@ -237,12 +268,12 @@ _metric.update_state(_queries, _truth)
 for _k, _expected in zip((1, 10, 50), _metric.result()):
     _mine = top_k_accuracy(_queries, _truth, _catalogue, _k)
     assert isinstance(_mine, float), f"return a Python float, got {type(_mine).__name__}"
-    assert abs(_mine - float(_expected)) <= 1 / 200 + 1e-6, f"top-{_k}: FactorizedTopK says {float(_expected):.3f}, you computed {_mine:.3f}"
-assert top_k_accuracy(_queries, _truth, _catalogue, 300) == 1.0, "with k equal to the catalogue size every query is a hit"
+    assert _close(_mine, float(_expected), rtol=0, atol=1 / 200 + 1e-6), f"top-{_k}: FactorizedTopK says {float(_expected):.3f}, you computed {_mine:.3f}"
+assert _close(top_k_accuracy(_queries, _truth, _catalogue, 300), 1.0, rtol=0, atol=0), "with k equal to the catalogue size every query is a hit"
 _one_query = tf.constant([[1.0, 0.0]])
 _ladder = tf.constant([[5.0, 0.0], [4.0, 0.0], [3.0, 0.0], [2.0, 0.0], [1.0, 0.0]])  # scores 5, 4, 3, 2, 1
 _by_k = [top_k_accuracy(_one_query, _ladder[2:3], _ladder, _k) for _k in (1, 2, 3, 4)]
-assert _by_k == [0.0, 0.0, 1.0, 1.0], f"two movies beat the true one (score 3): a miss at k=1 and k=2, a hit from k=3 on; got {_by_k}"
+assert _equal(_by_k, [0.0, 0.0, 1.0, 1.0]), f"two movies beat the true one (score 3): a miss at k=1 and k=2, a hit from k=3 on; got {_by_k}"
 print("top_k_accuracy: visible tests passed")
 ### BEGIN HIDDEN TESTS
 _tower_q = build_query_tower(train_features, use_features=False, embedding_dim=8)
@@ -251,9 +282,9 @@ _sample = {key: value[:300] for key, value in validation_features.items()}
 _qv, _tv, _cv = _tower_q(_sample), _tower_c(_sample), _tower_c(movie_features)
 _metric = tfrs.metrics.FactorizedTopK(tfrs.layers.factorized_top_k.BruteForce(k=100).index(_cv), ks=(100,))
 _metric.update_state(_qv, _tv)
-assert abs(top_k_accuracy(_qv, _tv, _cv, 100) - float(_metric.result()[0])) <= 1 / 300 + 1e-6, "mismatch with FactorizedTopK on real movie towers"
+assert _close(top_k_accuracy(_qv, _tv, _cv, 100), float(_metric.result()[0]), rtol=0, atol=1 / 300 + 1e-6), "mismatch with FactorizedTopK on real movie towers"
 _tie = tf.ones((1, 2))
-assert top_k_accuracy(_tie, _tie, tf.ones((5, 2)), 1) == 1.0, "ties go in favour of the true movie (only strictly higher scores count)"
+assert _equal([top_k_accuracy(_tie, _tie, tf.ones((5, 2)), 1)], [1.0]), "ties go in favour of the true movie (only strictly higher scores count)"
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -271,67 +302,14 @@ assert top_k_accuracy(_tie, _tie, tf.ones((5, 2)), 1) == 1.0, "ties go in favour
 # training steps skip the metric, and evaluation (`model.evaluate`, or the validation
 # pass at the end of an epoch) computes it.
 #
-# ### Exercise 3 (2 points): `compute_loss`
-#
-# Complete `TwoTowerModel.compute_loss`.
-#
-# **Hint:** each tower reads the columns it needs from the same batch of raw features;
-# the task's call signature is in the TFRS API reference (`tfrs.tasks.Retrieval`). The
-# test calls your method with both values of `training` and watches the metric.
-
-# %% nbgrader={"grade": false, "grade_id": "two_tower_model", "locked": false, "schema_version": 3, "solution": true}
-class TwoTowerModel(tfrs.Model):
-    """A minimal two-tower retrieval model: towers in, in-batch softmax loss out."""
-
-    def __init__(self, query_tower: tf.keras.Model, candidate_tower: tf.keras.Model, task: tfrs.tasks.Retrieval) -> None:
-        super().__init__()
-        self.query_tower = query_tower
-        self.candidate_tower = candidate_tower
-        self.task = task
-
-    def compute_loss(self, features: dict, training: bool = False) -> tf.Tensor:
-        """Return the retrieval loss of a batch of raw features.
-
-        Runs ``self.query_tower`` and ``self.candidate_tower`` on ``features`` and passes
-        both ``(batch, d)`` results to ``self.task``. Metrics are computed only when
-        ``training`` is false.
-        """
-        ### BEGIN SOLUTION
-        query_embeddings = self.query_tower(features)
-        candidate_embeddings = self.candidate_tower(features)
-        return self.task(query_embeddings, candidate_embeddings, compute_metrics=not training)
-        ### END SOLUTION
-
-
-# %% nbgrader={"grade": true, "grade_id": "test_two_tower_model", "locked": true, "points": 2, "schema_version": 3, "solution": false}
-_batch = {key: value[:64] for key, value in train_features.items()}
-_q_tower = build_query_tower(train_features, use_features=False, embedding_dim=8)
-_c_tower = build_candidate_tower(movie_features, use_features=False, embedding_dim=8)
-_own_movies = _c_tower(_batch)  # a tiny catalogue: the batch's own movies, so every true movie is in the top 64
-_metric = tfrs.metrics.FactorizedTopK(tfrs.layers.factorized_top_k.BruteForce(k=64).index(_own_movies), ks=(64,))
-_model = TwoTowerModel(_q_tower, _c_tower, tfrs.tasks.Retrieval(metrics=_metric))
-_expected = tfrs.tasks.Retrieval()(_q_tower(_batch), _c_tower(_batch))
-_loss = _model.compute_loss(_batch, training=True)
-assert np.isclose(float(_loss), float(_expected), rtol=1e-5), f"the loss should be task(query_tower(features), candidate_tower(features)) = {float(_expected):.4f}, got {float(_loss):.4f}"
-assert float(_metric.result()[0]) == 0.0, "with training=True the metrics must not be computed (compute_metrics=not training)"
-_model.compute_loss(_batch, training=False)
-assert float(_metric.result()[0]) == 1.0, "with training=False the task must update its FactorizedTopK metric"
-print("TwoTowerModel.compute_loss: visible tests passed")
-### BEGIN HIDDEN TESTS
-_model.compile(optimizer=tf.keras.optimizers.Adagrad(0.5))
-_before = float(_model.compute_loss(_batch, training=True))
-_model.fit(tf.data.Dataset.from_tensor_slices(_batch).batch(64), epochs=5, verbose=0)
-_after = float(_model.compute_loss(_batch, training=True))
-assert _after < _before, f"training on the batch should lower its loss ({_before:.3f} -> {_after:.3f}); is the loss connected to the towers?"
-### END HIDDEN TESTS
-
-# %% [markdown]
-# The library's version of this model, used for the rest of the course, adds two
-# things. Its metric ranks the catalogue through `CorpusTopK`, a top-k layer that embeds
-# the 1,682 movies again every time it is called. TFRS's own `BruteForce` layer stores
-# vectors computed once; after an epoch of training they are stale, so evaluating after
-# every epoch would need a new index each time. And it can apply the popularity
-# correction of section 6 (ignore it for now).
+# The course's model, `RetrievalModel` below (exported to `movierec.retrieval` for the
+# rest of the course), is such a model. Read its `compute_loss`: two tower calls and
+# one task call, with `compute_metrics=not training`. It adds two things. Its metric
+# ranks the catalogue through `CorpusTopK`, a top-k layer that embeds the 1,682 movies
+# again every time it is called. TFRS's own `BruteForce` layer stores vectors computed
+# once; after an epoch of training they are stale, so evaluating after every epoch
+# would need a new index each time. And it can apply the popularity correction of
+# section 6 (ignore it for now; exercise 3 is about it).
 
 # %% tags=["export"]
 import time
@@ -453,8 +431,65 @@ class RetrievalModel(tfrs.Model):
 # `train_retrieval_model` (exported below) builds the towers on the training split,
 # trains, and returns the model; `evaluate_top_k` ranks the catalogue for every test
 # rating.
+#
+# One training run serves twice here. Section 6 needs the same model trained for as
+# long as it improves on the validation set, so we train it that way (measuring
+# validation after every epoch changes nothing in the training itself) and keep a copy
+# of its weights after epoch 3 (`keep_epochs`): that copy is the tutorial's model.
 
 # %% tags=["export"]
+class _EarlyStoppingRule:
+    """Keras's ``EarlyStopping(mode="max", restore_best_weights=True)`` decision, applied epoch by epoch.
+
+    An epoch improves when its value is strictly higher than the best so far. After
+    ``patience`` epochs in a row without improvement the rule *fires*: ``stopped_epoch``
+    is set, and later epochs are ignored. ``best_epoch`` and ``best_weights`` belong to
+    the best epoch before it fired. Keeping the decision apart from the training loop
+    lets a run go on past it (for a longer curve) without changing what it chose.
+    """
+
+    def __init__(self, monitor: str, patience: int) -> None:
+        self.monitor, self.patience = monitor, patience
+        self.best, self.best_epoch, self.best_weights = -np.inf, 0, None
+        self.wait, self.stopped_epoch = 0, None
+
+    def update(self, epoch: int, value: float, get_weights) -> None:
+        """Take the monitored ``value`` after ``epoch`` (1-based); ``get_weights()`` copies the weights."""
+        if self.stopped_epoch is not None:
+            return
+        if self.best_weights is None:  # as Keras: the first epoch's weights, even if it never improves
+            self.best_weights, self.best_epoch = get_weights(), epoch
+        self.wait += 1
+        if value > self.best:
+            self.best, self.best_epoch, self.best_weights, self.wait = value, epoch, get_weights(), 0
+        elif self.wait >= self.patience and epoch > 1:
+            self.stopped_epoch = epoch
+
+
+class _EpochLog(tf.keras.callbacks.Callback):
+    """Per epoch: the CPU time, copies of the weights asked for, and the early-stopping rule."""
+
+    def __init__(self, stopping: _EarlyStoppingRule | None, run_at_least: int, keep_epochs: tuple[int, ...]) -> None:
+        super().__init__()
+        self.stopping, self.run_at_least, self.keep_epochs = stopping, run_at_least, tuple(keep_epochs)
+        self.started = time.process_time()
+        self.finished: dict[int, float] = {}
+        self.kept: dict[int, list] = {}
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        epoch += 1  # Keras counts from 0
+        self.finished[epoch] = time.process_time()
+        if epoch in self.keep_epochs:
+            self.kept[epoch] = self.model.get_weights()
+        if self.stopping is not None:
+            value = (logs or {}).get(self.stopping.monitor)
+            if value is None:
+                raise KeyError(f"early stopping needs {self.stopping.monitor!r}; the epoch logged {sorted(logs or {})}")
+            self.stopping.update(epoch, float(value), self.model.get_weights)
+            if self.stopping.stopped_epoch is not None and epoch >= self.run_at_least:
+                self.model.stop_training = True
+
+
 def train_retrieval_model(
     train: tf.data.Dataset | dict,
     movies: tf.data.Dataset | dict,
@@ -472,6 +507,8 @@ def train_retrieval_model(
     validation_data: tf.data.Dataset | dict | None = None,
     max_epochs: int | None = None,
     patience: int = 2,
+    run_at_least: int = 0,
+    keep_epochs: tuple[int, ...] = (),
     verbose: int = 0,
 ) -> RetrievalModel:
     """Build and train the course's two-tower retrieval model; returns the trained model.
@@ -501,17 +538,27 @@ def train_retrieval_model(
             passed to both towers.
         validation_data: optional validation ratings (dataset or dict, never the test
             set); top-k metrics over the catalogue are then computed after every epoch
-            (into ``model.history``) and drive early stopping when ``epochs`` is ``None``.
+            (into ``model.curves``) and drive early stopping when ``epochs`` is ``None``.
+        run_at_least: with early stopping, keep training (and recording the validation
+            curve) until this many epochs even after the stopping rule has fired; the
+            kept weights, ``best_epoch`` and ``train_seconds`` are still those of the run
+            early stopping alone would have made, so one run gives both a fixed-length
+            curve and an early-stopped model.
+        keep_epochs: epochs after which to keep a copy of the weights, in
+            ``model.weights_after[epoch]`` (``model.set_weights`` puts one back); training
+            runs at least that long. One run then also gives, say, the 3-epoch model.
         verbose: Keras ``fit`` verbosity.
 
     Returns:
         The trained :class:`RetrievalModel`. ``model.query_tower`` and
         ``model.candidate_tower`` map raw feature dicts to vectors,
-        ``model.history.history`` holds the curves (``loss_per_example`` and, with
-        validation data, ``val_loss_per_example`` and the ``val_factorized_top_k/...``
-        accuracies), ``model.best_epoch`` the epoch whose weights were kept and
+        ``model.curves`` holds the curves, one value per epoch (``loss_per_example`` and,
+        with validation data, ``val_loss_per_example`` and the ``val_factorized_top_k/...``
+        accuracies; ``model.history.history`` too, until Keras replaces ``model.history``
+        at the next ``evaluate``), ``model.best_epoch`` the epoch whose weights were kept and
         ``model.train_seconds`` the CPU time of ``fit`` (``time.process_time``, which
-        other jobs on the machine do not inflate the way they inflate wall time).
+        other jobs on the machine do not inflate the way they inflate wall time), and
+        ``model.seconds_after[epoch]`` the CPU time up to the end of each epoch.
     """
     tf.keras.utils.set_random_seed(seed)
     keys = QUERY_FEATURES + CANDIDATE_FEATURES if features else ("user_id", "movie_id")
@@ -540,29 +587,32 @@ def train_retrieval_model(
         validation_data = tf.data.Dataset.from_tensor_slices(
             training_slice(feature_columns(validation_data, keys))
         ).batch(batch_size)
-    callbacks = []
+    monitor = f"val_{model.task.factorized_metrics[0].name}/top_100_categorical_accuracy"
+    stopping = None
     if epochs is None and validation_data is not None:
         epochs = max_epochs if max_epochs is not None else (2 if quick_mode() else 15)
-        monitor = f"val_{model.task.factorized_metrics[0].name}/top_100_categorical_accuracy"
-        callbacks.append(
-            tf.keras.callbacks.EarlyStopping(monitor, mode="max", patience=patience, restore_best_weights=True)
-        )
+        stopping = _EarlyStoppingRule(monitor, patience)
+        epochs = max(epochs, run_at_least, *keep_epochs)
     elif epochs is None:
         epochs = 1 if quick_mode() else 3
-    started = time.process_time()
+    log = _EpochLog(stopping, run_at_least=max(run_at_least, *keep_epochs, 0), keep_epochs=keep_epochs)
     history = model.fit(
         batches.prefetch(tf.data.AUTOTUNE),
         epochs=epochs,
         validation_data=validation_data,
-        callbacks=callbacks,
+        callbacks=[log],
         verbose=verbose,
     )
-    model.train_seconds = time.process_time() - started
-    if callbacks:
-        curve = history.history[monitor]
-        model.best_epoch = int(np.argmax(curve)) + 1  # EarlyStopping restored this epoch's weights
+    model.curves = history.history  # Keras replaces model.history at the next evaluate()
+    model.seconds_after = {epoch: seconds - log.started for epoch, seconds in log.finished.items()}
+    model.weights_after = log.kept
+    if stopping is not None:
+        model.best_epoch = stopping.best_epoch
+        model.set_weights(stopping.best_weights)
+        model.train_seconds = model.seconds_after[stopping.stopped_epoch or len(history.history[monitor])]
     else:
         model.best_epoch = epochs
+        model.train_seconds = model.seconds_after[epochs]
     return model
 
 
@@ -621,12 +671,17 @@ def query_embeddings(model: RetrievalModel, features: dict, *, batch_size: int =
 
 # %%
 EPOCHS = 1 if QUICK else 3
-baseline = train_retrieval_model(
-    train_features, movie_features, features=False, popularity_correction=False, batch_size=8192, epochs=EPOCHS
+tutorial_run = train_retrieval_model(
+    train_features, movie_features, features=False, popularity_correction=False, batch_size=8192,
+    validation_data=validation_features, keep_epochs=(EPOCHS,), **ONE_EPOCH_IF_QUICK,
 )
+early_stopped = tutorial_run.get_weights()
+tutorial_run.set_weights(tutorial_run.weights_after[EPOCHS])  # the tutorial's model: its weights after 3 epochs
 started = time.perf_counter()
-baseline_accuracy = evaluate_top_k(baseline, test_features)
-print(f"training {baseline.train_seconds:.1f} CPU s, one evaluation over the catalogue {time.perf_counter() - started:.1f} s")
+baseline_accuracy = evaluate_top_k(tutorial_run, test_features)
+tutorial_run.set_weights(early_stopped)  # section 6 uses the same run, stopped early on validation
+print(f"training {tutorial_run.seconds_after[EPOCHS]:.1f} CPU s for {EPOCHS} epochs, "
+      f"one evaluation over the catalogue {time.perf_counter() - started:.1f} s")
 for k, value in baseline_accuracy.items():
     record(f"retrieval.baseline.top_{k}", value)
 chance = record("retrieval.chance.top_100", 100 / n_movies)
@@ -680,6 +735,119 @@ assert QUICK or popularity_accuracy[100] > baseline_accuracy[100]
 # counts when `popularity_correction=True`. The correction is used only in the loss; at
 # serving time the plain dot product is used as before.
 #
+# ### Exercise 3 (2 points): the log-Q correction, pair by pair
+#
+# Write `logq_loss_terms(query_embeddings, candidate_embeddings, batch_movie_ids,
+# train_movie_ids)`, the corrected version of exercise 1's terms, in two steps:
+#
+# 1. the **sampling probability** of each movie of the batch, from the training data:
+#    $p(c) = n_c / N$, where $n_c$ is the number of training ratings of movie $c$ and
+#    $N$ the number of training ratings. This is how often the in-batch softmax draws
+#    $c$ as a negative. A movie with no training rating counts as rated once
+#    ($n_c = 1$), so its logarithm stays finite;
+# 2. the corrected scores $S'_{ij} = S_{ij} - \log p(c_j)$, and term $i$ is
+#    $\log \sum_j \exp S'_{ij} - S'_{ii}$.
+#
+# **Hint:** the correction belongs to the movie that turns up as a negative, so ask which
+# axis of $S$ runs over the batch's movies. Counting is one NumPy call (`np.unique` can
+# count). Before you run the test, work out what the correction does to the terms when
+# every movie has the same number of training ratings. Write the terms yourself:
+# `tfrs.tasks.Retrieval` only returns their sum (the test uses it as a check).
+
+# %% nbgrader={"grade": false, "grade_id": "logq_loss_terms", "locked": false, "schema_version": 3, "solution": true}
+def logq_loss_terms(
+    query_embeddings: tf.Tensor, candidate_embeddings: tf.Tensor, batch_movie_ids: tf.Tensor, train_movie_ids: np.ndarray
+) -> tf.Tensor:
+    """The in-batch softmax terms with the log-Q (popularity) correction, one per pair.
+
+    Args:
+        query_embeddings: float tensor ``(B, d)``; row ``i`` is the query of pair ``i``.
+        candidate_embeddings: float tensor ``(B, d)``; row ``i`` is the movie of pair ``i``.
+        batch_movie_ids: string tensor ``(B,)``, the movie id of each pair (repeats allowed).
+        train_movie_ids: NumPy array of ``bytes``, the movie id of every training rating.
+
+    Returns:
+        A float tensor of shape ``(B,)``: entry ``i`` is ``logsumexp_j S'[i, j] - S'[i, i]``
+        with ``S' = query_embeddings @ candidate_embeddings.T - log p`` (``p[j]``, the
+        training share of pair ``j``'s movie, subtracted from column ``j``).
+    """
+    ### BEGIN SOLUTION
+    ids, counts = np.unique(np.asarray(train_movie_ids), return_counts=True)
+    count_of = dict(zip(ids.tolist(), counts.tolist()))
+    batch_counts = [count_of.get(movie, 1) for movie in np.asarray(batch_movie_ids).tolist()]
+    log_p = tf.math.log(tf.constant(batch_counts, tf.float32) / len(train_movie_ids))
+    scores = tf.matmul(query_embeddings, candidate_embeddings, transpose_b=True) - log_p[tf.newaxis, :]
+    return tf.reduce_logsumexp(scores, axis=1) - tf.linalg.diag_part(scores)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_logq_loss_terms", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+from movierec.checks import close as _close, finite as _finite, plain as _plain
+_rng = np.random.default_rng(3)
+_names = np.array([b"a", b"b", b"c", b"d"], dtype=object)
+_train_ids = np.repeat(_names, [60, 25, 10, 5])  # training: "a" is rated 12 times as often as "d"
+_batch_ids = tf.constant(_names[[0, 1, 2, 3, 3, 2, 3, 1, 3, 2, 0, 3]])  # a batch with more "d" than training has
+_q = tf.constant(_rng.normal(size=(12, 6)), tf.float32)
+_c = tf.constant(_rng.normal(size=(12, 6)), tf.float32)
+_mine = _plain(logq_loss_terms(_q, _c, _batch_ids, _train_ids))
+assert _mine.shape == (12,), f"return one term per pair: shape (12,) for a batch of 12, got {_mine.shape}"
+_share = {b"a": 0.60, b"b": 0.25, b"c": 0.10, b"d": 0.05}  # each movie's share of the 100 training ratings
+_p = tf.constant([_share[_m] for _m in _batch_ids.numpy().tolist()], tf.float32)
+_tfrs = float(tfrs.tasks.Retrieval()(_q, _c, candidate_sampling_probability=_p))
+assert _close(_mine.sum(), _tfrs, rtol=1e-4), (
+    f"the terms should sum to tfrs.tasks.Retrieval's loss with candidate_sampling_probability = training shares "
+    f"({_tfrs:.4f}), got {_mine.sum():.4f}")
+_uncorrected = tf.nn.softmax_cross_entropy_with_logits(labels=tf.eye(12), logits=tf.matmul(_q, _c, transpose_b=True)).numpy()
+_even = _plain(logq_loss_terms(_q, _c, _batch_ids, np.repeat(_names, 25)))
+assert _close(_even, _uncorrected, rtol=1e-4, atol=1e-5), (
+    "with every movie rated equally often in training, the correction shifts every score by the same amount, "
+    "so the terms equal the uncorrected ones")
+print("logq_loss_terms: visible tests passed")
+### BEGIN HIDDEN TESTS
+_corrected = tf.matmul(_q, _c, transpose_b=True) - tf.math.log(_p)[tf.newaxis, :]
+_expected = tf.nn.softmax_cross_entropy_with_logits(labels=tf.eye(12), logits=_corrected).numpy()
+assert _close(_mine, _expected, rtol=1e-4, atol=1e-5), "term i should be the cross-entropy of corrected row i with label i"
+_new = tf.constant([b"a", b"zzz"])  # "zzz" has no training rating: it counts as rated once, p = 1/100
+_new_terms = _plain(logq_loss_terms(_q[:2], _c[:2], _new, _train_ids))
+assert _finite(_new_terms), "a movie without training ratings counts as rated once: its terms must stay finite"
+_pn = tf.constant([0.6, 0.01])
+assert _close(_new_terms.sum(), float(tfrs.tasks.Retrieval()(_q[:2], _c[:2], candidate_sampling_probability=_pn)), rtol=1e-4), (
+    "a movie without training ratings should get p = 1 / N")
+_big = 50.0 * tf.constant(_rng.normal(size=(4, 3)), tf.float32)
+assert _finite(_plain(logq_loss_terms(_big, _big, _batch_ids[:4], _train_ids))), "large scores must not overflow"
+_real = {key: value[:256] for key, value in train_features.items()}
+_tq = build_query_tower(train_features, use_features=False, embedding_dim=8)(_real)
+_tc = build_candidate_tower(movie_features, use_features=False, embedding_dim=8)(_real)
+_all_ids = train_features["movie_id"].numpy()
+_ids, _counts = np.unique(_all_ids, return_counts=True)
+_count = dict(zip(_ids.tolist(), _counts.tolist()))
+_pr = tf.constant([_count[_m] / len(_all_ids) for _m in _real["movie_id"].numpy().tolist()], tf.float32)
+_real_terms = _plain(logq_loss_terms(_tq, _tc, _real["movie_id"], _all_ids))
+assert _close(_real_terms.sum(), float(tfrs.tasks.Retrieval()(_tq, _tc, candidate_sampling_probability=_pr)), rtol=1e-4), (
+    "mismatch with tfrs on a real batch of training ratings")
+### END HIDDEN TESTS
+
+# %% [markdown]
+# The course's `RetrievalModel` does the same inside its `compute_loss`: it counts the
+# training ratings once, looks up the batch's movies, and hands the probabilities to the
+# task. One batch of 1,024 training ratings through untrained id towers, three ways:
+
+# %%
+logq_batch = {key: value[:1024] for key, value in train_features.items()}
+logq_towers = (build_query_tower(train_features, use_features=False), build_candidate_tower(movie_features, use_features=False))
+train_movie_ids = train_features["movie_id"].numpy()
+corrected_model = RetrievalModel(*logq_towers, movie_features, movie_counts=dict(zip(*np.unique(train_movie_ids, return_counts=True))))
+plain_model = RetrievalModel(*logq_towers, movie_features)
+library_loss = float(corrected_model.compute_loss(logq_batch, training=True))
+print(f"RetrievalModel without the correction: {float(plain_model.compute_loss(logq_batch, training=True)):.2f}")
+print(f"RetrievalModel with the correction:    {library_loss:.2f}")
+try:
+    yours = float(tf.reduce_sum(logq_loss_terms(logq_towers[0](logq_batch), logq_towers[1](logq_batch), logq_batch["movie_id"], train_movie_ids)))
+    print(f"the sum of your logq_loss_terms:       {yours:.2f}")
+except NotImplementedError:  # an unsolved exercise must not stop the lesson
+    print("logq_loss_terms is exercise 3: once it is solved, the sum of its terms appears here, next to the library's")
+
+# %% [markdown]
 # ### An ablation that changes one thing at a time
 #
 # The tutorial's model differs from a good one in several ways at once: its batches of
@@ -696,12 +864,12 @@ assert QUICK or popularity_accuracy[100] > baseline_accuracy[100]
 
 # %%
 ablation = {}  # row name -> {"model", "validation" (top-100), "test" ({k: accuracy})}
+CURVE_EPOCHS = 2 if QUICK else 10  # section 7 draws its curve from the ids_logq run
 
 
-def fit_row(name: str, **settings) -> RetrievalModel:
-    """Train one ablation row with early stopping on validation; read the test set once and record it."""
-    model = train_retrieval_model(train_features, movie_features, validation_data=validation_features, **settings)
-    validation_top_100 = max(model.history.history["val_factorized_top_k/top_100_categorical_accuracy"])
+def score_row(name: str, model: RetrievalModel) -> RetrievalModel:
+    """Record one ablation row: its best validation top-100, and its one read of the test set."""
+    validation_top_100 = model.curves["val_factorized_top_k/top_100_categorical_accuracy"][model.best_epoch - 1]
     accuracy = evaluate_top_k(model, test_features)  # the one test read of this model
     ablation[name] = {"model": model, "validation": validation_top_100, "test": accuracy}
     record(f"retrieval.{name}.random.top_100", accuracy[100])
@@ -711,9 +879,17 @@ def fit_row(name: str, **settings) -> RetrievalModel:
     return model
 
 
-fit_row("ids_tutorial", features=False, popularity_correction=False, batch_size=8192)
+def fit_row(name: str, **settings) -> RetrievalModel:
+    """Train one ablation row with early stopping on validation, then score it."""
+    model = train_retrieval_model(
+        train_features, movie_features, validation_data=validation_features, **ONE_EPOCH_IF_QUICK, **settings
+    )
+    return score_row(name, model)
+
+
+score_row("ids_tutorial", tutorial_run)  # trained in section 5 (features=False, no correction, batches of 8,192)
 fit_row("ids_batch1024", features=False, popularity_correction=False, batch_size=1024)
-id_model = fit_row("ids_logq", features=False, popularity_correction=True, batch_size=1024)
+id_model = fit_row("ids_logq", features=False, popularity_correction=True, batch_size=1024, run_at_least=CURVE_EPOCHS)
 id_accuracy = ablation["ids_logq"]["test"]
 
 # %% [markdown]
@@ -742,21 +918,20 @@ if not QUICK:  # the claims of the text below (quick mode trains too little to c
 # ## 7. Training curves, overfitting and regularisation
 #
 # Early stopping chose the length of each run above from its validation curve. Here is
-# the curve itself, for longer: we train the `ids_logq` model for 10 epochs and evaluate
-# it on the **validation** set after every epoch (`validation_data`). Then we train it
-# again with an **L2 penalty** on the two embedding tables,
+# the curve itself, for longer: the `ids_logq` run of section 6 went on to 10 epochs
+# (`run_at_least`; early stopping had already chosen its weights, so the extra epochs
+# only extend the curve), measuring the **validation** set after every epoch. Then we
+# train the same model again with an **L2 penalty** on the two embedding tables,
 # $\lambda \sum \lVert e \rVert^2$ added to the loss, which pulls rarely-updated
 # embeddings towards zero. Because the TFRS loss is summed over a batch of 1,024
 # examples, a useful $\lambda$ is larger than you may be used to (0.1 here).
 
 # %%
-CURVE_EPOCHS = 2 if QUICK else 10
-curves = {}
+curves = {0.0: {key: values[:CURVE_EPOCHS] for key, values in id_model.curves.items()}}  # section 6's run
+curves[0.1] = train_retrieval_model(
+    train_features, movie_features, features=False, epochs=CURVE_EPOCHS, l2=0.1, validation_data=validation_features
+).curves
 for l2 in (0.0, 0.1):
-    model = train_retrieval_model(
-        train_features, movie_features, features=False, epochs=CURVE_EPOCHS, l2=l2, validation_data=validation_features
-    )
-    curves[l2] = model.history.history
     print(f"l2={l2}: validation top-100 by epoch", np.round(curves[l2]["val_factorized_top_k/top_100_categorical_accuracy"], 3))
 
 epochs_axis = np.arange(1, CURVE_EPOCHS + 1)
@@ -856,43 +1031,60 @@ assert all(any(_close(_score, _x, atol=1e-4) for _x in _scores_of[_title]) for _
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# ### Exercise 5 (2 points): `recommend`
+# ### Exercise 5 (2 points): `recommend`, with a popularity fallback
 #
 # A function a product would call: `recommend(user_id, k)` returns the titles of the
-# `k` best movies for a user under `id_model`, best first. The cell below computes the
-# catalogue's vectors once with the library's `candidate_embeddings`. Two things to
-# handle:
+# `k` best movies for a user under `id_model`, best first, and a flag that says whether
+# the list is personal. The cell below computes the catalogue's vectors once with the
+# library's `candidate_embeddings`, the set of users with training ratings, and each
+# movie's number of training ratings.
 #
-# * a user id the model has never seen (a new sign-up) must still get `k` results:
-#   the query tower's `StringLookup` sends it to the out-of-vocabulary row, so it gets
-#   the OOV embedding. Say so in the docstring;
+# A user id the model has never seen (a new sign-up) is the **cold-start** case. The
+# query tower would happily answer it: its `StringLookup` sends every unknown id to the
+# out-of-vocabulary row, and returns that row's vector. But no training example ever
+# had an unknown user, so that row is still the random vector it started as, and its top
+# $k$ is noise. So:
+#
+# * a user in `training_users` gets `id_model`'s `k` best-scored movies and the flag
+#   `True`;
+# * any other user gets the `k` movies with the most training ratings
+#   (`movie_rating_counts`; ties keep catalogue order) and the flag `False`, so the
+#   caller can show "popular right now" instead of "picked for you";
 # * `k <= 0` or `k` larger than the catalogue are caller errors: raise a `ValueError`
 #   with a message that says what is allowed.
 #
-# **Hint:** the query tower takes a dict of raw features with a batch dimension, even
-# for one user; everything after it is NumPy on the vectors of the cell below. Check the
-# validation before any work is done.
+# **Hint:** look at what type the ids in `training_users` have before you test
+# membership. The query tower takes a dict of raw features with a batch dimension, even
+# for one user; everything after it is NumPy on the vectors of the cell below. For the
+# ties, NumPy's sorts have a `kind` that keeps equal elements in order.
 
 # %%
 movie_titles, movie_vectors = candidate_embeddings(id_model, movie_features)
+training_users = set(train_features["user_id"].numpy().tolist())
+rated = dict(zip(*np.unique(train_features["movie_id"].numpy(), return_counts=True)))
+movie_rating_counts = np.array([rated.get(movie, 0) for movie in movie_features["movie_id"].numpy().tolist()])
 print(movie_vectors.shape, movie_titles[:3])
+print(f"{len(training_users)} users with training ratings, e.g. {sorted(training_users)[:3]}; "
+      f"{int((movie_rating_counts == 0).sum())} movies have no training rating")
 
 
 # %% nbgrader={"grade": false, "grade_id": "recommend", "locked": false, "schema_version": 3, "solution": true}
-def recommend(user_id: str, k: int = 10) -> list[str]:
-    """Titles of the ``k`` movies ``id_model`` scores highest for ``user_id``, best first.
+def recommend(user_id: str, k: int = 10) -> tuple[list[str], bool]:
+    """The ``k`` titles to show ``user_id``, best first, and whether they are personal.
 
-    Uses the global ``id_model`` and the catalogue vectors ``movie_vectors`` /
-    ``movie_titles``. A ``user_id`` that was not in the training data is mapped by the
-    query tower's lookup to the out-of-vocabulary index and so gets the shared OOV
-    embedding: the call still returns ``k`` titles, the same for every unknown user.
+    Uses the globals ``id_model``, ``movie_vectors`` / ``movie_titles`` (catalogue order),
+    ``training_users`` and ``movie_rating_counts``.
 
     Args:
         user_id: a MovieLens user id such as ``"42"`` (str or bytes).
         k: number of titles, ``1 <= k <= len(movie_titles)``.
 
     Returns:
-        A list of ``k`` titles (``str``).
+        ``(titles, personal)``: a list of ``k`` titles (``str``) and a ``bool``. A user
+        with training ratings gets the ``k`` movies ``id_model`` scores highest and
+        ``True``. Any other user gets the ``k`` movies with the most training ratings
+        (ties in catalogue order) and ``False``; the untrained out-of-vocabulary
+        embedding is never used.
 
     Raises:
         ValueError: if ``k`` is not between 1 and the catalogue size.
@@ -902,23 +1094,30 @@ def recommend(user_id: str, k: int = 10) -> list[str]:
         raise ValueError(f"k must be between 1 and the catalogue size {len(movie_titles)}, got {k}")
     if isinstance(user_id, str):
         user_id = user_id.encode()
+    if user_id not in training_users:
+        best = np.argsort(-movie_rating_counts, kind="stable")[:k]
+        return [movie_titles[i].decode() for i in best], False
     query = id_model.query_tower({"user_id": tf.constant([user_id])}).numpy()[0]
-    scores = movie_vectors @ query
-    best = np.argsort(-scores, kind="stable")[:k]
-    return [movie_titles[i].decode() for i in best]
+    best = np.argsort(-(movie_vectors @ query), kind="stable")[:k]
+    return [movie_titles[i].decode() for i in best], True
     ### END SOLUTION
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_recommend", "locked": true, "points": 2, "schema_version": 3, "solution": false}
-_picks = recommend("42", 5)
-assert isinstance(_picks, list) and len(_picks) == 5, f"recommend('42', 5) should return a list of 5 titles, got {_picks!r}"
-assert all(isinstance(t, str) for t in _picks), "titles should be str (decode the bytes)"
+from movierec.checks import equal as _equal
+_answer = recommend("42", 5)
+assert isinstance(_answer, tuple) and len(_answer) == 2, f"return a pair (titles, personal), got {type(_answer).__name__}"
+_picks, _personal = _answer
+assert isinstance(_picks, list) and len(_picks) == 5, f"recommend('42', 5) should give a list of 5 titles, got {_picks!r}"
+assert all(isinstance(_t, str) for _t in _picks), "titles should be str (decode the bytes)"
 _vector = id_model.query_tower({"user_id": tf.constant([b"42"])}).numpy()[0]
-_expected = movie_titles[np.argmax(movie_vectors @ _vector)].decode()
-assert _picks[0] == _expected, f"the first title should be the best-scoring movie {_expected!r}, got {_picks[0]!r}"
-_stranger = recommend("no-such-user", 3)
-assert len(_stranger) == 3, "an unknown user must still get k results (through the OOV embedding)"
-assert _stranger == recommend("another-stranger", 3), "all unknown users share the OOV embedding, so they get the same titles"
+_expected = [movie_titles[_i].decode() for _i in np.argsort(-(movie_vectors @ _vector), kind="stable")[:5]]
+assert _equal(_picks, _expected, dtype=str), f"user 42 has training ratings: expected the model's top 5 {_expected}, got {_picks}"
+assert _equal([_personal], [1], dtype=int), "a user with training ratings gets a personal list: the flag should be True"
+_popular = [movie_titles[_i].decode() for _i in np.argsort(-movie_rating_counts, kind="stable")[:4]]
+_stranger, _stranger_personal = recommend("no-such-user", 4)
+assert _equal(_stranger, _popular, dtype=str), f"an unknown user should get the 4 most-rated movies {_popular}, got {_stranger}"
+assert _equal([_stranger_personal], [0], dtype=int), "an unknown user's list is not personal: the flag should be False"
 for _bad in (0, -1, len(movie_titles) + 1):
     try:
         recommend("42", _bad)
@@ -928,21 +1127,30 @@ for _bad in (0, -1, len(movie_titles) + 1):
         raise AssertionError(f"recommend('42', {_bad}) should raise ValueError")
 print("recommend: visible tests passed")
 ### BEGIN HIDDEN TESTS
-_all = recommend("42", len(movie_titles))
+_all, _ = recommend("42", len(movie_titles))
 assert len(_all) == len(movie_titles), "k equal to the catalogue size is allowed"
 _order = np.argsort(-(movie_vectors @ _vector), kind="stable")[:10]
-assert recommend("42", 10) == [movie_titles[i].decode() for i in _order], "titles must be in decreasing order of score"
-assert recommend(b"42", 4) == recommend("42", 4), "bytes and str user ids should give the same result"
+assert _equal(recommend("42", 10)[0], [movie_titles[_i].decode() for _i in _order], dtype=str), "titles must be in decreasing order of score"
+_b, _bp = recommend(b"42", 4)
+assert _equal(_b, _expected[:4], dtype=str) and _equal([_bp], [1], dtype=int), "bytes and str user ids should give the same result"
+_everyone, _ = recommend("944", len(movie_titles))
+_by_count = [movie_titles[_i].decode() for _i in np.argsort(-movie_rating_counts, kind="stable")]
+assert _equal(_everyone, _by_count, dtype=str), "the popularity list is in decreasing order of training ratings, ties in catalogue order"
+_other = [movie_titles[_i].decode() for _i in np.argsort(-(movie_vectors @ id_model.query_tower({"user_id": tf.constant([b"7"])}).numpy()[0]), kind="stable")[:3]]
+assert _equal(recommend("7", 3)[0], _other, dtype=str), "every known user gets their own model list"
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# Recommendations for a user, next to the movies that user rated highest in training:
+# Recommendations for a user, next to the movies that user rated highest in training,
+# and what a new user gets, next to what the untrained OOV row would have given them:
 
 # %%
 user = "42"
 mask = train_features["user_id"].numpy() == user.encode()
 liked = sorted(zip(train_features["user_rating"].numpy()[mask], train_features["movie_title"].numpy()[mask]), reverse=True)[:5]
 print(f"user {user} rated {mask.sum()} movies in training, e.g.:", [t.decode() for _, t in liked])
+oov_vector = id_model.query_tower({"user_id": tf.constant([b"a-new-user"])}).numpy()[0]
+print("the OOV row would give a new user:", [movie_titles[i].decode() for i in np.argsort(-(movie_vectors @ oov_vector))[:5]])
 try:
     print("recommended:", recommend(user, 5))
     print("a new user gets:", recommend("a-new-user", 5))
@@ -950,10 +1158,8 @@ except NotImplementedError:  # one unsolved exercise must not stop the rest of t
     print("recommend() is exercise 5: once it is solved, this user's list and a new user's appear here")
 
 # %% [markdown]
-# The new user gets the OOV vector, which was never trained (every training user is in
-# the vocabulary), so its list is close to arbitrary. Better cold-start answers come
-# from side features — age, occupation, the time of the visit — which a new user does
-# have: section 10.
+# Section 11 measures this policy where it matters most, after a global time cutoff,
+# where most test ratings come from users the model has never seen.
 #
 # ## 9. Excluding movies the user has already seen
 #
@@ -1033,8 +1239,9 @@ for k in (1, 10, 50, 100):
 
 # %%
 fit_row("features", features=True, time_features="none")
-fit_row("features_clock", features=True, time_features="clock")
-candidates = ("ids_tutorial", "ids_batch1024", "ids_logq", "features", "features_clock")
+if not QUICK:  # quick mode (the tests) skips this row: no later cell needs it
+    fit_row("features_clock", features=True, time_features="clock")
+candidates = tuple(name for name in ("ids_tutorial", "ids_batch1024", "ids_logq", "features", "features_clock") if name in ablation)
 best_name = max(candidates, key=lambda name: ablation[name]["validation"])  # chosen on validation only
 best_model = ablation[best_name]["model"]
 record("retrieval.best.random.top_100", ablation[best_name]["test"][100])
@@ -1140,53 +1347,69 @@ plt.show()
 # * **per-user temporal**: each known user's last 20% of ratings — what will they watch
 #   next?
 # * **global temporal**: everything after a date — mostly people the model has never
-#   seen.
+#   seen. Here the goal is to beat the popularity list, which needs nothing about the
+#   user.
 #
-# A user the model has never seen has no trained embedding: the user lookup sends them
-# to its out-of-vocabulary row, which no training example ever updated. Returning that
-# row's top 100 is returning noise. The honest fallback is the popularity list, so the
-# evaluation below ranks by popularity for every test rating whose user has no training
-# rating, and by the model for the others. Besides top-100 accuracy it reports
-# **per-user recall@100** (each user's share of test movies retrieved, averaged over
-# users, so heavy raters do not dominate) and **coverage@10** (the share of the
-# catalogue that appears in at least one top-10 list — popularity covers ten movies).
+# Besides top-100 accuracy the evaluation below reports **per-user recall@100** (each
+# user's share of test movies retrieved, averaged over users, so heavy raters do not
+# dominate) and **coverage@10** (the share of the catalogue that appears in at least one
+# top-10 list — popularity covers ten movies). On each protocol we retrain the
+# configuration that won on random-split validation, with early stopping on *that*
+# protocol's validation set, and read its test set once. (Quick mode, for the tests,
+# runs the global protocol only, on a fifth of the ratings.)
 #
-# On each protocol we retrain the configuration that won on random-split validation,
-# with early stopping on *that* protocol's validation set, and read its test set once.
+# A test rating whose user has no training rating is the cold-start case of exercise 5.
+# The best model has side features, so unlike `id_model` it has something to say about
+# a stranger: their age, gender and occupation, next to the untrained OOV id row. Does
+# that beat the popularity list for new users? That is a choice, so we make it on the
+# global protocol's **validation** set, and the test set sees only the policy chosen.
 
 # %%
 catalogue_ids = movie_features["movie_id"].numpy()
 column_of = {movie: i for i, movie in enumerate(catalogue_ids.tolist())}
 
 
-def protocol_metrics(model: RetrievalModel | None, known: dict, test: dict) -> dict[str, float]:
-    """Top-100 accuracy, per-user recall@100 and coverage@10, with popularity for unknown users.
+def protocol_metrics(model: RetrievalModel | None, known: dict, held_out: dict, *, new_users: str = "popularity",
+                     known_users: str = "model") -> dict[str, float]:
+    """Top-100 accuracy (all, new users, known users, and with seen movies excluded), per-user recall@100, coverage@10.
 
-    ``known`` holds the training columns (user ids, movie ids); ``model=None`` ranks every
-    query by popularity.
+    ``known`` holds the training columns (user ids, movie ids). A held-out rating whose
+    user has no training rating is a new user's. ``new_users`` and ``known_users`` say
+    who ranks each group's ratings: ``"popularity"`` (the training counts) or ``"model"``
+    (for a new user, through the OOV id row). ``model=None`` ranks every query by popularity.
     """
     ids, counts = np.unique(known["movie_id"].numpy(), return_counts=True)
     popularity = np.zeros(len(catalogue_ids), dtype=np.float32)
     popularity[[column_of[i] for i in ids.tolist()]] = np.log1p(counts)
-    users = test["user_id"].numpy()
+    users = held_out["user_id"].numpy()
     seen_user = np.isin(users, np.unique(known["user_id"].numpy()))
-    truth = np.array([column_of[m] for m in test["movie_id"].numpy().tolist()])
+    use_model = np.where(seen_user, known_users == "model", new_users == "model")
+    truth = np.array([column_of[m] for m in held_out["movie_id"].numpy().tolist()])
     vectors = None if model is None else model.candidate_tower(movie_features).numpy()
-    hits, top10 = [], []
+    row_of = {user: i for i, user in enumerate(np.unique(np.concatenate([known["user_id"].numpy(), users])).tolist())}
+    seen = np.zeros((len(row_of), len(catalogue_ids)), dtype=bool)  # each user's training movies
+    seen[[row_of[u] for u in known["user_id"].numpy().tolist()], [column_of[m] for m in known["movie_id"].numpy().tolist()]] = True
+    user_rows = np.array([row_of[u] for u in users.tolist()])
+    hits, hits_unseen, top10 = [], [], []
     for start in range(0, len(truth), 4096):
         rows = slice(start, start + 4096)
         scores = np.tile(popularity, (len(truth[rows]), 1))
         if model is not None:
-            chunk = {key: value[start : start + 4096] for key, value in test.items()}
+            chunk = {key: value[start : start + 4096] for key, value in held_out.items()}
             model_scores = query_embeddings(model, chunk) @ vectors.T
-            scores = np.where(seen_user[rows, None], model_scores, scores)
+            scores = np.where(use_model[rows, None], model_scores, scores)
         positive = scores[np.arange(len(truth[rows])), truth[rows]]
         hits.append((scores > positive[:, None]).sum(axis=1) < 100)
+        unseen_scores = np.where(seen[user_rows[rows]], -np.inf, scores)  # the stricter protocol: seen movies excluded
+        hits_unseen.append((unseen_scores > positive[:, None]).sum(axis=1) < 100)
         top10.append(np.argpartition(-scores, 10, axis=1)[:, :10])
     hits = np.concatenate(hits)
     _, user_index = np.unique(users, return_inverse=True)
     recall = np.bincount(user_index, weights=hits) / np.bincount(user_index)
     return {"top_100": float(hits.mean()), "recall_at_100": float(recall.mean()),
+            "top_100_seen_excluded": float(np.concatenate(hits_unseen).mean()),
+            "new_user_top_100": float(hits[~seen_user].mean()) if (~seen_user).any() else float("nan"),
+            "known_user_top_100": float(hits[seen_user].mean()) if seen_user.any() else float("nan"),
             "coverage_at_10": len(np.unique(np.concatenate(top10))) / len(catalogue_ids),
             "new_user_share": float(1 - seen_user.mean())}
 
@@ -1198,52 +1421,102 @@ best_settings = {
     "features": dict(features=True, time_features="none"),
     "features_clock": dict(features=True, time_features="clock"),
 }[best_name]
-protocols = {"random": (train_features, test_features, best_model)}
-protocol_ratings = ratings.take(20_000) if QUICK else ratings  # quick mode (tests): a fifth of the data
-for protocol, split in (("user_temporal", user_temporal_split), ("global_temporal", temporal_split)):
-    part_train, part_validation, part_test = (read_features(part, FEATURES) for part in split(protocol_ratings))
-    model = train_retrieval_model(part_train, movie_features, validation_data=part_validation, **best_settings)
-    protocols[protocol] = (part_train, part_test, model)
+protocols = {"random": (train_features, None, test_features, best_model)}
+protocol_columns = take_rows(all_features, np.arange(20_000)) if QUICK else all_features  # quick: a fifth
+temporal_protocols = (("global_temporal", temporal_split),) if QUICK else (
+    ("user_temporal", user_temporal_split), ("global_temporal", temporal_split))
+for protocol, split in temporal_protocols:
+    part_train, part_validation, part_test = (take_rows(protocol_columns, rows) for rows in split_rows(split, protocol_columns))
+    model = train_retrieval_model(part_train, movie_features, validation_data=part_validation, **ONE_EPOCH_IF_QUICK,
+                                  **best_settings)
+    protocols[protocol] = (part_train, part_validation, part_test, model)
+
+global_train, global_validation, _, global_model = protocols["global_temporal"]
+by_model = protocol_metrics(global_model, global_train, global_validation, new_users="model")
+by_popularity = protocol_metrics(None, global_train, global_validation)
+policy = {}  # who answers each group on the global protocol, chosen on its validation set
+print(f"global temporal, validation: {by_model['new_user_share']:.0%} of the ratings are new users'")
+for group in ("new_user", "known_user"):
+    model_value, popular_value = by_model[f"{group}_top_100"], by_popularity[f"{group}_top_100"]
+    if np.isnan(model_value):  # no rating of this group (possible only on quick mode's small slice)
+        policy[group] = "popularity"
+        continue
+    record(f"retrieval.cold_start.{group}.model.global_temporal.validation_top_100", model_value)
+    record(f"retrieval.cold_start.{group}.popularity.global_temporal.validation_top_100", popular_value)
+    policy[group] = "model" if model_value > popular_value else "popularity"
+    print(f"  {group.replace('_', ' ')}s: validation top-100 {model_value:.3f} by the model, "
+          f"{popular_value:.3f} by popularity -> {policy[group]}")
 
 results = {}
-for protocol, (known, held_out, model) in protocols.items():
+for protocol, (known, _, held_out, model) in protocols.items():
     results[protocol] = {"popularity": protocol_metrics(None, known, held_out),
-                         "best": protocol_metrics(model, known, held_out)}
+                         "best": protocol_metrics(model, known, held_out, new_users=policy["new_user"],
+                                                  known_users=policy["known_user"] if protocol == "global_temporal" else "model")}
     record(f"retrieval.popularity.{protocol}.top_100", results[protocol]["popularity"]["top_100"])
+    for row in ("popularity", "best"):
+        record(f"retrieval.{row}.{protocol}.top_100_seen_excluded", results[protocol][row]["top_100_seen_excluded"])
     for metric in ("top_100", "recall_at_100", "coverage_at_10"):
         if not (protocol == "random" and metric == "top_100"):  # random: the FactorizedTopK number above
             record(f"retrieval.best.{protocol}.{metric}", results[protocol]["best"][metric])
     gain = results[protocol]["best"]["top_100"] - results[protocol]["popularity"]["top_100"]
     record(f"retrieval.best.{protocol}.top_100_minus_popularity", gain)
-print(f"{'protocol':<17}{'new users':>10}{'popularity':>12}{'best':>8}{'recall@100':>12}{'coverage@10':>13}")
+for group in ("new_user", "known_user"):
+    for row in ("popularity", "best"):
+        if not np.isnan(results["global_temporal"][row][f"{group}_top_100"]):
+            record(f"retrieval.{row}.global_temporal.{group}_top_100", results["global_temporal"][row][f"{group}_top_100"])
+print(f"{'protocol':<17}{'new users':>10}{'popularity':>12}{'best':>8}{'recall@100':>12}{'coverage@10':>13}"
+      f"{'seen excluded: popularity':>27}{'best':>8}")
 for protocol, result in results.items():
     print(f"{protocol:<17}{result['best']['new_user_share']:>10.1%}{result['popularity']['top_100']:>12.3f}"
           f"{result['best']['top_100']:>8.3f}{result['best']['recall_at_100']:>12.3f}"
-          f"{result['best']['coverage_at_10']:>13.3f}")
+          f"{result['best']['coverage_at_10']:>13.3f}{result['popularity']['top_100_seen_excluded']:>27.3f}"
+          f"{result['best']['top_100_seen_excluded']:>8.3f}")
+global_result = results["global_temporal"]
+print(f"global temporal, test top-100 of popularity vs best: new users {global_result['popularity']['new_user_top_100']:.3f} "
+      f"vs {global_result['best']['new_user_top_100']:.3f} (by {policy['new_user']}), known users "
+      f"{global_result['popularity']['known_user_top_100']:.3f} vs {global_result['best']['known_user_top_100']:.3f} "
+      f"(by {policy['known_user']})")
 
 if not QUICK:  # the claims of the text below
+    assert all(result[row]["top_100_seen_excluded"] >= result[row]["top_100"] for result in results.values() for row in result)
     assert results["random"]["best"]["top_100"] > results["random"]["popularity"]["top_100"] + 0.05
     assert results["user_temporal"]["popularity"]["top_100"] < results["user_temporal"]["best"]["top_100"]
     assert results["user_temporal"]["best"]["top_100"] < results["random"]["best"]["top_100"]
     assert results["global_temporal"]["best"]["new_user_share"] > 0.8
-    assert abs(results["global_temporal"]["best"]["top_100"] - results["global_temporal"]["popularity"]["top_100"]) < 0.03
+    assert policy == {"new_user": "model", "known_user": "popularity"}
+    assert by_model["new_user_top_100"] - by_popularity["new_user_top_100"] < 0.02
+    assert by_popularity["known_user_top_100"] - by_model["known_user_top_100"] > 0.02
+    assert 0 < results["global_temporal"]["best"]["top_100"] - results["global_temporal"]["popularity"]["top_100"] < 0.02
 
 # %% [markdown]
 # Read the printed table by rows. On the random split the model is well ahead of the
 # popularity list. Predicting each known user's *next* ratings (per-user temporal) is
 # much harder for both — tastes drift, and a user's last ratings are not a random
-# sample of their history — and the model's lead shrinks, but it stays ahead. After a
-# global cutoff most test ratings come from new users, who all get the popularity list,
-# so the two columns can only differ on the few known users — and there the model does
-# no better than the list, sometimes a little worse (compare the two printed numbers).
-# That, not the model, is why "model ≈ popularity" on this protocol: it has nothing
-# to say about strangers, and for the known users it does not know what became popular
-# after its data ends. Beating popularity there needs features a new user has (their
-# first ratings, their demographics) and a sense of what is recent; try it, and judge
-# it on this protocol's validation set. Such large differences between protocols are
-# common in the literature (Ji et al., 2020; Meng et al., 2020): a random split is good
-# for comparing models with each other and with published tutorials, but it
-# overstates what a deployed recommender would achieve.
+# sample of their history — and the model's lead shrinks, but it stays ahead.
+#
+# After a global cutoff most test ratings come from new users (the `new users` column),
+# and the validation lines above the table decided who answers each group. For new
+# users the model wins on validation, by a small margin: the side features (age, gender,
+# occupation) say a little about a stranger, and the untrained OOV id row, which starts
+# near zero, adds little noise. (`id_model` of exercise 5 has nothing but that row,
+# which is why it falls back to popularity.) For the users the model does know,
+# popularity wins, and clearly: the model learned their tastes from older ratings and
+# does not know which movies became popular after its data ends. With each group
+# answered by its validation winner, the line under the table compares the test numbers
+# group by group, and the table's `best` column is then ahead of popularity's on this
+# protocol too — by a hair, and only because the side features help with strangers (the
+# `assert`s check each of these claims). Doing better needs a sense of what is recent
+# and a new user's first ratings; try it, and judge it on this protocol's validation set.
+#
+# The last two columns use the stricter protocol of section 9 on every split: each
+# user's training movies are removed from the candidates before the top 100 are taken.
+# Every number rises, since no test movie is one its user rated in training; numbers
+# that exclude seen movies cannot be compared with numbers that do not.
+#
+# Such large differences between protocols are common in the literature (Ji et al.,
+# 2020; Meng et al., 2020): a random split is good for comparing models with each other
+# and with published tutorials, but it overstates what a deployed recommender would
+# achieve.
 #
 # ## Summary
 #
@@ -1253,14 +1526,15 @@ if not QUICK:  # the claims of the text below
 #   over the whole catalogue. Compute metrics at evaluation time only.
 # * A `tfrs.Model` needs one method, `compute_loss`.
 # * In-batch negatives are popularity-sampled, which biases the model against popular
-#   movies; the log-Q correction removes that bias.
+#   movies; the log-Q correction subtracts $\log p(c)$, the movie's share of the training
+#   ratings, from its column of logits and removes that bias.
 # * Compare models by changing one thing at a time, train each to its best validation
 #   epoch (early stopping), pick the winner on validation, and read the test set once
 #   per model.
 # * More epochs overfit; L2 on the embeddings or early stopping keeps them in check.
 # * `BruteForce` turns the two towers into a recommender; an unknown user has only an
-#   untrained OOV embedding, so fall back to popularity; excluding seen movies raises
-#   top-k accuracy.
+#   untrained OOV embedding, so an id-only model falls back to popularity (and says so);
+#   excluding seen movies raises top-k accuracy, so say which protocol a number uses.
 # * A feature is legitimate only if a live request would have it: exact-time buckets
 #   identify rating sessions on a random split and fake a large gain. Coarse clock
 #   features are safe. Check every number on the temporal protocols too.
