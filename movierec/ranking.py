@@ -302,7 +302,7 @@ def train_ranking_model(
             validation RMSE, keeping the best weights), then, with ``refit``, rebuild
             the model and train it on all of ``train`` for 1.1 times the best epoch
             count. An integer trains on all of ``train`` for exactly that many epochs,
-            with no validation. In ``quick_mode()``, ``None`` means at most 2 epochs and
+            with no validation. In ``quick_mode()``, ``None`` means one epoch and
             no refit, and any setting trains on a slice of the rows, eagerly (``run_eagerly``:
             a few steps cost less than tracing the training graph).
         seed: seeds weights and shuffling, so a run repeats exactly.
@@ -345,7 +345,7 @@ def train_ranking_model(
     curves, best_epoch = None, None
     if epochs is None:
         if quick_mode():
-            max_epochs, refit = min(max_epochs, 2), False
+            max_epochs, refit = 1, False
         n = int(columns["user_rating"].shape[0])
         n_fit = n - int(round(n * validation_fraction))
         fit = {key: value[:n_fit] for key, value in columns.items()}

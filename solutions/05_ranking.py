@@ -474,7 +474,7 @@ print("task loss:", float(_task(labels=_true, predictions=_pred)),
 # dict with the labels inside, as `compute_loss` expects.
 
 # %%
-BASELINE_EPOCHS = 2 if QUICK else 60
+BASELINE_EPOCHS = 1 if QUICK else 60
 
 
 def predict_all(model: tf.keras.Model, features: dict, batch_size: int = 8192, **options) -> np.ndarray:
@@ -934,7 +934,7 @@ def train_ranking_model(
             validation RMSE, keeping the best weights), then, with ``refit``, rebuild
             the model and train it on all of ``train`` for 1.1 times the best epoch
             count. An integer trains on all of ``train`` for exactly that many epochs,
-            with no validation. In ``quick_mode()``, ``None`` means at most 2 epochs and
+            with no validation. In ``quick_mode()``, ``None`` means one epoch and
             no refit, and any setting trains on a slice of the rows, eagerly (``run_eagerly``:
             a few steps cost less than tracing the training graph).
         seed: seeds weights and shuffling, so a run repeats exactly.
@@ -977,7 +977,7 @@ def train_ranking_model(
     curves, best_epoch = None, None
     if epochs is None:
         if quick_mode():
-            max_epochs, refit = min(max_epochs, 2), False
+            max_epochs, refit = 1, False
         n = int(columns["user_rating"].shape[0])
         n_fit = n - int(round(n * validation_fraction))
         fit = {key: value[:n_fit] for key, value in columns.items()}
@@ -1041,7 +1041,7 @@ for _name, _features in (("known pair", _probe), ("unknown user and title", _str
 # weights of its best validation epoch, which is what the test RMSE is measured on.
 
 # %%
-CURVE_EPOCHS = 2 if QUICK else 25
+CURVE_EPOCHS = 1 if QUICK else 25
 
 
 _test_rmse: dict[int, float] = {}  # each model is scored on the test split once; later tables reuse the number
@@ -1109,7 +1109,7 @@ plot_curves({name: model.curves for name, model in curve_runs.items()}, "Library
 # and look at the test split only for the chosen strength.
 
 # %%
-L2_GRID = (0.0, 1e-3, 1e-2, 1e-1)
+L2_GRID = (0.0, 1e-2) if QUICK else (0.0, 1e-3, 1e-2, 1e-1)  # quick mode (tests): one strength
 l2_runs = {0.0: ids_plain}  # lambda = 0 is the run above
 for strength in L2_GRID[1:]:
     l2_runs[strength] = train_ranking_model(train_features, movie_features, dropout=0.0, l2=strength,
@@ -2028,7 +2028,7 @@ print(f"per-user temporal: {len(ut_test_rows)} held-out ratings; best ranker tes
       f"(random split: {best_rmse:.3f})")
 record("ranking.best.user_temporal.rmse", ut_rmse)
 
-MAX_USERS = 200 if QUICK else None  # quick mode (tests): the first 200 users
+MAX_USERS = 100 if QUICK else None  # quick mode (tests): the first 100 users
 pipeline = {}
 for protocol, retrieval, ranker, known, held_out in (
     ("random", retrieval_model, best, train_features, test_features),
