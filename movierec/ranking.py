@@ -46,6 +46,8 @@ class FeatureEncoder(tf.keras.layers.Layer):
     regions, timestamps) and from the catalogue ``movie_features`` (titles, title
     words), so nothing is learned from test data. Unknown ids and values go to each
     lookup's out-of-vocabulary row. ``blocks`` lists ``(name, width)`` in output order.
+    ``l2`` puts an L2 penalty of that strength on the user and title id embeddings and
+    the history vectors (matrix factorisation's regulariser); 0 means none.
     """
 
     def __init__(
@@ -57,6 +59,7 @@ class FeatureEncoder(tf.keras.layers.Layer):
         side_features: bool = True,
         history: bool = False,
         timestamp: bool = False,
+        l2: float = 0.0,
         name: str = "feature_encoder",
     ) -> None:
         super().__init__(name=name)
@@ -64,11 +67,15 @@ class FeatureEncoder(tf.keras.layers.Layer):
         self.side_features, self.use_history, self.use_timestamp = side_features, history, timestamp
         users = np.unique(np.asarray(train_features["user_id"]))
         titles = np.unique(np.asarray(movie_features["movie_title"]))
+        # l2 > 0 adds l2 * (sum of squared entries) of the id tables (and history vectors) to the loss.
+        penalty = tf.keras.regularizers.L2(l2) if l2 else None
         self.user_lookup = layers.StringLookup(vocabulary=users, name="user_lookup")
         self.title_lookup = layers.StringLookup(vocabulary=titles, name="title_lookup")
-        self.user_embedding = layers.Embedding(self.user_lookup.vocabulary_size(), embedding_dim, name="user_embedding")
+        self.user_embedding = layers.Embedding(
+            self.user_lookup.vocabulary_size(), embedding_dim, embeddings_regularizer=penalty, name="user_embedding"
+        )
         self.title_embedding = layers.Embedding(
-            self.title_lookup.vocabulary_size(), embedding_dim, name="title_embedding"
+            self.title_lookup.vocabulary_size(), embedding_dim, embeddings_regularizer=penalty, name="title_embedding"
         )
         self.blocks = [("user_id", embedding_dim), ("movie_title", embedding_dim)]
         if side_features:
@@ -105,13 +112,18 @@ class FeatureEncoder(tf.keras.layers.Layer):
         if history:
             rows = self.user_lookup(np.asarray(train_features["user_id"])).numpy()
             columns = self.title_lookup(np.asarray(train_features["movie_title"])).numpy()
-            rated = np.zeros((self.user_lookup.vocabulary_size(), self.title_lookup.vocabulary_size()), np.float32)
-            rated[rows, columns] = 1.0
-            # |N(u)|^(-1/2) normalisation; the OOV user row stays all zeros.
-            self.rated = tf.constant(rated / np.sqrt(np.maximum(rated.sum(axis=1, keepdims=True), 1.0)))
+            # N(u) as a ragged table: each (user, title) pair once (a title under two movie ids counts
+            # once), sorted by user index; user u's titles are history_titles[splits[u]:splits[u + 1]].
+            pairs = np.unique(np.stack([rows, columns], axis=1), axis=0)
+            counts = np.bincount(pairs[:, 0], minlength=self.user_lookup.vocabulary_size())
+            self.history_titles = tf.constant(pairs[:, 1], tf.int64)
+            self.history_splits = tf.constant(np.concatenate([[0], np.cumsum(counts)]), tf.int64)
+            # |N(u)|^(-1/2); the OOV user (index 0) has no titles, so its summary is all zeros.
+            self.history_scale = tf.constant(1.0 / np.sqrt(np.maximum(counts, 1)), tf.float32)
             self.history_vectors = self.add_weight(
                 name="history_vectors", shape=(self.title_lookup.vocabulary_size(), embedding_dim),
                 initializer=tf.keras.initializers.RandomUniform(-0.05, 0.05),
+                regularizer=penalty,
             )
             self.blocks.append(("history", embedding_dim))
         self.output_dim = sum(width for _, width in self.blocks)
@@ -120,6 +132,31 @@ class FeatureEncoder(tf.keras.layers.Layer):
     def _masked_mean(vectors: tf.Tensor, keep: tf.Tensor) -> tf.Tensor:
         weights = tf.cast(keep, vectors.dtype)[:, :, tf.newaxis]
         return tf.math.divide_no_nan(tf.reduce_sum(vectors * weights, axis=1), tf.reduce_sum(weights, axis=1))
+
+    def history_matrix(self) -> np.ndarray:
+        """The dense users x titles matrix of ``|N(u)|^(-1/2)`` weights (rows: user index, 0 = OOV).
+
+        For checks and pictures only: ``call`` never builds it. The history block of a
+        user is their row of this matrix times ``history_vectors``.
+        """
+        splits = self.history_splits.numpy()
+        matrix = np.zeros((len(splits) - 1, self.title_lookup.vocabulary_size()), np.float32)
+        owners = np.repeat(np.arange(len(splits) - 1), np.diff(splits))
+        matrix[owners, self.history_titles.numpy()] = self.history_scale.numpy()[owners]
+        return matrix
+
+    def history_summaries(self, user_index: tf.Tensor) -> tf.Tensor:
+        """``h_u = |N(u)|^(-1/2) * sum of history_vectors[j] for j in N(u)`` for a vector of user indices.
+
+        Only the titles of the given users are gathered (a ragged lookup): the cost grows
+        with the number of ratings of those users, not with the size of the catalogue.
+        """
+        rated = tf.RaggedTensor.from_row_splits(self.history_titles, self.history_splits, validate=False)
+        lists = tf.gather(rated, user_index)
+        sums = tf.math.unsorted_segment_sum(
+            tf.gather(self.history_vectors, lists.flat_values), lists.value_rowids(), tf.shape(user_index)[0]
+        )
+        return sums * tf.gather(self.history_scale, user_index)[:, tf.newaxis]
 
     def block_slices(self) -> dict[str, slice]:
         """Which columns of the output each block occupies."""
@@ -147,10 +184,9 @@ class FeatureEncoder(tf.keras.layers.Layer):
                 seconds = (tf.cast(features["timestamp"], tf.float32) - self.time_mean) / self.time_std
                 parts.append(tf.clip_by_value(seconds, -3.0, 3.0)[:, tf.newaxis])
         if self.use_history:
-            # Only the batch's distinct users: a (users in batch) x titles product, not the full users x titles.
+            # Each distinct user of the batch once (a ranking request is one user and many titles).
             batch_users, position = tf.unique(user)
-            summaries = tf.matmul(tf.gather(self.rated, batch_users), self.history_vectors)
-            parts.append(tf.gather(summaries, position))
+            parts.append(tf.gather(self.history_summaries(batch_users), position))
         return tf.concat(parts, axis=1)
 
 
@@ -239,6 +275,7 @@ def train_ranking_model(
     side_features: bool = True,
     history: bool = True,
     timestamp: bool = False,
+    l2: float = 0.0,
     cross: bool = True,
     deep_units: tuple[int, ...] = (256, 64),
     dropout: float = 0.3,
@@ -265,11 +302,12 @@ def train_ranking_model(
             validation RMSE, keeping the best weights), then, with ``refit``, rebuild
             the model and train it on all of ``train`` for 1.1 times the best epoch
             count. An integer trains on all of ``train`` for exactly that many epochs,
-            with no validation. In ``quick_mode()``, ``None`` means at most 2 epochs and
-            no refit, and any setting trains on a slice of the rows.
+            with no validation. In ``quick_mode()``, ``None`` means one epoch and
+            no refit, and any setting trains on a slice of the rows, eagerly (``run_eagerly``:
+            a few steps cost less than tracing the training graph).
         seed: seeds weights and shuffling, so a run repeats exactly.
         batch_size, learning_rate: Adam settings.
-        embedding_dim, side_features, history, timestamp: passed to :class:`FeatureEncoder`.
+        embedding_dim, side_features, history, timestamp, l2: passed to :class:`FeatureEncoder`.
         cross, deep_units, dropout, biases, make_head: passed to :class:`MovieRanker`.
         verbose: Keras ``fit`` verbosity.
 
@@ -281,7 +319,7 @@ def train_ranking_model(
     columns = training_slice(feature_columns(train, RANKING_FEATURES + ("user_rating",)))
     catalogue = feature_columns(movies, ("movie_title",))
     encoder_options = dict(
-        embedding_dim=embedding_dim, side_features=side_features, history=history, timestamp=timestamp
+        embedding_dim=embedding_dim, side_features=side_features, history=history, timestamp=timestamp, l2=l2
     )
     model_options = dict(
         cross=cross, deep_units=tuple(deep_units), dropout=dropout, biases=biases, make_head=make_head
@@ -298,6 +336,8 @@ def train_ranking_model(
             optimizer=tf.keras.optimizers.Adam(learning_rate),
             loss="mse",
             metrics=[tf.keras.metrics.RootMeanSquaredError(name="rmse")],
+            # Quick mode trains a few steps on a slice: eager steps cost less than tracing the graphs.
+            run_eagerly=quick_mode(),
         )
         return model
 
@@ -305,7 +345,7 @@ def train_ranking_model(
     curves, best_epoch = None, None
     if epochs is None:
         if quick_mode():
-            max_epochs, refit = min(max_epochs, 2), False
+            max_epochs, refit = 1, False
         n = int(columns["user_rating"].shape[0])
         n_fit = n - int(round(n * validation_fraction))
         fit = {key: value[:n_fit] for key, value in columns.items()}

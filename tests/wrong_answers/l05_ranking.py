@@ -15,8 +15,9 @@ _RECOMMEND = ("recommend", "test_recommend")
 def _rating_model(init: str, call: str, bases: str = "tf.keras.Model") -> str:
     return f"""
 class RatingModel({bases}):
-    def __init__(self, user_ids, movie_titles, embedding_dim=32, hidden_units=(256, 64)):
+    def __init__(self, user_ids, movie_titles, embedding_dim=32, hidden_units=(256, 64), interaction=False):
         super().__init__()
+        self.interaction = interaction
 {init}
     def call(self, features):
 {call}
@@ -31,12 +32,21 @@ _TABLES = """\
         self.user_vectors = tf.keras.layers.Embedding(self.user_lookup.vocabulary_size(), embedding_dim)
         self.title_vectors = tf.keras.layers.Embedding(self.title_lookup.vocabulary_size(), embedding_dim)
 """
-_CALL = """\
-        x = tf.concat([self.user_vectors(self.user_lookup(features["user_id"])),
-                       self.title_vectors(self.title_lookup(features["movie_title"]))], axis=1)
+_VECTORS = """\
+        user = self.user_vectors(self.user_lookup(features["user_id"]))
+        title = self.title_vectors(self.title_lookup(features["movie_title"]))
+"""
+_LAYERS = """\
         for layer in self.hidden:
             x = layer(x)
         return self.output_layer(x)
+"""
+_CALL = _VECTORS + """\
+        x = tf.concat([user, title, user * title] if self.interaction else [user, title], axis=1)
+""" + _LAYERS
+_HIDDEN = """\
+        self.hidden = [tf.keras.layers.Dense(units, activation="relu") for units in hidden_units]
+        self.output_layer = tf.keras.layers.Dense(1)
 """
 
 _LOSS_HEAD = """
@@ -148,7 +158,7 @@ from movierec.ranking import FeatureEncoder as _FE, MovieRanker as _MR
 
 
 class RatingModel(tf.keras.Model):
-    def __init__(self, user_ids, movie_titles, embedding_dim=32, hidden_units=(256, 64)):
+    def __init__(self, user_ids, movie_titles, embedding_dim=32, hidden_units=(256, 64), interaction=False):
         super().__init__()
         encoder = _FE({"user_id": np.asarray(user_ids)}, {"movie_title": np.asarray(movie_titles)},
                       embedding_dim=embedding_dim, side_features=False)
@@ -177,6 +187,22 @@ class RatingModel(tf.keras.Model):
                        tf.keras.layers.Dense(hidden_units[1], activation="relu")]
         self.output_layer = tf.keras.layers.Dense(1)
 """, _CALL)),
+    WrongAnswer(*_RATING, "interaction ignored: always the plain concatenation", _rating_model(
+        _LOOKUPS + _TABLES + _HIDDEN, _VECTORS + """\
+        x = tf.concat([user, title], axis=1)
+""" + _LAYERS)),
+    WrongAnswer(*_RATING, "interaction: the product instead of the two vectors", _rating_model(
+        _LOOKUPS + _TABLES + _HIDDEN, _VECTORS + """\
+        x = user * title if self.interaction else tf.concat([user, title], axis=1)
+""" + _LAYERS)),
+    WrongAnswer(*_RATING, "interaction: the product first, then the two vectors", _rating_model(
+        _LOOKUPS + _TABLES + _HIDDEN, _VECTORS + """\
+        x = tf.concat([user * title, user, title] if self.interaction else [user, title], axis=1)
+""" + _LAYERS)),
+    WrongAnswer(*_RATING, "interaction: the sum of the vectors instead of their product", _rating_model(
+        _LOOKUPS + _TABLES + _HIDDEN, _VECTORS + """\
+        x = tf.concat([user, title, user + title] if self.interaction else [user, title], axis=1)
+""" + _LAYERS)),
     # Exercise 2: RankingModel.compute_loss.
     WrongAnswer(*_LOSS, "hand-written MSE: (batch,) labels minus (batch, 1) predictions broadcast", _LOSS_HEAD + """\
         predictions = self.rating_model(features, training=training)
