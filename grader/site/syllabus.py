@@ -49,7 +49,7 @@ SYLLABUS = (
             "Keras preprocessing layers, vocabularies, text and multi-valued features, the two towers."),
     Planned("04_retrieval", "Two-tower retrieval with TFRS", 160,
             "In-batch softmax, FactorizedTopK, BruteForce, and a feature-rich model that beats the tutorials."),
-    Planned("05_ranking", "Ranking with explicit feedback", 160,
+    Planned("05_ranking", "Ranking with explicit feedback", 170,
             "Rating prediction, deep & cross networks, NDCG, and the two-stage pipeline."),
     Planned("06_annoy", "Approximate nearest neighbours with Annoy", 150,
             "Random-projection forests, recall versus latency, and when ANN pays off."),
