@@ -10,8 +10,8 @@ after a short warm-up. Only the loopback is ever targeted and every loop stops b
 itself.
 
 The models are the course models trained with the full budget of
-``movierec.serving.export_course_models`` and cached under ``build/cache/serving/``
-(keyed by the library sources), so the first run trains them (a few minutes) and later
+``movierec.serving.export.export_course_models`` and cached under ``build/cache/serving/``
+by ``benchmarks/model_cache.py`` (keyed by the library sources), so the first run trains them (a few minutes) and later
 runs reuse them. ``--models DIR`` benchmarks an existing model base instead.
 
 For each level it records successful requests, errors, throughput, p50/p95/p99/max
@@ -90,23 +90,24 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import tensorflow as tf
 
-    from movierec import serving
+    from benchmarks import model_cache
+    from movierec.serving import export, launch, loadgen
 
     started = time.perf_counter()
-    models = args.models or serving.cached_course_models(quick=args.quick)
+    models = args.models or model_cache.cached_course_models(quick=args.quick)
     print(f"models: {models} (ready after {time.perf_counter() - started:.0f} s)")
-    version = serving.latest_version(models / serving.ANNOY_DIR, marker=serving.ANNOY_FILE)
-    index_dir = models / serving.ANNOY_DIR / str(version)
-    seen = json.loads((index_dir / serving.HISTORY_FILE).read_text(encoding="utf-8"))["seen"]
-    tuning = json.loads((index_dir / serving.TUNING_FILE).read_text(encoding="utf-8"))
-    users = serving.user_feature_table(_train_split())["user_id"]
+    version = export.latest_version(models / export.ANNOY_DIR, marker=export.ANNOY_FILE)
+    index_dir = models / export.ANNOY_DIR / str(version)
+    seen = json.loads((index_dir / export.HISTORY_FILE).read_text(encoding="utf-8"))["seen"]
+    tuning = json.loads((index_dir / export.TUNING_FILE).read_text(encoding="utf-8"))
+    users = export.user_feature_table(_train_split())["user_id"]
     user_ids = [u.decode() for u in np.random.default_rng(42).permutation(users)]
 
     results = []
-    with serving.api_server(models) as url:
+    with launch.api_server(models) as url:
         print(f"API at {url}; {duration:g} s per level, k={args.k}, levels {args.clients}")
         for clients in args.clients:
-            result = serving.load_test(
+            result = loadgen.load_test(
                 url,
                 user_ids,
                 concurrency=clients,
@@ -146,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         "models": str(models),
         "model_versions": {
             "query_tower": version,
-            "ranker": serving.latest_version(models / "ranker"),
+            "ranker": export.latest_version(models / "ranker"),
             "annoy_index": version,
         },
         "machine": {

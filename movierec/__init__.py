@@ -8,9 +8,16 @@ Exercise (solution) cells are never exported. That alone does not keep answers o
 the package: an exported building block can still do what an exercise asks, so an
 exercise must ask for something the library does not provide (see site/authoring.md).
 
+An export cell may name another target module (``#| export serving.clients`` as its first
+line), so one lesson can fill several modules of a subpackage: the serving lessons fill
+:mod:`movierec.serving.export`, :mod:`movierec.serving.clients` and
+:mod:`movierec.serving.service`.
+
 The hand-written modules are :mod:`movierec.setup` (environment and seeds),
-:mod:`movierec.report` (metrics that ``make course`` collects) and :mod:`movierec.api`
-(the command line that exports and serves the models); every other module starts with a
+:mod:`movierec.report` (metrics that ``make course`` collects), :mod:`movierec.api`
+(the command line that exports and serves the models), and the serving infrastructure
+:mod:`movierec.serving.launch` (server processes and ports) and
+:mod:`movierec.serving.loadgen` (the load generator); every other module starts with a
 ``DO NOT EDIT`` line naming the lesson it is generated from.
 """
 

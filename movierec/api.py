@@ -11,11 +11,12 @@ calls to TensorFlow Serving; without it the exported SavedModels run in this pro
 ``COURSE_QUICK=1`` (or ``--quick``) trains with the tiny budget the tests use.
 
 Why this module is hand-written: everything the API does — exporting, loading, the
-FastAPI app, the TF Serving clients — is library code in :mod:`movierec.serving`,
-generated from the cells tagged ``export`` in ``solutions/07_serving.py``. Export cells
+FastAPI app, the TF Serving clients — is library code in the :mod:`movierec.serving`
+package (``export``, ``clients``, ``service``), generated from the cells tagged ``export``
+in ``solutions/07_serving.py``. Export cells
 may only define functions, classes and constants, so a generated module cannot have an
 ``if __name__ == "__main__":`` entry point. This file is that entry point: it parses
-arguments, calls :mod:`movierec.serving`, and runs uvicorn with connection limits.
+arguments, calls :mod:`movierec.serving.service`, and runs uvicorn with connection limits.
 
 Connection limits (uvicorn 0.54 with its h11 protocol, the one installed here):
 
@@ -161,26 +162,26 @@ def main(argv: list[str] | None = None) -> int:
     seed_everything()
     import uvicorn
 
-    from movierec import serving
+    from movierec.serving import export, service
 
     if args.command == "export":
-        info = serving.export_course_models(args.out, quick=args.quick or quick_mode())
-        models = ", ".join(serving.SERVED_MODELS)
+        info = export.export_course_models(args.out, quick=args.quick or quick_mode())
+        models = ", ".join(export.SERVED_MODELS)
         print(f"exported version {info['version']} of {models} and the Annoy index to {args.out}")
         print(f"TF Serving configs: {args.out / 'models.config'} (local), {args.out / 'models.docker.config'} (Docker)")
         return 0
     if args.command is None and not args.models.exists():
         print(f"{args.models} does not exist: training and exporting the models first (this takes a few minutes)")
-        serving.export_course_models(args.models, quick=quick_mode())
+        export.export_course_models(args.models, quick=quick_mode())
     try:
-        recommender = serving.load_recommender(args.models, tf_serving=args.tf_serving, timeout_s=args.timeout)
-    except (serving.ModelDirError, FileNotFoundError, ValueError) as exc:
+        recommender = service.load_recommender(args.models, tf_serving=args.tf_serving, timeout_s=args.timeout)
+    except (export.ModelDirError, FileNotFoundError, ValueError) as exc:
         print(f"error: cannot start the API: {exc}", file=sys.stderr)
         return 2
     backend = f"TF Serving at {args.tf_serving}" if args.tf_serving else "in-process SavedModels"
     print(f"serving {args.models} ({backend}); versions {recommender.model_versions()}")
     print(f"try: curl 'http://{args.host}:{args.port}/recommend/42?k=5'")
-    config = server_config(serving.create_app(recommender), host=args.host, port=args.port, access_log=args.access_log)
+    config = server_config(service.create_app(recommender), host=args.host, port=args.port, access_log=args.access_log)
     uvicorn.Server(config).run()
     return 0
 

@@ -21,8 +21,11 @@
 #   candidates, ranking model for the final order — behind `GET /recommend/{user_id}`;
 # * measure its **latency** under concurrent load, and see what scaling it out involves.
 #
-# The cells tagged `export` become the library module `movierec.serving`; the command
-# `python -m movierec.api` uses it to export the models and start the API. The four
+# The cells tagged `export` become the library package `movierec.serving`: each names
+# its module on its first line (`#| export serving.clients`), so exporting models
+# (`serving.export`), talking to TF Serving (`serving.clients`) and the service
+# (`serving.service`) are separate modules. The command `python -m movierec.api` uses
+# them to export the models and start the API. The four
 # exercises are smaller, separate tasks, each with a test cell below it.
 
 # %% tags=["setup"]
@@ -100,6 +103,7 @@ print("quick mode:", QUICK, "| scratch directory:", scratch)
 # function.
 
 # %% tags=["export"]
+#| export serving.export
 import tensorflow as tf
 
 
@@ -327,6 +331,7 @@ assert len(_loaded.signatures) == 1, f"publish exactly one signature, found {lis
 # This cell and the next are library code; read them for the ideas, not every line.
 
 # %% tags=["export"]
+#| export serving.export
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -459,6 +464,7 @@ class FeatureLookup(tf.Module):
 # fail to load, or worse, load with missing files.
 
 # %% tags=["export"]
+#| export serving.export
 import os
 import shutil
 from pathlib import Path
@@ -645,6 +651,7 @@ print(shown.stdout or shown.stderr[-2000:])
 # breaks it.
 
 # %% tags=["export"]
+#| export serving.export
 def describe_signatures(path: str | Path) -> dict[str, dict[str, dict[str, tuple[str, tuple]]]]:
     """``{signature: {"inputs"|"outputs": {name: (dtype, shape)}}}`` of a SavedModel.
 
@@ -779,10 +786,8 @@ print("known_user for", [u.decode() for u in probe_users.numpy()], "->", servabl
 # container sees.
 
 # %% tags=["export"]
-import hashlib
+#| export serving.export
 import json
-import sys
-import time
 from typing import Any
 
 from movierec.annoy import MovieIndex
@@ -985,48 +990,6 @@ def export_course_models(base: str | Path, *, quick: bool, seed: int = 42) -> di
     )
 
 
-def _library_fingerprint(quick: bool, seed: int) -> str:
-    """A hash of everything an export depends on: library sources, versions, budget, seed."""
-    import movierec
-
-    package = Path(movierec.__file__).resolve().parent
-    digest = hashlib.sha256(f"{quick}|{seed}|{tf.__version__}|{sys.version_info[:2]}".encode())
-    for name in ("dataset", "preprocessing", "retrieval", "ranking", "annoy", "serving"):
-        source = package / f"{name}.py"
-        digest.update(source.read_bytes() if source.is_file() else b"-")
-    return digest.hexdigest()[:16]
-
-
-def cached_course_models(cache_root: str | Path | None = None, *, quick: bool, seed: int = 42) -> Path:
-    """A model base exported by :func:`export_course_models`, reused while nothing changed.
-
-    The cache key hashes the library sources, TensorFlow's version, the budget and the
-    seed, so an edit to any lesson's exported code retrains. Default location:
-    ``build/cache/serving/`` beside the ``movierec`` package (``MOVIEREC_CACHE`` overrides).
-    """
-    import movierec
-
-    default = Path(movierec.__file__).resolve().parent.parent / "build" / "cache" / "serving"
-    root = Path(cache_root or os.environ.get("MOVIEREC_CACHE") or default)
-    target = root / f"{'quick' if quick else 'full'}-{_library_fingerprint(quick, seed)}"
-    if (target / "complete.json").is_file():
-        return target
-    staging = root / f".{target.name}.partial-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    started = time.perf_counter()
-    info = export_course_models(staging, quick=quick, seed=seed)
-    seconds = round(time.perf_counter() - started, 1)
-    meta = {"version": info["version"], "seconds": seconds, "quick": quick, "seed": seed}
-    (staging / "complete.json").write_text(json.dumps(meta), encoding="utf-8")
-    try:
-        os.replace(staging, target)
-    except OSError:  # another process finished the same export first; keep theirs
-        shutil.rmtree(staging, ignore_errors=True)
-    # The absolute paths in models.config were written for the staging directory.
-    (target / "models.config").write_text(model_config_text(str(target.resolve())), encoding="utf-8")
-    return target
-
-
 # %% [markdown]
 # We export a complete model base for the rest of the lesson, with the models trained in
 # section 2, and look at the config file it wrote.
@@ -1090,81 +1053,23 @@ print((models_base / "models.docker.config").read_text())
 # ```
 #
 # `models.config` holds absolute paths, so it works from any working directory. The
-# library function `model_server` below does the same from Python: it starts the binary
+# function `model_server` imported below does the same from Python: it starts the binary
 # on free loopback ports and waits until every model in the config is available. The
 # end of section 10 uses it when `tensorflow_model_server` is installed, as it is in
 # Colab after the commands above; on a machine without it, that cell says so and the
 # lesson goes on with the models running in-process.
 
-# %% tags=["export"]
-import contextlib
-import re
-import socket
-import subprocess
-import tempfile
-from collections.abc import Callable, Iterator
+# %%
+from movierec.serving.launch import free_port, model_server
 
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_until(ready: Callable[[], bool], process: subprocess.Popen, timeout_s: float, what: str, log: Path) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            tail = log.read_text(errors="replace")[-3000:] if log.is_file() else ""
-            raise RuntimeError(f"{what} exited with code {process.returncode} before it was ready; log:\n{tail}")
-        with contextlib.suppress(Exception):
-            if ready():
-                return
-        time.sleep(0.25)
-    raise TimeoutError(f"{what} was not ready after {timeout_s:.0f} s (log: {log})")
-
-
-@contextlib.contextmanager
-def model_server(
-    config_path: str | Path,
-    *,
-    rest_port: int | None = None,
-    grpc_port: int | None = None,
-    binary: str = "tensorflow_model_server",
-    startup_timeout_s: float = 120.0,
-) -> Iterator[dict[str, str]]:
-    """Run a real ``tensorflow_model_server`` on 127.0.0.1 for the duration of a ``with`` block.
-
-    Yields ``{"rest": "http://127.0.0.1:<port>", "grpc": "127.0.0.1:<port>"}`` once every
-    model named in the config reports an AVAILABLE version. Raises ``FileNotFoundError``
-    when the binary is not installed. The server is stopped on exit.
-    """
-    executable = shutil.which(binary)
-    if executable is None:
-        raise FileNotFoundError(f"{binary} is not on PATH; install TF Serving (see lesson 07, section 8)")
-    rest_port, grpc_port = rest_port or free_port(), grpc_port or free_port()
-    names = re.findall(r'name:\s*"([^"]+)"', Path(config_path).read_text(encoding="utf-8"))
-    log = Path(tempfile.mkdtemp(prefix="tfserving-")) / "server.log"
-    command = [executable, f"--port={grpc_port}", f"--rest_api_port={rest_port}", f"--model_config_file={config_path}"]
-    with open(log, "w", encoding="utf-8") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-    urls = {"rest": f"http://127.0.0.1:{rest_port}", "grpc": f"127.0.0.1:{grpc_port}"}
-
-    def all_available() -> bool:
-        client = TFServingRestClient(urls["rest"], timeout_s=1.0)
-        return all("AVAILABLE" in client.model_versions(name).values() for name in names)
-
-    try:
-        _wait_until(all_available, process, startup_timeout_s, "tensorflow_model_server", log)
-        yield urls
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+# %% [markdown]
+# `movierec.serving.launch` is hand-written infrastructure, not something to study line by
+# line: `model_server(config_path)` starts `tensorflow_model_server` on two free loopback
+# ports (`free_port` asks the operating system for one), polls `GET /v1/models/<name>` until
+# every model in the config reports an `AVAILABLE` version, yields the REST and gRPC
+# addresses, and stops the server when the `with` block ends; if the binary is missing it
+# raises `FileNotFoundError` instead of pretending. `api_server`, used in section 13, does
+# the same for our own API.
 
 # %% [markdown]
 # ## 9. Calling TF Serving over REST
@@ -1402,9 +1307,12 @@ assert _order["a"].tolist() == [2, 3] and _order["b"].tolist() == [1, 4], "colle
 # connections, which saves a TCP handshake per call).
 
 # %% tags=["export"]
+#| export serving.clients
 import threading
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import requests
 
 
@@ -1557,7 +1465,11 @@ except ServingUnavailable as exc:
 # `ServingError`.
 
 # %% tags=["export"]
+#| export serving.clients
+from collections.abc import Callable
+
 import grpc
+import tensorflow as tf
 from tensorflow_serving.apis import (
     get_model_status_pb2,
     model_service_pb2_grpc,
@@ -1723,6 +1635,17 @@ else:
 # at start-up with a `ModelDirError` that names the path.
 
 # %% tags=["export"]
+#| export serving.service
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from movierec.serving.clients import ServingUnavailable, TFServingGrpcClient, TFServingRestClient
+from movierec.serving.export import ModelDirError, latest_version
+
+
 class InProcessBackend:
     """The exported SavedModels, loaded with ``tf.saved_model.load`` and called in-process."""
 
@@ -1993,7 +1916,15 @@ assert len(_unknown) == 5, "an unknown user still gets recommendations (through 
 # its kernels run, so those threads really do overlap.
 
 # %% tags=["export"]
+#| export serving.service
+import json
 import logging
+import time
+from collections.abc import Mapping, Sequence
+
+from movierec.annoy import MovieIndex
+from movierec.serving.clients import ServingError
+from movierec.serving.export import ANNOY_DIR, ANNOY_FILE, HISTORY_FILE, N_CANDIDATES, TUNING_FILE
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -2340,7 +2271,7 @@ for url in ("/healthz", "/recommend/42"):
 # ## 12. Starting the API with one command
 #
 # The command-line entry point is `movierec/api.py`, a small hand-written module: the
-# generated `movierec.serving` may only define things (it is built from export cells),
+# generated `movierec.serving` modules may only define things (they are built from export cells),
 # so it cannot hold a `__main__` block. From the repository root:
 #
 # ```bash
@@ -2388,181 +2319,19 @@ for url in ("/healthz", "/recommend/42"):
 # it counts the returned titles the user had already rated. The lesson records that
 # share as `serving.seen_share_top10` and stops if it is not 0.
 
-# %% tags=["export"]
-import http.client
-import itertools
-from collections.abc import Collection
-from urllib.parse import quote, urlparse
+# %%
+from movierec.serving.launch import api_server
+from movierec.serving.loadgen import load_test
 
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-
-
-def latency_summary(latencies_ms: Sequence[float]) -> dict[str, float]:
-    """Count, mean, p50, p95, p99 and max of a list of latencies in milliseconds."""
-    values = np.asarray(latencies_ms, dtype=np.float64)
-    if values.size == 0:
-        raise ValueError("no latencies to summarise")
-    p50, p95, p99 = np.percentile(values, [50, 95, 99])
-    return {
-        "n": int(values.size),
-        "mean_ms": float(values.mean()),
-        "p50_ms": float(p50),
-        "p95_ms": float(p95),
-        "p99_ms": float(p99),
-        "max_ms": float(values.max()),
-    }
-
-
-def load_test(
-    base_url: str,
-    user_ids: Sequence[str],
-    *,
-    concurrency: int,
-    duration_s: float,
-    k: int = 10,
-    max_requests: int = 200_000,
-    timeout_s: float = 5.0,
-    warmup_requests: int = 20,
-    seen: Mapping[str, Collection[str]] | None = None,
-) -> dict[str, Any]:
-    """Closed-loop load on ``GET /recommend/{user_id}?k=k`` of an API on the loopback.
-
-    ``concurrency`` threads each send a request, wait for it, and send the next, cycling
-    through ``user_ids``, until ``duration_s`` has passed or ``max_requests`` were sent.
-    Returns the latency summary of successful requests, throughput, error count, and the
-    server's mean time per stage (from ``timings_ms``). With ``seen`` (user id -> titles
-    the user rated in training) it also counts the returned titles and how many of them
-    the user had rated: ``returned_titles``, ``seen_titles`` and ``seen_share``.
-    """
-    host = urlparse(base_url).hostname
-    if host not in LOOPBACK_HOSTS:
-        raise ValueError(f"load tests only target this machine's loopback, not {host!r}")
-    if concurrency < 1 or duration_s <= 0 or not user_ids:
-        raise ValueError("need concurrency >= 1, duration_s > 0 and at least one user id")
-    parsed = urlparse(base_url)
-    port = parsed.port or 80
-    paths = [f"{parsed.path.rstrip('/')}/recommend/{quote(str(user_id), safe='')}?k={k}" for user_id in user_ids]
-
-    def get(connection: http.client.HTTPConnection, path: str) -> tuple[int, bytes]:
-        connection.request("GET", path)
-        reply = connection.getresponse()
-        return reply.status, reply.read()
-
-    warm = http.client.HTTPConnection(host, port, timeout=timeout_s)  # connections, caches, first calls
-    for path in itertools.islice(itertools.cycle(paths), warmup_requests):
-        get(warm, path)
-    warm.close()
-    counter = itertools.count()
-    lock = threading.Lock()
-    latencies: list[float] = []
-    stages: list[dict[str, float]] = []
-    errors: list[str] = []
-    counted = {"returned_titles": 0, "seen_titles": 0}
-    start = threading.Barrier(concurrency + 1)
-    deadline = [0.0]
-
-    def client() -> None:
-        # http.client with keep-alive: a lean client, so that the load generator's own CPU
-        # use (it shares the machine with the server) disturbs the measurement little.
-        connection = http.client.HTTPConnection(host, port, timeout=timeout_s)
-        start.wait()
-        while True:
-            with lock:
-                i = next(counter)
-            if i >= max_requests or time.monotonic() >= deadline[0]:
-                break
-            sent = time.perf_counter()
-            try:
-                status, payload = get(connection, paths[i % len(paths)])
-                elapsed = 1000 * (time.perf_counter() - sent)
-                problem = None if status == 200 else f"HTTP {status}"
-            except (OSError, http.client.HTTPException) as exc:
-                problem = type(exc).__name__
-                connection.close()
-                connection = http.client.HTTPConnection(host, port, timeout=timeout_s)
-            with lock:
-                if problem is None:
-                    body = json.loads(payload)
-                    latencies.append(elapsed)
-                    stages.append(body["timings_ms"])
-                    if seen is not None:
-                        titles = [item["title"] for item in body["recommendations"]]
-                        counted["returned_titles"] += len(titles)
-                        counted["seen_titles"] += len(set(titles) & set(seen.get(body["user_id"], ())))
-                else:
-                    errors.append(problem)
-        connection.close()
-
-    threads = [threading.Thread(target=client, daemon=True) for _ in range(concurrency)]
-    for thread in threads:
-        thread.start()
-    deadline[0] = time.monotonic() + duration_s
-    began = time.perf_counter()
-    start.wait()
-    for thread in threads:
-        thread.join(timeout=duration_s + 2 * timeout_s + 5)
-    seconds = time.perf_counter() - began
-    result: dict[str, Any] = {
-        "concurrency": concurrency,
-        "seconds": round(seconds, 3),
-        "requests": len(latencies),
-        "errors": len(errors),
-    }
-    if latencies:
-        result.update(latency_summary(latencies))
-        result["throughput_rps"] = len(latencies) / seconds
-        result["server_mean_ms"] = {stage: float(np.mean([s[stage] for s in stages])) for stage in stages[0]}
-    if seen is not None:
-        result.update(counted)
-        result["seen_share"] = counted["seen_titles"] / max(counted["returned_titles"], 1)
-    result["latencies_ms"] = latencies
-    return result
-
-
-@contextlib.contextmanager
-def api_server(
-    models: str | Path,
-    *,
-    port: int | None = None,
-    tf_serving: str | None = None,
-    startup_timeout_s: float = 180.0,
-    env: Mapping[str, str] | None = None,
-) -> Iterator[str]:
-    """Run ``python -m movierec.api serve`` on 127.0.0.1 in a child process; yield its URL.
-
-    Waits until ``/healthz`` answers 200 (raising with the log's tail if the process
-    exits first), and stops the process when the ``with`` block ends.
-    """
-    import movierec
-
-    port = port or free_port()
-    command = [sys.executable, "-m", "movierec.api", "serve", "--models", str(models)]
-    command += ["--host", "127.0.0.1", "--port", str(port)]
-    if tf_serving:
-        command += ["--tf-serving", tf_serving]
-    child_env = dict(os.environ)
-    root = str(Path(movierec.__file__).resolve().parent.parent)
-    child_env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, child_env.get("PYTHONPATH", "")]))
-    child_env.update(env or {})
-    log = Path(tempfile.mkdtemp(prefix="movierec-api-")) / "api.log"
-    with open(log, "w", encoding="utf-8") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=child_env)
-    url = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        return requests.get(f"{url}/healthz", timeout=2).status_code == 200
-
-    try:
-        _wait_until(healthy, process, startup_timeout_s, "the recommendation API", log)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
+# %% [markdown]
+# The load generator is hand-written infrastructure in `movierec.serving.loadgen`:
+# `load_test(url, user_ids, concurrency=c, duration_s=t, seen=...)` runs `c` client
+# threads with keep-alive `http.client` connections (a lean client, so that its own CPU
+# use disturbs the server little), refuses any host but the loopback, warms the
+# connections up, and returns the latency summary (`n`, mean, p50, p95, p99, max), the
+# throughput, the error count, the server's mean time per stage and, given `seen`, how
+# many returned titles the user had already rated. `api_server(models)` runs
+# `python -m movierec.api serve` as a child process and waits until `/healthz` answers.
 
 # %% [markdown]
 # One client, then four at once, against the in-process backend. Every request asks for
@@ -2726,9 +2495,10 @@ record("serving.annoy_share_4_clients", round(annoy_share, 3))
 # * Measure tail latency (p99) under concurrency; here the two model calls dominate,
 #   and batching, replicas and sharding are the levers when load or catalogue grow.
 #
-# From `movierec.serving`, the API and the benchmark import `export_models`,
-# `load_recommender`, `create_app`, the REST and gRPC clients, `load_test` and
-# `api_server`.
+# The API and the benchmark import `export_models` from `movierec.serving.export`,
+# the REST and gRPC clients from `movierec.serving.clients`, `load_recommender` and
+# `create_app` from `movierec.serving.service`, and the hand-written `api_server` and
+# `load_test` from `movierec.serving.launch` and `movierec.serving.loadgen`.
 #
 # ## References
 #
