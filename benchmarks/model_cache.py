@@ -16,7 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from movierec.serving.export import export_course_models, model_config_text
+from movierec.serving.export import model_config_text
+from movierec.serving.index import export_course_models
 
 
 def _library_fingerprint(quick: bool, seed: int) -> str:

@@ -9,15 +9,16 @@ the package: an exported building block can still do what an exercise asks, so a
 exercise must ask for something the library does not provide (see site/authoring.md).
 
 An export cell may name another target module (``#| export serving.clients`` as its first
-line), so one lesson can fill several modules of a subpackage: the serving lessons fill
-:mod:`movierec.serving.export`, :mod:`movierec.serving.clients` and
-:mod:`movierec.serving.service`.
+line), so one lesson can fill several modules of a subpackage: lesson 07 fills
+:mod:`movierec.serving.export` and :mod:`movierec.serving.clients`, lesson 08
+:mod:`movierec.serving.index` and :mod:`movierec.serving.service`.
 
 The hand-written modules are :mod:`movierec.setup` (environment and seeds),
 :mod:`movierec.report` (metrics that ``make course`` collects), :mod:`movierec.api`
 (the command line that exports and serves the models), and the serving infrastructure
 :mod:`movierec.serving.launch` (server processes and ports) and
-:mod:`movierec.serving.loadgen` (the load generator); every other module starts with a
+:mod:`movierec.serving.loadgen` (the load generator) and :mod:`movierec.serving.demo` (the
+demo page); every other module starts with a
 ``DO NOT EDIT`` line naming the lesson it is generated from.
 """
 

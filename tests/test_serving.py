@@ -1,4 +1,4 @@
-"""Lesson 07's serving library (``movierec.serving``) and the API's command line (``movierec.api``).
+"""Lessons 07 and 08: the serving library (``movierec.serving``) and the API's command line (``movierec.api``).
 
 The fast tests need no trained model: request builders against TF Serving's documented
 JSON and protobuf formats, the model layout and config, export wrappers on a tiny
@@ -35,6 +35,7 @@ from tensorflow_serving.apis import predict_pb2  # noqa: E402
 from tensorflow_serving.config import model_server_config_pb2  # noqa: E402
 
 from movierec.serving import clients, export, launch, loadgen, service  # noqa: E402
+from movierec.serving import index as annoy_export  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TF_SERVING_BINARY = shutil.which("tensorflow_model_server")
@@ -424,7 +425,7 @@ def test_rating_history_lists_seen_titles_and_popularity():
     train = tf.data.Dataset.from_tensor_slices(
         {"user_id": ["1", "1", "2", "3", "3"], "movie_title": ["B", "A", "A", "C", "A"]}
     )
-    history = export.rating_history(train)
+    history = annoy_export.rating_history(train)
     assert history["seen"] == {"1": ["A", "B"], "2": ["A"], "3": ["A", "C"]}
     assert history["popular"] == [["A", 3], ["B", 1], ["C", 1]]
 
@@ -717,7 +718,7 @@ def exported(tmp_path_factory):
     train = train.concatenate(validation)  # what lesson 07 trains on: all 80,000 non-test ratings
     retrieval_model, ranking_model = export.train_models(train, movies, quick=True)
     base = tmp_path_factory.mktemp("serving") / "models"
-    info = export.export_models(
+    info = annoy_export.export_models(
         base, retrieval_model=retrieval_model, ranking_model=ranking_model, train=train, movies=movies
     )
     lookup = export.FeatureLookup(export.user_feature_table(train), export.movie_feature_table(movies))
@@ -747,7 +748,7 @@ def test_export_layout_and_config(exported):
     assert version == 1
     for name in export.SERVED_MODELS:
         assert export.version_dirs(base / name) == [1], f"{name} should have exactly version 1"
-    assert export.version_dirs(base / export.ANNOY_DIR, marker=export.ANNOY_FILE) == [1]
+    assert export.version_dirs(base / annoy_export.ANNOY_DIR, marker=annoy_export.ANNOY_FILE) == [1]
     local = text_format.Parse((base / "models.config").read_text(), model_server_config_pb2.ModelServerConfig())
     assert {c.base_path for c in local.model_config_list.config} == {
         str((base / n).resolve()) for n in export.SERVED_MODELS
@@ -855,11 +856,12 @@ def test_ranker_servable_scores_are_the_unclipped_predictions(exported):
 
 @pytest.mark.serving
 def test_annoy_index_is_served_with_lesson_06s_settings_and_its_recall_is_reported(exported, recommender):
-    index_dir = exported["base"] / export.ANNOY_DIR / "1"
-    tuning = json.loads((index_dir / export.TUNING_FILE).read_text())
-    assert tuning["n_trees"] == export.ANNOY_TREES == 10 and recommender.index.n_trees == 10
-    assert tuning["search_k"] in export.SEARCH_K_GRID and recommender.search_k == tuning["search_k"]
-    assert tuning["tuning_recall_at_100"] >= export.TARGET_RECALL or tuning["search_k"] == export.SEARCH_K_GRID[-1]
+    index_dir = exported["base"] / annoy_export.ANNOY_DIR / "1"
+    tuning = json.loads((index_dir / annoy_export.TUNING_FILE).read_text())
+    assert tuning["n_trees"] == annoy_export.ANNOY_TREES == 10 and recommender.index.n_trees == 10
+    assert tuning["search_k"] in annoy_export.SEARCH_K_GRID and recommender.search_k == tuning["search_k"]
+    grid_end = annoy_export.SEARCH_K_GRID[-1]
+    assert tuning["tuning_recall_at_100"] >= annoy_export.TARGET_RECALL or tuning["search_k"] == grid_end
     assert exported["info"]["annoy_recall_at_100"] == pytest.approx(tuning["recall_at_100"], abs=1e-4)
     # Recomputed here against the saved exact servable, for a sample of users.
     users = [str(u) for u in range(1, 944, 7)]
@@ -867,8 +869,8 @@ def test_annoy_index_is_served_with_lesson_06s_settings_and_its_recall_is_report
     exact = tf.saved_model.load(str(exported["base"] / "retrieval" / "1")).signatures["serving_default"]
     queries = query(user_id=tf.constant(users))["embedding"].numpy()
     truth = [[t.decode() for t in row] for row in exact(user_id=tf.constant(users))["titles"].numpy()]
-    found = export.annoy_titles(recommender.index, queries, export.N_CANDIDATES, recommender.search_k)
-    recall = export.recall_against(found, truth)
+    found = annoy_export.annoy_titles(recommender.index, queries, export.N_CANDIDATES, recommender.search_k)
+    recall = annoy_export.recall_against(found, truth)
     assert recall == pytest.approx(tuning["recall_at_100"], abs=0.03) and recall >= 0.9, recall
     assert len(recommender.index) == recommender.catalogue_size, "one row per title"
 
@@ -907,7 +909,7 @@ def test_no_user_is_recommended_a_movie_they_rated_in_training(recommender):
         returned += len(titles)
         seen += len(set(titles) & recommender.seen[user])
         embedding, _ = recommender.backend.embed([user])
-        top10 = export.annoy_titles(recommender.index, embedding, 10, recommender.search_k)[0]
+        top10 = annoy_export.annoy_titles(recommender.index, embedding, 10, recommender.search_k)[0]
         unfiltered_seen += len(set(top10) & recommender.seen[user])
     assert seen / returned == 0
     assert unfiltered_seen > 0, "without the filter retrieval returns already-rated movies: this test can fail"
@@ -997,7 +999,7 @@ def test_grpc_tf_serving_backend_unreachable_gives_503(exported):
 @pytest.mark.serving
 def test_versions_missing_for_the_index_is_a_startup_error(exported, tmp_path):
     base = tmp_path / "models"
-    shutil.copytree(exported["base"] / export.ANNOY_DIR, base / export.ANNOY_DIR)
+    shutil.copytree(exported["base"] / annoy_export.ANNOY_DIR, base / annoy_export.ANNOY_DIR)
     shutil.copytree(exported["base"] / "ranker", base / "ranker")
     (base / "query_tower").mkdir()
     with pytest.raises(export.ModelDirError, match=str((base / "query_tower" / "1").resolve())):
@@ -1009,7 +1011,7 @@ def test_versions_missing_for_the_index_is_a_startup_error(exported, tmp_path):
 
 
 def _history(exported):
-    path = exported["base"] / export.ANNOY_DIR / "1" / export.HISTORY_FILE
+    path = exported["base"] / annoy_export.ANNOY_DIR / "1" / annoy_export.HISTORY_FILE
     return json.loads(path.read_text())["seen"]
 
 
@@ -1060,3 +1062,111 @@ def test_whole_path_against_a_real_tensorflow_model_server(exported, recommender
             assert body["backend"] == "tf-serving"
             expected = recommender.recommend("42", 10)["recommendations"]
             assert [r["title"] for r in body["recommendations"]] == [r["title"] for r in expected]
+
+
+# ------------------------------------------------------------- lesson 07: config, labels, warm-up, metadata
+
+
+def test_parse_model_config_reads_policies_and_labels():
+    text = """model_config_list {
+      config { name: "ranker" base_path: "/m/ranker" model_platform: "tensorflow"
+               model_version_policy { specific { versions: 3 versions: 4 } }
+               version_labels { key: "stable" value: 3 } version_labels { key: "canary" value: 4 } }
+      config { name: "query_tower" base_path: "/m/query_tower" model_platform: "tensorflow" }
+    }"""
+    ranker, query = export.parse_model_config(text)
+    assert ranker == {"name": "ranker", "base_path": "/m/ranker", "platform": "tensorflow", "policy": "specific",
+                      "versions": [3, 4], "labels": {"canary": 4, "stable": 3}}
+    assert query["policy"] is None and query["labels"] == {}
+    assert export.parse_model_config(export.model_config_text("/models"))[0]["policy"] == "latest"
+    with pytest.raises(ValueError, match="not a valid model config"):
+        export.parse_model_config('model_config_list { config { version_labels { key: "3" value: "stable" } } }')
+
+
+def test_warmup_file_is_tf_servings_prediction_log_and_is_replayed(tmp_path):
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    examples = [{"user_id": ["42"], "movie_title": ["Fargo (1996)"]},
+                {"user_id": ["1", "2"], "movie_title": ["A", "B"]}]
+    path = export.write_warmup(tmp_path / "ranker" / "1", "ranker", examples)
+    assert path == tmp_path / "ranker" / "1" / "assets.extra" / "tf_serving_warmup_requests"
+    records = [prediction_log_pb2.PredictionLog.FromString(r.numpy()) for r in tf.data.TFRecordDataset(str(path))]
+    assert [r.WhichOneof("log_type") for r in records] == ["predict_log", "predict_log"]
+    request = records[1].predict_log.request
+    assert (request.model_spec.name, request.model_spec.signature_name) == ("ranker", "serving_default")
+    assert tf.make_ndarray(request.inputs["movie_title"]).tolist() == [b"A", b"B"]
+    calls = []
+    assert export.replay_warmup(path.parent.parent, lambda **inputs: calls.append(inputs)) == 2
+    assert [sorted(c) for c in calls] == [["movie_title", "user_id"]] * 2
+    assert export.replay_warmup(tmp_path / "no-such-version", lambda **inputs: None) == 0
+    with pytest.raises(ValueError, match="1 to 1000"):
+        export.write_warmup(tmp_path / "x", "ranker", [])
+
+
+def test_metadata_response_is_tf_servings_json_for_the_savedmodel(tmp_path):
+    servable = tf.Module()
+    servable.table = tf.Variable(tf.ones([3, 4]))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id")])
+    def serve(user_id):
+        rows = tf.zeros_like(tf.strings.length(user_id))
+        return {"embedding": tf.gather(servable.table, rows), "n": tf.size(user_id)}
+
+    servable.serve = serve
+    path = export.save_servable(servable, tmp_path / "query_tower" / "2")
+    body = json.loads(json.dumps(export.metadata_response(path, "query_tower", 2)))
+    assert body["model_spec"] == {"name": "query_tower", "signature_name": "", "version": "2"}
+    signature = body["metadata"]["signature_def"]["signature_def"]["serving_default"]
+    assert signature["method_name"] == "tensorflow/serving/predict"
+    assert signature["inputs"]["user_id"]["dtype"] == "DT_STRING"
+    assert signature["inputs"]["user_id"]["tensor_shape"]["dim"] == [{"size": "-1", "name": ""}]  # int64 as strings
+    assert signature["inputs"]["user_id"]["tensor_shape"]["unknown_rank"] is False  # defaults printed, as TF Serving
+    assert signature["outputs"]["embedding"]["dtype"] == "DT_FLOAT"
+    assert [d["size"] for d in signature["outputs"]["embedding"]["tensor_shape"]["dim"]] == ["-1", "4"]
+
+
+@pytest.mark.serving
+def test_every_exported_version_carries_warmup_requests_that_replay(exported):
+    base = exported["base"]
+    for name in export.SERVED_MODELS:
+        version_dir = base / name / "1"
+        assert (version_dir / export.WARMUP_PATH).is_file(), f"{name} has no warm-up file"
+        signature = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+        assert export.replay_warmup(version_dir, signature) >= 2, f"{name}: its warm-up requests must run"
+
+
+@pytest.mark.serving
+def test_in_process_backend_replays_the_warmup_before_serving(recommender):
+    assert recommender.backend.warmup_requests >= 4, "the query tower's and ranker's warm-up requests run at load"
+
+
+@pytest.mark.serving
+@pytest.mark.skipif(
+    TF_SERVING_BINARY is None,
+    reason="tensorflow_model_server is not on PATH (TF Serving cannot be installed on this machine); "
+    "install it as lesson 07 section 8 shows to check the metadata endpoint and labels against a real server",
+)
+def test_metadata_and_labels_against_a_real_tensorflow_model_server(exported, tmp_path):
+    import requests
+
+    base = exported["base"]
+    config = tmp_path / "pinned.config"
+    config.write_text(
+        f'model_config_list {{ config {{ name: "ranker" base_path: "{(base / "ranker").resolve()}" '
+        'model_platform: "tensorflow" model_version_policy { specific { versions: 1 } } '
+        'version_labels { key: "stable" value: 1 } } }\n', encoding="utf-8")
+    with launch.model_server(config) as urls:
+        served = requests.get(f"{urls['rest']}/v1/models/ranker/versions/1/metadata", timeout=10).json()
+        offline = export.metadata_response(base / "ranker" / "1", "ranker", 1)
+        def shapes(body):  # dtype and sizes of every input and output of serving_default
+            signature = body["metadata"]["signature_def"]["signature_def"]["serving_default"]
+            return {side: {name: (t["dtype"], [d["size"] for d in t["tensor_shape"]["dim"]])
+                           for name, t in signature[side].items()} for side in ("inputs", "outputs")}
+
+        assert shapes(served) == shapes(json.loads(json.dumps(offline)))
+        body = {"inputs": {"user_id": ["42"], "movie_title": ["Fargo (1996)"]}}
+        by_label = requests.post(f"{urls['rest']}/v1/models/ranker/labels/stable:predict", json=body, timeout=10)
+        by_version = requests.post(f"{urls['rest']}/v1/models/ranker/versions/1:predict", json=body, timeout=10)
+        assert by_label.status_code == 200 and by_label.json() == by_version.json()
+        missing = requests.post(f"{urls['rest']}/v1/models/ranker/labels/canary:predict", json=body, timeout=10)
+        assert missing.status_code >= 400 and "error" in missing.json()

@@ -1,7 +1,7 @@
-# DO NOT EDIT — generated from solutions/07_serving.py by `python -m grader build`: edit the lesson instead.
-"""Building blocks from lesson 07_serving: Lesson 07 — Serving with TensorFlow Serving.
+# DO NOT EDIT — generated from solutions/07_tf_serving.py by `python -m grader build`: edit the lesson instead.
+"""Building blocks from lesson 07_tf_serving: Lesson 07 — TensorFlow Serving.
 
-The cells of solutions/07_serving.py tagged ``export`` whose first line
+The cells of solutions/07_tf_serving.py tagged ``export`` whose first line
 is ``#| export serving.clients``, in lesson order; each block
 names the section of the lesson that explains it.
 """
@@ -22,7 +22,7 @@ from tensorflow_serving.apis import (
 )
 
 
-# --- from solutions/07_serving.py, section: Exercise 3 (2 points): parse a row-format response
+# --- from solutions/07_tf_serving.py, section: A REST client with timeouts
 class ServingUnavailable(RuntimeError):
     """The model server could not be reached, or did not answer within the timeout."""
 
@@ -137,7 +137,7 @@ class TFServingRestClient:
         return {int(s["version"]): s["state"] for s in body.get("model_version_status", [])}
 
 
-# --- from solutions/07_serving.py, section: 10. Calling TF Serving over gRPC
+# --- from solutions/07_tf_serving.py, section: 11. Calling TF Serving over gRPC
 def grpc_predict_request(
     model: str, inputs: Mapping[str, Any], *, version: int | None = None, signature_name: str = "serving_default"
 ) -> predict_pb2.PredictRequest:

@@ -1,15 +1,14 @@
-# DO NOT EDIT — generated from solutions/07_serving.py by `python -m grader build`: edit the lesson instead.
-"""Building blocks from lesson 07_serving: Lesson 07 — Serving with TensorFlow Serving.
+# DO NOT EDIT — generated from solutions/07_tf_serving.py by `python -m grader build`: edit the lesson instead.
+"""Building blocks from lesson 07_tf_serving: Lesson 07 — TensorFlow Serving.
 
-The cells of solutions/07_serving.py tagged ``export`` whose first line
+The cells of solutions/07_tf_serving.py tagged ``export`` whose first line
 is ``#| export serving.export``, in lesson order; each block
 names the section of the lesson that explains it.
 """
 
-import json
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +16,10 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from movierec.annoy import MovieIndex
 from movierec.dataset import to_numpy
 
 
-# --- from solutions/07_serving.py, section: 2. The models we will serve
+# --- from solutions/07_tf_serving.py, section: 2. The models we will serve
 def train_models(train: tf.data.Dataset, movies: tf.data.Dataset, *, quick: bool, seed: int = 42) -> tuple:
     """Train the lesson 04 retrieval model and the lesson 05 ranking model for serving.
 
@@ -43,7 +41,7 @@ def train_models(train: tf.data.Dataset, movies: tf.data.Dataset, *, quick: bool
     return retrieval_model, ranking_model
 
 
-# --- from solutions/07_serving.py, section: 5. Raw strings in, features looked up inside the graph
+# --- from solutions/07_tf_serving.py, section: 5. Raw strings in, features looked up inside the graph
 USER_FEATURES = (
     "bucketized_user_age",
     "raw_user_age",
@@ -133,7 +131,7 @@ class FeatureLookup(tf.Module):
         }
 
 
-# --- from solutions/07_serving.py, section: 6. Three servables with explicit signatures
+# --- from solutions/07_tf_serving.py, section: 6. Three servables with explicit signatures
 SERVED_MODELS = ("query_tower", "ranker", "retrieval")
 N_CANDIDATES = 100
 
@@ -247,12 +245,13 @@ class RetrievalServable(tf.Module):
         return {"titles": titles, "scores": scores, "known_user": known}
 
 
-def save_servable(servable: tf.Module, path: str | Path) -> Path:
+def save_servable(servable: tf.Module, path: str | Path, *, warmup: Sequence[Mapping[str, Any]] = ()) -> Path:
     """Save ``servable`` with ``serve`` as its ``serving_default`` signature, atomically.
 
-    The SavedModel is written to a hidden sibling directory and renamed to ``path`` when
-    complete, so a server watching the parent never sees half a model. Versions are
-    immutable: an existing ``path`` is an error.
+    The SavedModel (and, given ``warmup`` examples, TF Serving's warm-up file, section 9)
+    is written to a hidden sibling directory and renamed to ``path`` when complete, so a
+    server watching the parent never sees half a model. Versions are immutable: an
+    existing ``path`` is an error.
     """
     path = Path(path)
     if path.exists():
@@ -261,11 +260,65 @@ def save_servable(servable: tf.Module, path: str | Path) -> Path:
     staging = path.parent / f".{path.name}.partial-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     tf.saved_model.save(servable, str(staging), signatures={"serving_default": servable.serve.get_concrete_function()})
+    if warmup:
+        write_warmup(staging, path.parent.name, warmup)
     os.replace(staging, path)
     return path
 
 
-# --- from solutions/07_serving.py, section: 7. Inspecting signatures, and checking the reloaded models
+WARMUP_PATH = Path("assets.extra") / "tf_serving_warmup_requests"  # inside a version directory; TF Serving replays it
+MAX_WARMUP_RECORDS = 1000  # TF Serving reads at most this many
+
+
+def write_warmup(
+    version_dir: str | Path,
+    model_name: str,
+    examples: Sequence[Mapping[str, Any]],
+    signature_name: str = "serving_default",
+) -> Path:
+    """Write TF Serving's warm-up file into ``version_dir``: one ``PredictionLog`` per example.
+
+    Each example maps input names to a batch of values; each becomes one ``PredictRequest``
+    that TF Serving (and :func:`replay_warmup`) sends through the model before it serves.
+    """
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    if not 1 <= len(examples) <= MAX_WARMUP_RECORDS:
+        raise ValueError(f"a warm-up file holds 1 to {MAX_WARMUP_RECORDS} requests, got {len(examples)}")
+    path = Path(version_dir) / WARMUP_PATH
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for inputs in examples:
+            log = prediction_log_pb2.PredictionLog()
+            log.predict_log.request.model_spec.name = model_name
+            log.predict_log.request.model_spec.signature_name = signature_name
+            for name, values in inputs.items():
+                array = np.asarray(values)
+                array = np.char.encode(array, "utf-8") if array.dtype.kind == "U" else array
+                log.predict_log.request.inputs[name].CopyFrom(tf.make_tensor_proto(array))
+            writer.write(log.SerializeToString())
+    return path
+
+
+def replay_warmup(version_dir: str | Path, signature: Callable) -> int:
+    """Call ``signature`` with every warm-up request of ``version_dir``, as TF Serving does on load.
+
+    Returns how many requests were replayed (0 without a warm-up file).
+    """
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    path = Path(version_dir) / WARMUP_PATH
+    if not path.is_file():
+        return 0
+    count = 0
+    for raw in tf.data.TFRecordDataset(str(path)):
+        request = prediction_log_pb2.PredictionLog.FromString(raw.numpy()).predict_log.request
+        signature(**{name: tf.constant(tf.make_ndarray(proto)) for name, proto in request.inputs.items()})
+        count += 1
+    return count
+
+
+# --- from solutions/07_tf_serving.py, section: 7. Inspecting signatures, and checking the reloaded models
 def describe_signatures(path: str | Path) -> dict[str, dict[str, dict[str, tuple[str, tuple]]]]:
     """``{signature: {"inputs"|"outputs": {name: (dtype, shape)}}}`` of a SavedModel.
 
@@ -300,18 +353,10 @@ def check_signature(path: str | Path, model_name: str) -> None:
                 )
 
 
-# --- from solutions/07_serving.py, section: 8. TF Serving's model layout, versions and config
-ANNOY_DIR = "annoy"
-ANNOY_FILE = "movies.ann"
-HISTORY_FILE = "history.json"  # beside the index: who rated what in training, and the popularity fallback
-TUNING_FILE = "tuning.json"  # beside the index: its n_trees, tuned search_k and measured recall@100
+# --- from solutions/07_tf_serving.py, section: 8. TF Serving's model layout, versions and config
 DOCKER_MODEL_BASE = "/models"
 VERSIONS_KEPT = {"query_tower": 2, "ranker": 1, "retrieval": 1}
-# Lesson 06, section 9: 10 trees, and the smallest search_k on this grid that reaches recall 0.95.
-ANNOY_TREES = 10
-TARGET_RECALL = 0.95
-SEARCH_K_GRID = tuple(sorted({int(round(v)) for v in np.geomspace(10, 20_000, 40)}))
-TUNING_USERS = 300  # query embeddings of this many training users tune search_k; recall@100 is reported on all
+CONFIG_FILES = {"models.config": None, "models.docker.config": DOCKER_MODEL_BASE}  # None: this machine's paths
 
 
 class ModelDirError(RuntimeError):
@@ -359,87 +404,93 @@ def model_config_text(base_path: str, names: Sequence[str] = SERVED_MODELS) -> s
     return "\n".join(lines + ["}"]) + "\n"
 
 
-def rating_history(train: tf.data.Dataset) -> dict[str, Any]:
-    """What the API needs to know about the training ratings, as plain JSON.
+def parse_model_config(text: str) -> list[dict[str, Any]]:
+    """A model config file read by TF Serving's own parser, as plain data, one dict per model.
 
-    ``{"seen": {user_id: [title, ...]}, "popular": [[title, n_ratings], ...]}``: every
-    title each training user rated, and every rated title by its number of ratings (most
-    rated first, ties by title), the cold-start fallback for users the models never saw.
+    ``{"name", "base_path", "platform", "policy"}`` (``"latest"``, ``"all"``, ``"specific"``
+    or ``None``), ``"versions"`` (the specific ones, or ``[num_versions]`` for latest) and
+    ``"labels"`` (``{label: version}``). Raises ``ValueError`` when the text does not parse.
     """
-    from movierec.dataset import to_numpy
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
 
-    columns = to_numpy(train, ("user_id", "movie_title"))
-    users = [u.decode() for u in columns["user_id"]]
-    titles = [t.decode() for t in columns["movie_title"]]
-    seen: dict[str, set[str]] = {}
-    counts: dict[str, int] = {}
-    for user, title in zip(users, titles):
-        seen.setdefault(user, set()).add(title)
-        counts[title] = counts.get(title, 0) + 1
-    popular = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    seen_lists = {user: sorted(rated) for user, rated in sorted(seen.items())}
-    return {"seen": seen_lists, "popular": [list(pair) for pair in popular]}
+    config = model_server_config_pb2.ModelServerConfig()
+    try:
+        text_format.Parse(str(text), config)
+    except text_format.ParseError as exc:
+        raise ValueError(f"not a valid model config: {exc}") from None
+    models = []
+    for entry in config.model_config_list.config:
+        policy = entry.model_version_policy.WhichOneof("policy_choice")
+        if policy == "specific":
+            versions = [int(v) for v in entry.model_version_policy.specific.versions]
+        elif policy == "latest":
+            versions = [int(entry.model_version_policy.latest.num_versions)]
+        else:
+            versions = []
+        models.append({
+            "name": str(entry.name),
+            "base_path": str(entry.base_path),
+            "platform": str(entry.model_platform),
+            "policy": policy,
+            "versions": versions,
+            "labels": {str(k): int(v) for k, v in sorted(entry.version_labels.items())},
+        })
+    return models
 
 
-def annoy_titles(index: MovieIndex, queries: np.ndarray, k: int, search_k: int = -1) -> list[list[str]]:
-    """The distinct titles Annoy itself returns among the ``k`` nearest rows of ``index``, for each query.
+def metadata_response(version_dir: str | Path, model_name: str, version: int) -> dict[str, Any]:
+    """The JSON body TF Serving answers to ``GET /v1/models/<model>/versions/<v>/metadata`` for this SavedModel.
 
-    Raw Annoy calls, as lesson 06 tunes with: with a small ``search_k`` Annoy may return
-    fewer than ``k`` rows, and that shortfall counts against recall (``MovieIndex.search``
-    would hide it by widening the search).
+    Built offline from ``saved_model.pb`` with protobuf's JSON mapping as the server
+    writes it: field names as in the proto (``tensor_shape``), default values printed
+    (``"name": ""``, ``"unknown_rank": false``) and 64-bit sizes as strings.
     """
-    rows = np.atleast_2d(np.asarray(queries, dtype=np.float32))
-    found = [index.annoy.get_nns_by_vector(query.tolist(), k, search_k=search_k) for query in rows]
-    return [list(dict.fromkeys(str(index.labels[p]) for p in positions)) for positions in found]
+    from google.protobuf import json_format
+    from tensorflow.python.saved_model import loader_impl
+    from tensorflow_serving.apis import get_model_metadata_pb2
+
+    saved_model = loader_impl.parse_saved_model(str(version_dir))
+    signatures = get_model_metadata_pb2.SignatureDefMap()
+    for name, signature in saved_model.meta_graphs[0].signature_def.items():
+        signatures.signature_def[name].CopyFrom(signature)
+    return {
+        "model_spec": {"name": model_name, "signature_name": "", "version": str(int(version))},
+        "metadata": {"signature_def": json_format.MessageToDict(
+            signatures, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+        )},
+    }
 
 
-def recall_against(found: Sequence[Sequence[str]], exact: Sequence[Sequence[str]]) -> float:
-    """Mean share of each exact top list (distinct titles) that ``found`` also holds."""
-    shares = [len(set(f) & set(e)) / len(set(e)) for f, e in zip(found, exact, strict=True) if len(e)]
-    return float(np.mean(shares))
+def warmup_examples(model_name: str, user_ids: Sequence[str], titles: Sequence[str]) -> list[dict[str, list[str]]]:
+    """Realistic warm-up requests for one of our models: one user, a few users, and a ranker-sized batch."""
+    users, first = [str(u) for u in user_ids], str(user_ids[0])
+    if model_name == "ranker":
+        batch = [str(t) for t in titles[:N_CANDIDATES]]
+        return [{"user_id": [first], "movie_title": batch[:1]}, {"user_id": [first] * len(batch), "movie_title": batch}]
+    return [{"user_id": [first]}, {"user_id": [*users[:4], "unknown-user"]}]
 
 
-def tune_search_k(
-    index: MovieIndex, queries: np.ndarray, exact: Sequence[Sequence[str]], *, k: int = N_CANDIDATES
-) -> tuple[int, float]:
-    """Lesson 06's rule for ``k`` candidates: the smallest ``SEARCH_K_GRID`` value whose recall reaches the target.
-
-    Recall grows with ``search_k`` (lesson 06, section 9), so the first grid value that
-    reaches ``TARGET_RECALL`` is the smallest. Returns ``(search_k, recall)``; the largest
-    grid value if none reaches it.
-    """
-    for search_k in SEARCH_K_GRID:
-        recall = recall_against(annoy_titles(index, queries, k, search_k), exact)
-        if recall >= TARGET_RECALL:
-            break
-    return search_k, recall
-
-
-def export_models(
+def export_servables(
     base: str | Path,
     *,
     retrieval_model: tf.keras.Model,
     ranking_model: tf.keras.Model,
     train: tf.data.Dataset,
     movies: tf.data.Dataset,
-    n_trees: int = ANNOY_TREES,
-    seed: int = 42,
-) -> dict:
-    """Export a new version of the three servables and the Annoy index under ``base``.
+    version: int | None = None,
+) -> dict[str, Any]:
+    """Save a new version of the three servables, with warm-up files, and write both config files.
 
-    Writes ``<base>/{query_tower,ranker,retrieval}/<v>/`` (SavedModels),
-    ``<base>/annoy/<v>/`` (the index over one row per title, its sidecar, the tuning
-    and the rating history) and the two config files, where ``v`` is
-    :func:`next_version`. ``search_k`` is tuned on the query embeddings of training
-    users against the exact ``retrieval`` servable, and the index's recall@100 against
-    that servable over all training users is returned as ``annoy_recall_at_100``. The
-    index is written last: the API only switches to version ``v`` once its index
-    exists, and by then the towers of ``v`` are complete.
+    Writes ``<base>/{query_tower,ranker,retrieval}/<v>/`` where ``v`` is ``version`` or
+    :func:`next_version`, ``<base>/models.config`` (this machine's absolute paths) and
+    ``<base>/models.docker.config`` (paths under ``/models``). Returns the version, the
+    servables (still in memory) and the catalogue: ``titles`` and ``vectors``, one row per title.
     """
     from movierec.retrieval import candidate_embeddings
 
     base = Path(base)
-    version = next_version(base)
+    version = version or next_version(base)
     users = user_feature_table(train)
     lookup = FeatureLookup(users, movie_feature_table(movies))
     titles, vectors = distinct_titles(*candidate_embeddings(retrieval_model, movies))
@@ -448,52 +499,12 @@ def export_models(
         "ranker": RankerServable(ranking_model, lookup),
         "retrieval": RetrievalServable(retrieval_model.query_tower, lookup, titles, vectors),
     }
-    user_ids = tf.constant(users["user_id"])
     check_unclipped(servables["ranker"], users["user_id"][:50].tolist(), titles[:50].tolist())
+    user_ids, title_list = [u.decode() for u in users["user_id"][:5]], [t.decode() for t in titles]
     for name, servable in servables.items():
-        save_servable(servable, base / name / str(version))
-
-    index = MovieIndex.build(vectors, titles, metric="dot", n_trees=n_trees, seed=seed)
-    queries = servables["query_tower"].serve(user_ids)["embedding"].numpy()
-    exact = [[t.decode() for t in row] for row in servables["retrieval"].serve(user_ids)["titles"].numpy()]
-    sample = np.random.default_rng(seed).permutation(len(exact))[:TUNING_USERS]
-    search_k, tuning_recall = tune_search_k(index, queries[sample], [exact[i] for i in sample])
-    recall = recall_against(annoy_titles(index, queries, N_CANDIDATES, search_k), exact)
-    tuning = {
-        "n_trees": n_trees,
-        "search_k": search_k,
-        "target_recall": TARGET_RECALL,
-        "tuning_users": len(sample),
-        "tuning_recall_at_100": round(tuning_recall, 4),
-        "recall_at_100": round(recall, 4),
-        "users": len(exact),
-    }
-    index_dir = base / ANNOY_DIR / str(version)
-    staging = base / ANNOY_DIR / f".{version}.partial-{os.getpid()}"
-    index.save(staging / ANNOY_FILE)
-    (staging / TUNING_FILE).write_text(json.dumps(tuning, indent=1), encoding="utf-8")
-    (staging / HISTORY_FILE).write_text(json.dumps(rating_history(train)), encoding="utf-8")
-    os.replace(staging, index_dir)
-    (base / "models.config").write_text(model_config_text(str(base.resolve())), encoding="utf-8")
-    (base / "models.docker.config").write_text(model_config_text(DOCKER_MODEL_BASE), encoding="utf-8")
-    return {
-        "base": base,
-        "version": version,
-        "embedding_dim": int(vectors.shape[1]),
-        "catalogue_rows": len(titles),
-        "search_k": search_k,
-        "annoy_recall_at_100": recall,
-    }
-
-
-def export_course_models(base: str | Path, *, quick: bool, seed: int = 42) -> dict:
-    """Train both models on the course split (lesson 02) and export them under ``base``."""
-    from movierec.dataset import load_movies, load_ratings, random_split
-
-    movies = load_movies()
-    train, validation, _ = random_split(load_ratings(), seed=seed)
-    train = train.concatenate(validation)
-    retrieval_model, ranking_model = train_models(train, movies, quick=quick, seed=seed)
-    return export_models(
-        base, retrieval_model=retrieval_model, ranking_model=ranking_model, train=train, movies=movies, seed=seed
-    )
+        save_servable(servable, base / name / str(version), warmup=warmup_examples(name, user_ids, title_list))
+    for file_name, docker_base in CONFIG_FILES.items():
+        text = model_config_text(docker_base or str(base.resolve()))
+        (base / file_name).write_text(text, encoding="utf-8")
+    return {"base": base, "version": version, "servables": servables, "titles": titles, "vectors": vectors,
+            "users": users}

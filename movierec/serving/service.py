@@ -1,7 +1,7 @@
-# DO NOT EDIT — generated from solutions/07_serving.py by `python -m grader build`: edit the lesson instead.
-"""Building blocks from lesson 07_serving: Lesson 07 — Serving with TensorFlow Serving.
+# DO NOT EDIT — generated from solutions/08_service.py by `python -m grader build`: edit the lesson instead.
+"""Building blocks from lesson 08_service: Lesson 08 — The recommendation service.
 
-The cells of solutions/07_serving.py tagged ``export`` whose first line
+The cells of solutions/08_service.py tagged ``export`` whose first line
 is ``#| export serving.service``, in lesson order; each block
 names the section of the lesson that explains it.
 """
@@ -22,18 +22,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from movierec.annoy import MovieIndex
 from movierec.serving.clients import ServingError, ServingUnavailable, TFServingGrpcClient, TFServingRestClient
-from movierec.serving.export import (
-    ANNOY_DIR,
-    ANNOY_FILE,
-    HISTORY_FILE,
-    N_CANDIDATES,
-    TUNING_FILE,
-    ModelDirError,
-    latest_version,
-)
+from movierec.serving.export import N_CANDIDATES, ModelDirError, latest_version, replay_warmup
+from movierec.serving.index import ANNOY_DIR, ANNOY_FILE, HISTORY_FILE, TUNING_FILE
 
 
-# --- from solutions/07_serving.py, section: Two interchangeable backends
+# --- from solutions/08_service.py, section: Two interchangeable backends
 class InProcessBackend:
     """The exported SavedModels, loaded with ``tf.saved_model.load`` and called in-process."""
 
@@ -54,6 +47,9 @@ class InProcessBackend:
         self._embed = self._query_model.signatures["serving_default"]
         self._score = self._ranker_model.signatures["serving_default"]
         self._versions = {"query_tower": query_version, "ranker": ranker_version}
+        # What TF Serving does before a version takes traffic (lesson 07, section 9).
+        ranker_dir = base / "ranker" / str(ranker_version)
+        self.warmup_requests = replay_warmup(query_dir, self._embed) + replay_warmup(ranker_dir, self._score)
 
     def embed(self, user_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """``(embeddings (n, d) float32, known_user (n,) bool)``."""
@@ -130,7 +126,7 @@ def load_backend(base: str | Path, *, query_version: int, tf_serving: str | None
     return InProcessBackend(base, query_version=query_version)
 
 
-# --- from solutions/07_serving.py, section: The handler and the app
+# --- from solutions/08_service.py, section: 4. The handler and the app
 MAX_USER_ID_LENGTH = 64
 API_TITLE = "movierec recommendation API"
 
