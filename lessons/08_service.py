@@ -1001,8 +1001,9 @@ for url in bad_requests:
     print(f"{url[:40]:<42} {reply.status_code}  {shown}")
 
 # %% [markdown]
-# The TF Serving backend fails the way lesson 07's clients promised (section 10 there). Point it at a port where
-# nothing listens: `/recommend` and `/healthz` answer 503 with a message, quickly.
+# The TF Serving backend fails the way lesson 07's clients promised (its section 10).
+# Point it at a port where nothing listens: `/recommend` and `/healthz` answer 503 with
+# a message, quickly.
 
 # %%
 offline = TestClient(create_app(load_recommender(models_base, tf_serving=f"http://127.0.0.1:{free_port()}", timeout_s=1.0)))
@@ -1197,15 +1198,17 @@ record("serving.annoy_share_4_clients", round(annoy_share, 3))
 #   generator and the server share this machine's cores, so requests wait: for a thread,
 #   for a core, inside TensorFlow's own thread pools. Throughput grows less than
 #   fourfold, every stage gets slower, and the grey part — which now includes that
-#   waiting — grows most. More replicas, or batching, are the answers (next section).
+#   waiting — grows most. More replicas (section 8), or TF Serving's batching (lesson 07), are the answers.
 #
 # **Pitfall:** measure on the loopback only what the loopback can tell you — the cost of
 # the service itself. Real clients add network round trips, TLS, and a load balancer
 # hop; budget for them separately.
 #
 # The repository's benchmark, `python -m benchmarks.serving_bench`, runs the same
-# measurement for 1, 4 and 16 clients, 30 seconds each, and writes the results to
-# `build/benchmarks/serving_bench.json`.
+# measurement for 1, 4 and 16 clients, 30 seconds each, and writes
+# `build/benchmarks/serving.json` (`p99_ms_4_clients`, the number of samples, the load
+# average; the bar is 25 ms) and a readable table. Run it on a quiet machine: with other
+# work on the cores, you measure the other work.
 
 # %% [markdown]
 # ## 7. Monitoring
