@@ -966,15 +966,16 @@ print((models_base / "models.docker.config").read_text())
 # ```bash
 # docker run --rm --name movierec-tfserving \
 #   -p 127.0.0.1:8500:8500 -p 127.0.0.1:8501:8501 \
-#   -v "$PWD/build/models:/models:ro" \
+#   -v /full/path/to/build/models:/models:ro \
 #   tensorflow/serving:2.21.0 \
 #   --model_config_file=/models/models.docker.config \
 #   --model_config_file_poll_wait_seconds=60
 # ```
 #
-# The mount makes `build/models` appear as `/models` in the container (hence the Docker
-# config's paths); `--model_config_file_poll_wait_seconds` re-reads the config every
-# minute, so labels and models change without a restart.
+# With your checkout's full path in the `-v` option, the mount makes `build/models` appear
+# as `/models` in the container (hence the Docker config's paths);
+# `--model_config_file_poll_wait_seconds` re-reads the config every minute, so labels
+# and models change without a restart.
 #
 # ### Starting TF Serving in Colab
 #
