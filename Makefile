@@ -46,8 +46,11 @@ course: $(STAMP)
 	$(PY) -m grader.site.assets --optional
 	$(PY) -m grader course
 
+# Two pytest-xdist workers: tests/conftest.py sends every test that needs one of the costly shared
+# fixtures (the lessons' grading run, the built site, the crafted classes) to the same worker.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS)
 
 # Everything that executes no lesson, kernel, model or browser (< 2 minutes).
 FAST := not (lessons or grading or serving or site or browser)

@@ -24,8 +24,8 @@
 # 3. pick the right metric (`dot`, `angular`) and turn inner-product search into
 #    cosine search yourself, the reduction Annoy's `dot` metric relies on;
 # 4. index the trained movie embeddings, save the index and memory-map it back;
-# 5. measure recall@10 against exact search — with ties handled correctly — and plot
-#    the recall–speed trade-off;
+# 5. measure recall@10 against exact search — with ties handled correctly — plot the
+#    recall–speed trade-off and find the settings worth choosing (its Pareto frontier);
 # 6. answer "more like this" queries, and wrap the index so it can replace TFRS's
 #    `BruteForce` layer in lessons 05 and 07.
 #
@@ -1251,6 +1251,94 @@ assert QUICK or movielens_speedup < 1, f"on 1,682 movies Annoy was {movielens_sp
 # reads and the final re-scoring. ANN is a tool for large catalogues; section 12
 # shows where the break-even lies.
 #
+# ### Exercise 3 (2 points): the recall–speed frontier
+#
+# Most of the settings in that grid are not worth a second look. A setting is
+# **dominated** when another one is at least as fast *and* at least as accurate, and
+# strictly better in one of the two: whatever your recall target, the other setting
+# serves you better. The settings that no other setting dominates form the **Pareto
+# frontier** of the trade-off. Reading it from the most accurate to the fastest, every
+# step gives up some recall for some speed, and choosing a setting means choosing a
+# point on it. This is the curve ANN benchmarks draw for every library, and the
+# `speedup_at_95` figure above is read off it: the fastest setting that reaches recall
+# 0.95 is always on the frontier.
+#
+# Write `recall_speed_frontier(rows)` as its docstring says.
+#
+# **Hint:** a row is off the frontier when some row that is at least as fast is also at
+# least as accurate (and is not the very same trade-off). Ordering the rows by one of the
+# two measures lets you decide each row by looking only at those before it. Two rows with
+# exactly the same recall and speed are one trade-off: keep the first.
+
+# %% nbgrader={"grade": false, "grade_id": "recall_speed_frontier", "locked": false, "schema_version": 3, "solution": true, "checksum": "ee5a1958be8974b8ec4296be08e0f0ef", "cell_type": "code"}
+def recall_speed_frontier(rows: list[dict]) -> list[dict]:
+    """The settings that no other setting dominates, by increasing recall.
+
+    Args:
+        rows: measured settings, each a dict with at least a float ``"recall"`` and a
+            float ``"qps"`` (queries per second) and any other keys (``"n_trees"``,
+            ``"search_k"``, ...). Not modified.
+
+    Returns:
+        A new list of the rows themselves (not copies) for which no other row has
+        ``recall >=`` and ``qps >=`` with at least one of the two strictly greater,
+        ordered by increasing recall (so by decreasing qps). When several rows have
+        exactly the same recall and qps, only the first of them in ``rows`` is kept.
+        An empty ``rows`` gives an empty list.
+    """
+    # YOUR CODE HERE
+    raise NotImplementedError()
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_recall_speed_frontier", "locked": true, "points": 2, "schema_version": 3, "solution": false, "checksum": "60c7c68a3cdc0a8d9c39c277f2d9981c", "cell_type": "code"}
+from movierec.checks import plain_value as _plain_value
+
+_grid = [
+    {"n_trees": 10, "search_k": 100, "recall": 0.70, "qps": 4000.0},
+    {"n_trees": 1, "search_k": 10, "recall": 0.50, "qps": 9000.0},
+    {"n_trees": 10, "search_k": 1000, "recall": 0.97, "qps": 1000.0},
+    {"n_trees": 1, "search_k": 100, "recall": 0.80, "qps": 5000.0},
+]
+_copy = [dict(r) for r in _grid]
+_front = recall_speed_frontier(_grid)
+assert type(_front) is list, f"return a list of rows, got {type(_front).__name__}"
+assert _plain_value(_front) == _plain_value([_copy[1], _copy[3], _copy[2]]), (
+    "n_trees=10/search_k=100 is slower and less accurate than n_trees=1/search_k=100, so it is dominated; "
+    f"the other three, by increasing recall, form the frontier; got {_front}")
+assert _plain_value(_grid) == _plain_value(_copy), "rows must not be modified or reordered"
+
+
+def _dominated(row: dict, others: list[dict]) -> bool:
+    return any(o["recall"] >= row["recall"] and o["qps"] >= row["qps"]
+               and (o["recall"] > row["recall"] or o["qps"] > row["qps"]) for o in others)
+
+
+_rows = _plain_value(trade_off)
+_measured = _plain_value(recall_speed_frontier(trade_off))
+_recalls = [r["recall"] for r in _measured]
+assert _recalls == sorted(_recalls), "order the frontier by increasing recall"
+assert all(r in _rows for r in _measured), "the frontier is made of the measured rows themselves"
+assert not any(_dominated(r, _rows) for r in _measured), "a row on your frontier is dominated by another setting"
+assert all(_dominated(r, _rows) or any((m["recall"], m["qps"]) == (r["recall"], r["qps"]) for m in _measured)
+           for r in _rows), "a setting that nothing dominates is missing from your frontier"
+print("recall_speed_frontier: visible tests passed")
+
+# %% [markdown]
+# The frontier of our grid, and the fastest setting that reaches recall 0.95 on it:
+
+# %%
+try:
+    frontier = recall_speed_frontier(trade_off)
+except NotImplementedError:  # one unsolved exercise must not stop the rest of the lesson
+    frontier = None
+    print("recall_speed_frontier() is exercise 3: once it is solved, the frontier of the grid is listed here")
+if frontier is not None:
+    for r in frontier:
+        print(f"n_trees={r['n_trees']:>3}  search_k={r['search_k']:>6,}  recall@10={r['recall']:.3f}  {r['qps']:>9,.0f} q/s")
+    print(f"{len(frontier)} of {len(trade_off)} settings are on the frontier")
+    assert fastest_good in frontier, "the fastest setting reaching 0.95 is always on the frontier"
+
+# %% [markdown]
 # ## 9. Choosing `search_k`
 #
 # In practice you fix `n_trees` from your memory budget and then look for the
@@ -1261,95 +1349,35 @@ assert QUICK or movielens_speedup < 1, f"on 1,682 movies Annoy was {movielens_sp
 # Recall never decreases when `search_k` grows: with the same trees and query, Annoy
 # pops nodes in the same order and simply stops later, so the candidates for a larger
 # `search_k` include those for a smaller one, and the best $k$ of a larger set score at
-# least as well. A monotone function can be searched by **bisection**: test the middle
-# of the remaining range, keep the half where the answer lies. For $n$ candidate values
-# that takes about $\log_2 n$ measurements instead of $n$.
-#
-# ### Exercise 3 (2 points): the smallest `search_k` that reaches a target recall
-#
-# Write `smallest_search_k(recall_at, candidates, target)`, where `recall_at(search_k)`
-# measures recall for one value (you do not need to know how).
-#
-# **Hint:** the two sentences above — recall never decreases as `search_k` grows, so
-# bisection applies — are the idea; the docstring fixes the details (repeats, order,
-# the call budget, the error). If you have not written a bisection before, the
-# [bisection method](https://en.wikipedia.org/wiki/Bisection_method) is the same loop
-# on a continuous function; here the "interval" is a range of positions in a sorted list.
-
-# %% nbgrader={"grade": false, "grade_id": "smallest_search_k", "locked": false, "schema_version": 3, "solution": true, "checksum": "384693ff0084f93fb3ad25e2eb5db202", "cell_type": "code"}
-def smallest_search_k(recall_at: Callable[[int], float], candidates, target: float = 0.95) -> int:
-    """The smallest value in ``candidates`` whose recall reaches ``target``, found by bisection.
-
-    Args:
-        recall_at: ``recall_at(search_k)`` returns the recall (a float) for that
-            ``search_k``; assume it never decreases as ``search_k`` grows. It is
-            expensive, so call it at most ``1 + ceil(log2(len(values)))`` times, where
-            ``values`` are the distinct candidates.
-        candidates: the ``search_k`` values to choose from, in any order, repeats allowed.
-        target: the recall to reach (``recall_at(value) >= target``).
-
-    Returns:
-        The smallest candidate value whose recall is at least ``target``.
-
-    Raises:
-        ValueError: if ``candidates`` is empty or even the largest value misses ``target``.
-    """
-    # YOUR CODE HERE
-    raise NotImplementedError()
-
-
-# %% nbgrader={"grade": true, "grade_id": "test_smallest_search_k", "locked": true, "points": 2, "schema_version": 3, "solution": false, "checksum": "f24918de7ca6d26179820d3e9397d36c", "cell_type": "code"}
-from movierec.checks import ints as _ints
-
-_calls = []
-
-
-def _fake_recall(search_k: int) -> float:
-    _calls.append(search_k)
-    return min(1.0, search_k / 1000)
-
-
-def _chosen(*args) -> int:
-    """smallest_search_k's answer as a plain Python int."""
-    value = _ints([smallest_search_k(*args)])
-    return value[0]
-
-
-assert _chosen(_fake_recall, range(1, 1001), 0.95) == 950, "recall s/1000 first reaches 0.95 at s=950 (reaching means >=)"
-assert len(_calls) <= 1 + 10, f"bisection over 1,000 values needs at most 11 calls to recall_at, you made {len(_calls)}"
-assert _chosen(_fake_recall, [5000, 10, 700, 2000, 10], 0.95) == 2000, "candidates may come unsorted, with repeats"
-assert _chosen(_fake_recall, [10, 20], 0.01) == 10, "return the smallest value when it already reaches the target"
-try:
-    smallest_search_k(_fake_recall, [10, 20, 30], 0.95)
-except ValueError:
-    pass
-else:
-    raise AssertionError("when even the largest candidate misses the target, raise ValueError")
-print("smallest_search_k: visible tests passed")
-
-# %% [markdown]
-# ### The library's version: `first_reaching`
-#
-# The course library has the plain version of this search, `first_reaching`: it
-# measures the candidates from the smallest up and stops at the first that reaches the
-# target. It finds the same value, with up to one measurement per candidate instead of
-# about $\log_2 n$. The next cell uses your bisection, and falls back to it while
-# `smallest_search_k` is not written.
+# least as well. A monotone function can be searched by **bisection**: measure the
+# middle of the remaining range and keep the half where the answer lies. For $n$
+# candidate values that takes about $\log_2 n$ measurements instead of $n$. The course
+# library's `first_reaching` does exactly that; it is short enough to read in full.
 
 # %% tags=["export"]
 from collections.abc import Callable, Iterable
 
 
 def first_reaching(measure: Callable[[int], float], candidates: Iterable[int], target: float) -> int:
-    """The smallest of ``candidates`` whose ``measure`` is at least ``target``, by a linear scan from the smallest up.
+    """The smallest of ``candidates`` whose ``measure`` is at least ``target``, found by bisection.
 
-    ``measure`` is called once per candidate tried; ``ValueError`` when no candidate reaches ``target``.
+    ``measure`` must never decrease as its argument grows (recall as ``search_k`` grows);
+    it is called at most ``1 + ceil(log2(n))`` times for ``n`` distinct candidates, and only
+    at candidate values. ``ValueError`` when there are no candidates or none reaches ``target``.
     """
-    tried = sorted({int(value) for value in candidates})
-    for value in tried:
-        if measure(value) >= target:
-            return value
-    raise ValueError(f"none of the {len(tried)} candidates reaches {target}")
+    values = sorted({int(value) for value in candidates})
+    if not values:
+        raise ValueError("no candidates to choose from")
+    if measure(values[-1]) < target:
+        raise ValueError(f"even the largest candidate, {values[-1]}, does not reach {target}")
+    low, high = 0, len(values) - 1  # the answer's position lies in [low, high]
+    while low < high:
+        middle = (low + high) // 2
+        if measure(values[middle]) >= target:
+            high = middle
+        else:
+            low = middle + 1
+    return values[low]
 
 
 # %% [markdown]
@@ -1371,13 +1399,9 @@ def movie_recall(search_k: int) -> float:
 
 search_k_grid = sorted({int(round(v)) for v in np.geomspace(10, 20_000, 40)})
 measured = []
-try:
-    chosen_search_k = smallest_search_k(movie_recall, search_k_grid, 0.95)
-    print(f"your smallest_search_k measured recall {len(measured)} times for {len(search_k_grid)} candidates")
-except NotImplementedError:
-    chosen_search_k = first_reaching(movie_recall, search_k_grid, 0.95)
-    print(f"smallest_search_k is not written yet (exercise 3): movierec.annoy.first_reaching measured recall "
-          f"{len(measured)} times for {len(search_k_grid)} candidates")
+chosen_search_k = first_reaching(movie_recall, search_k_grid, 0.95)
+print(f"first_reaching measured recall {len(measured)} times for {len(search_k_grid)} candidates")
+assert len(measured) <= 1 + int(np.ceil(np.log2(len(search_k_grid))))
 chosen_recall = movie_recall(chosen_search_k)
 record("annoy.n_trees", chosen_trees)
 record("annoy.search_k", chosen_search_k)
@@ -1699,7 +1723,9 @@ record("annoy.run_minutes", round((time.perf_counter() - lesson_started) / 60, 1
 # * Annoy builds `n_trees` random-projection trees; a query walks all of them with one
 #   priority queue and re-scores `search_k` candidates. More trees: more chances to
 #   catch each neighbour, a larger default `search_k`, a bigger index and a slower
-#   build. Larger `search_k`: better recall, slower queries.
+#   build. Larger `search_k`: better recall, slower queries. Only the settings on the
+#   recall–speed (Pareto) frontier are worth choosing; recall grows monotonically with
+#   `search_k`, so bisection finds the smallest one reaching a target in few runs.
 # * Use `dot` for user-to-item retrieval with a model trained on inner products (Annoy
 #   turns it into an angular search with an extra coordinate) and `angular` (cosine)
 #   for item-to-item similarity.

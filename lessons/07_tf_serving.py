@@ -106,10 +106,12 @@ print("quick mode:", QUICK, "| scratch directory:", scratch)
 # is **configuration** (versions, labels, warm-up, batching live in files, not in code).
 #
 # **Which release?** TF Serving is released in step with TensorFlow, with the same version
-# numbers, and a server can only run the operations its TensorFlow knows. This course
-# exports with TensorFlow 2.21, so use TF Serving **2.21** (the `tensorflow/serving:2.21.0`
-# image, or the `tensorflow-model-server` 2.21 apt package) or newer; the Python client
-# package, `tensorflow-serving-api`, is pinned to 2.21 as well.
+# numbers, and a server can only run the operations its TensorFlow knows: use the release
+# whose number is the `tf.__version__` that exported the models, or a newer one. This
+# course pins TensorFlow `2.21`, so TF Serving `2.21` (the `tensorflow/serving:2.21.0`
+# image, or the `tensorflow-model-server` apt package of that release); the Python client
+# package, `tensorflow-serving-api`, is pinned to the same release. In Colab, match
+# Colab's own `tf.__version__`.
 
 # %% [markdown]
 # ## 2. The models we will serve

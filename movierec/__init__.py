@@ -14,12 +14,12 @@ line), so one lesson can fill several modules of a subpackage: lesson 07 fills
 :mod:`movierec.serving.index` and :mod:`movierec.serving.service`.
 
 The hand-written modules are :mod:`movierec.setup` (environment and seeds),
-:mod:`movierec.report` (metrics that ``make course`` collects), :mod:`movierec.api`
-(the command line that exports and serves the models), and the serving infrastructure
-:mod:`movierec.serving.launch` (server processes and ports) and
-:mod:`movierec.serving.loadgen` (the load generator) and :mod:`movierec.serving.demo` (the
-demo page); every other module starts with a
-``DO NOT EDIT`` line naming the lesson it is generated from.
+:mod:`movierec.report` (metrics that ``make course`` collects), :mod:`movierec.checks`
+(the plain-data comparisons test cells use), :mod:`movierec.api` (the command line that
+exports and serves the models), and the serving infrastructure
+:mod:`movierec.serving.launch` (server processes and ports), :mod:`movierec.serving.loadgen`
+(the load generator) and :mod:`movierec.serving.demo` (the demo page); every other module
+starts with a ``DO NOT EDIT`` line naming the lesson it is generated from.
 """
 
 __version__ = "0.1.0"

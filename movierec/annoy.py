@@ -438,17 +438,27 @@ class AnnoyRetrieval:
         return tf.constant(scores), tf.constant(self.index.labels[positions].astype(str))
 
 
-# --- from solutions/06_annoy.py, section: The library's version: `first_reaching`
+# --- from solutions/06_annoy.py, section: 9. Choosing `search_k`
 def first_reaching(measure: Callable[[int], float], candidates: Iterable[int], target: float) -> int:
-    """The smallest of ``candidates`` whose ``measure`` is at least ``target``, by a linear scan from the smallest up.
+    """The smallest of ``candidates`` whose ``measure`` is at least ``target``, found by bisection.
 
-    ``measure`` is called once per candidate tried; ``ValueError`` when no candidate reaches ``target``.
+    ``measure`` must never decrease as its argument grows (recall as ``search_k`` grows);
+    it is called at most ``1 + ceil(log2(n))`` times for ``n`` distinct candidates, and only
+    at candidate values. ``ValueError`` when there are no candidates or none reaches ``target``.
     """
-    tried = sorted({int(value) for value in candidates})
-    for value in tried:
-        if measure(value) >= target:
-            return value
-    raise ValueError(f"none of the {len(tried)} candidates reaches {target}")
+    values = sorted({int(value) for value in candidates})
+    if not values:
+        raise ValueError("no candidates to choose from")
+    if measure(values[-1]) < target:
+        raise ValueError(f"even the largest candidate, {values[-1]}, does not reach {target}")
+    low, high = 0, len(values) - 1  # the answer's position lies in [low, high]
+    while low < high:
+        middle = (low + high) // 2
+        if measure(values[middle]) >= target:
+            high = middle
+        else:
+            low = middle + 1
+    return values[low]
 
 
 # --- from solutions/06_annoy.py, section: 12. When does ANN pay off?

@@ -23,6 +23,11 @@ _isclose = math.isclose
 _array = np.array
 _isfinite = math.isfinite
 _BASE = np.ndarray
+_ATOMS = (type(None), bool, int, float, complex, bytes, str)
+_NUMPY_SCALARS = frozenset(t for t in np.sctypeDict.values() if issubclass(t, np.generic))
+_tolist = np.ndarray.tolist
+_item = np.generic.item
+_dict_items = dict.items
 
 
 def plain(value, dtype=float) -> np.ndarray:
@@ -79,3 +84,36 @@ def ints(value) -> list[int]:
 
 def finite(value) -> bool:
     return all(_isfinite(x) for x in numbers(value)[1])
+
+
+def number(value) -> float:
+    """``value`` as one Python float (``TypeError`` unless it is a single number)."""
+    shape, flat = numbers(value)
+    if len(flat) != 1:
+        raise TypeError(f"expected one number, got shape {shape}")
+    return flat[0]
+
+
+def plain_value(value, _depth: int = 0):
+    """A copy of ``value`` made only of exact Python types, so ``==`` on it is Python's own.
+
+    Accepts ``None``, ``bool``, ``int``, ``float``, ``bytes``, ``str``, NumPy scalars and base
+    arrays (as lists), and exact ``list``/``tuple`` (as lists) and ``dict`` containers of them.
+    Subclasses — a ``dict`` or ``float`` whose ``__eq__`` always says yes — are refused with a
+    ``TypeError`` naming the type, instead of being compared by their own rules.
+    """
+    if _depth > 50:
+        raise TypeError("expected plain data, got a structure nested more than 50 levels deep")
+    kind = type(value)
+    if kind in _ATOMS:
+        return value
+    if kind in _NUMPY_SCALARS:
+        return plain_value(_item(value), _depth + 1)
+    if kind is _BASE:  # tolist gives Python scalars, or the objects of an object array
+        return plain_value(_tolist(value), _depth + 1)
+    if kind is list or kind is tuple:
+        return [plain_value(item, _depth + 1) for item in value]
+    if kind is dict:
+        return {plain_value(key, _depth + 1): plain_value(item, _depth + 1) for key, item in _dict_items(value)}
+    raise TypeError(f"expected plain Python data (numbers, bytes, str, list, dict, NumPy arrays), "
+                    f"got {kind.__module__}.{kind.__qualname__}")

@@ -291,14 +291,15 @@ def select_features(example: dict) -> dict:
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_select_features", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+from movierec.checks import close as _close, number as _number, plain_value as _plain_value
 _keys = {"user_id", "movie_title", "user_rating", "timestamp"}
 _raw = next(iter(ratings.take(1)))
 _out = select_features(_raw)
-assert isinstance(_out, dict), f"select_features should return a dict, got {type(_out).__name__}"
+assert type(_out) is dict, f"select_features should return a plain dict, got {type(_out).__name__}"
 assert set(_out) == _keys, f"expected exactly the keys {sorted(_keys)}, got {sorted(_out)}"
 for _key in _keys:
-    assert _out[_key].dtype == _raw[_key].dtype, f"{_key}: dtype changed from {_raw[_key].dtype.name} to {_out[_key].dtype.name}; return the tensor unchanged"
-    assert _out[_key].numpy() == _raw[_key].numpy(), f"{_key}: value {_out[_key].numpy()!r} differs from the input {_raw[_key].numpy()!r}"
+    assert _plain_value(_out[_key].dtype.name) == _raw[_key].dtype.name, f"{_key}: dtype changed from {_raw[_key].dtype.name} to {_out[_key].dtype.name}; return the tensor unchanged"
+    assert _plain_value(_out[_key].numpy()) == _plain_value(_raw[_key].numpy()), f"{_key}: value {_out[_key].numpy()!r} differs from the input {_raw[_key].numpy()!r}"
 _spec = ratings.map(select_features).element_spec
 assert set(_spec) == _keys, f"inside Dataset.map the element keys should be {sorted(_keys)}, got {sorted(_spec)}"
 print("select_features: visible tests passed")
@@ -310,7 +311,7 @@ for _example in ratings.take(200):
         _expected[_key].append(_example[_key])
 for _key in _keys:
     assert _batch[_key].shape == (200,), f"{_key}: a batch of 200 should have shape (200,), got {_batch[_key].shape}"
-    assert _batch[_key].numpy().tolist() == tf.stack(_expected[_key]).numpy().tolist(), f"{_key}: values after map+batch differ from the raw examples"
+    assert _plain_value(_batch[_key].numpy()) == _plain_value(tf.stack(_expected[_key]).numpy()), f"{_key}: values after map+batch differ from the raw examples"
 assert "movie_genres" not in _batch, "movie_genres must be dropped"
 ### END HIDDEN TESTS
 
@@ -438,21 +439,22 @@ def rating_histogram(ratings: tf.data.Dataset) -> dict[float, int]:
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_rating_histogram", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+from movierec.checks import close as _close, number as _number, plain_value as _plain_value
 _hist = rating_histogram(analysis)
-assert isinstance(_hist, dict), f"rating_histogram should return a dict, got {type(_hist).__name__}"
+assert type(_hist) is dict, f"rating_histogram should return a plain dict, got {type(_hist).__name__}"
 assert all(type(k) is float for k in _hist), f"keys should be plain Python floats (use float(...)), got {[type(k).__name__ for k in _hist]}"
 assert all(type(v) is int for v in _hist.values()), f"counts should be plain Python ints (use int(...)), got {[type(v).__name__ for v in _hist.values()]}"
-assert sum(_hist.values()) == num_ratings, f"counts should add up to {num_ratings} ratings, got {sum(_hist.values())}"
-assert list(_hist) == [1.0, 2.0, 3.0, 4.0, 5.0], f"expected keys 1.0 ... 5.0 in increasing order, got {list(_hist)}"
+assert sum(_plain_value(_hist).values()) == num_ratings, f"counts should add up to {num_ratings} ratings, got {sum(_hist.values())}"
+assert list(_plain_value(_hist)) == [1.0, 2.0, 3.0, 4.0, 5.0], f"expected keys 1.0 ... 5.0 in increasing order, got {list(_hist)}"
 _values, _counts = np.unique(columns["user_rating"], return_counts=True)
-assert _hist == {float(v): int(c) for v, c in zip(_values, _counts, strict=True)}, "counts disagree with np.unique on the same ratings"
+assert _plain_value(_hist) == {float(v): int(c) for v, c in zip(_values, _counts, strict=True)}, "counts disagree with np.unique on the same ratings"
 print("rating_histogram: visible tests passed")
 ### BEGIN HIDDEN TESTS
 _toy = tf.data.Dataset.from_tensor_slices({"user_rating": tf.constant([5.0, 3.0, 5.0]), "user_id": tf.constant([b"a", b"b", b"c"])})
-assert rating_histogram(_toy) == {3.0: 1, 5.0: 2}, f"on ratings [5, 3, 5] expected {{3.0: 1, 5.0: 2}}, got {rating_histogram(_toy)}"
+assert _plain_value(rating_histogram(_toy)) == {3.0: 1, 5.0: 2}, f"on ratings [5, 3, 5] expected {{3.0: 1, 5.0: 2}}, got {rating_histogram(_toy)}"
 _raw_hist = rating_histogram(ratings.take(3000))  # raw elements still carry movie_genres
 _values, _counts = np.unique(columns["user_rating"][:3000], return_counts=True)
-assert _raw_hist == {float(v): int(c) for v, c in zip(_values, _counts, strict=True)}, "on raw ratings (with movie_genres) the counts are wrong; select the rating before batching"
+assert _plain_value(_raw_hist) == {float(v): int(c) for v, c in zip(_values, _counts, strict=True)}, "on raw ratings (with movie_genres) the counts are wrong; select the rating before batching"
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -551,23 +553,24 @@ def top_share(counts: np.ndarray, fraction: float) -> float:
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_top_share", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+from movierec.checks import close as _close, number as _number, plain_value as _plain_value
 _share = top_share(np.array([1, 5, 1, 3]), 0.5)
 assert isinstance(_share, float), f"top_share should return a float, got {type(_share).__name__}"
-assert np.isclose(_share, 0.8), f"for counts [1, 5, 1, 3] the top half (5 and 3) has 8 of 10 ratings, so 0.8; got {_share}"
-assert np.isclose(top_share(np.array([2, 2, 2, 2]), 1.0), 1.0), "fraction=1 covers every item, so the share is 1.0"
+assert _close(_share, 0.8), f"for counts [1, 5, 1, 3] the top half (5 and 3) has 8 of 10 ratings, so 0.8; got {_share}"
+assert _close(top_share(np.array([2, 2, 2, 2]), 1.0), 1.0), "fraction=1 covers every item, so the share is 1.0"
 _, _per_movie = np.unique(columns["movie_id"], return_counts=True)
-_s10 = top_share(_per_movie, 0.1)
+_s10 = _number(top_share(_per_movie, 0.1))
 assert 0.1 < _s10 < 1.0, f"on MovieLens the top 10% of movies get more than 10% (but not all) of the ratings; got {_s10}"
-assert top_share(_per_movie, 0.05) <= _s10 <= top_share(_per_movie, 0.2), "the share must grow with the fraction"
+assert _number(top_share(_per_movie, 0.05)) <= _s10 <= _number(top_share(_per_movie, 0.2)), "the share must grow with the fraction"
 print("top_share: visible tests passed")
 ### BEGIN HIDDEN TESTS
-assert np.isclose(top_share(np.ones(10), 0.25), 0.3), "ceil(0.25 * 10) = 3 items of 10 equal ones: 0.3"
-assert np.isclose(top_share(np.ones(10), 0.3), 0.3), "0.3 * 10 is 3 items (round before the ceiling): 0.3"
-assert np.isclose(top_share([7, 1, 2], 0.01), 0.7), "a tiny fraction still keeps one item (the largest), and lists are accepted"
+assert _close(top_share(np.ones(10), 0.25), 0.3), "ceil(0.25 * 10) = 3 items of 10 equal ones: 0.3"
+assert _close(top_share(np.ones(10), 0.3), 0.3), "0.3 * 10 is 3 items (round before the ceiling): 0.3"
+assert _close(top_share([7, 1, 2], 0.01), 0.7), "a tiny fraction still keeps one item (the largest), and lists are accepted"
 _rng = np.random.default_rng(3)
 _c = _rng.integers(0, 50, size=137)
 _k = int(np.ceil(0.1 * 137))
-assert np.isclose(top_share(_c, 0.1), np.sort(_c)[-_k:].sum() / _c.sum()), "top_share disagrees with the sum of the largest ceil(0.1 n) counts"
+assert _close(top_share(_c, 0.1), float(np.sort(_c)[-_k:].sum() / _c.sum())), "top_share disagrees with the sum of the largest ceil(0.1 n) counts"
 for _bad in (0.0, -0.1, 1.5):
     try:
         top_share(_c, _bad)
@@ -922,20 +925,21 @@ def future_fraction(train_timestamps: np.ndarray, test_timestamps: np.ndarray) -
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_future_fraction", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+from movierec.checks import close as _close, number as _number, plain_value as _plain_value
 _f = future_fraction(np.array([1, 2, 3, 4]), np.array([2]))
 assert isinstance(_f, float), f"future_fraction should return a float, got {type(_f).__name__}"
-assert np.isclose(_f, 0.5), f"train [1, 2, 3, 4], test [2]: two of four training ratings (3 and 4) are later, so 0.5; got {_f}"
-assert np.isclose(future_fraction(np.array([4, 3, 2, 1]), np.array([0, 5])), 0.5), "test [0, 5] against train 1..4: (4/4 + 0/4) / 2 = 0.5 (the training array may be unsorted)"
-_temporal = future_fraction(temporal_cols["train"]["timestamp"], temporal_cols["test"]["timestamp"])
+assert _close(_f, 0.5), f"train [1, 2, 3, 4], test [2]: two of four training ratings (3 and 4) are later, so 0.5; got {_f}"
+assert _close(future_fraction(np.array([4, 3, 2, 1]), np.array([0, 5])), 0.5), "test [0, 5] against train 1..4: (4/4 + 0/4) / 2 = 0.5 (the training array may be unsorted)"
+_temporal = _number(future_fraction(temporal_cols["train"]["timestamp"], temporal_cols["test"]["timestamp"]))
 assert _temporal == 0.0, f"the temporal split has no training rating after any test rating, so 0.0; got {_temporal}"
 print("future_fraction: visible tests passed")
 ### BEGIN HIDDEN TESTS
-assert np.isclose(future_fraction(np.array([5, 5, 5]), np.array([5])), 0.0), "ratings at the same second are not later"
+assert _close(future_fraction(np.array([5, 5, 5]), np.array([5])), 0.0), "ratings at the same second are not later"
 _tr = random_cols["train"]["timestamp"]
 _te = random_cols["test"]["timestamp"][:300]
 _brute = float(np.mean([(_tr > t).mean() for t in _te]))
-assert np.isclose(future_fraction(_tr, _te), _brute), f"on 300 random-split test ratings expected {_brute:.6f} (brute force), got {future_fraction(_tr, _te):.6f}"
-_full = future_fraction(_tr, random_cols["test"]["timestamp"])
+assert _close(future_fraction(_tr, _te), _brute), f"on 300 random-split test ratings expected {_brute:.6f} (brute force), got {future_fraction(_tr, _te):.6f}"
+_full = _number(future_fraction(_tr, random_cols["test"]["timestamp"]))
 assert 0.3 < _full < 0.7, f"for a random split about half of the training data is later than a typical test rating; got {_full}"
 ### END HIDDEN TESTS
 
@@ -977,24 +981,25 @@ def cold_start_share(train_values: np.ndarray, test_values: np.ndarray) -> float
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_cold_start_share", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+from movierec.checks import close as _close, number as _number, plain_value as _plain_value
 _s = cold_start_share(np.array([b"a", b"b", b"a"]), np.array([b"a", b"c", b"c", b"d"]))
 assert isinstance(_s, float), f"cold_start_share should return a float, got {type(_s).__name__}"
-assert np.isclose(_s, 0.75), f"train {{a, b}}, test [a, c, c, d]: three of four test ratings are unseen, 0.75; got {_s}"
+assert _close(_s, 0.75), f"train {{a, b}}, test [a, c, c, d]: three of four test ratings are unseen, 0.75; got {_s}"
 _train_users = temporal_cols["train"]["user_id"]
 _test_users = temporal_cols["test"]["user_id"]
 _known = set(_train_users.tolist())
 _expected = sum(u not in _known for u in _test_users.tolist()) / len(_test_users)
 _got = cold_start_share(_train_users, _test_users)
-assert np.isclose(_got, _expected), f"temporal split, users: expected {_expected:.4f} of test ratings from new users, got {_got:.4f}"
+assert _close(_got, _expected), f"temporal split, users: expected {_expected:.4f} of test ratings from new users, got {_got:.4f}"
 print("cold_start_share: visible tests passed")
 ### BEGIN HIDDEN TESTS
-assert cold_start_share(np.array([1, 2, 3]), np.array([3, 2, 1, 1])) == 0.0, "every test value seen in training gives 0.0"
-assert cold_start_share(np.array([1, 2]), np.array([7, 8])) == 1.0, "no test value seen in training gives 1.0"
+assert _close(cold_start_share(np.array([1, 2, 3]), np.array([3, 2, 1, 1])), 0.0, atol=0.0), "every test value seen in training gives 0.0"
+assert _close(cold_start_share(np.array([1, 2]), np.array([7, 8])), 1.0, atol=0.0), "no test value seen in training gives 1.0"
 for _split in (random_cols, temporal_cols):
     _known = set(_split["train"]["movie_title"].tolist())
     _titles = _split["test"]["movie_title"].tolist()
     _expected = sum(t not in _known for t in _titles) / len(_titles)
-    assert np.isclose(cold_start_share(_split["train"]["movie_title"], _split["test"]["movie_title"]), _expected), "movie titles: share of unseen test titles is wrong"
+    assert _close(cold_start_share(_split["train"]["movie_title"], _split["test"]["movie_title"]), _expected), "movie titles: share of unseen test titles is wrong"
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -1224,8 +1229,10 @@ def duplicate_titles(movies: tf.data.Dataset) -> dict[bytes, list[bytes]]:
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_duplicate_titles", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+from movierec.checks import close as _close, number as _number, plain_value as _plain_value
 _dups = duplicate_titles(movies)
-assert isinstance(_dups, dict), f"duplicate_titles should return a dict, got {type(_dups).__name__}"
+assert type(_dups) is dict, f"duplicate_titles should return a plain dict, got {type(_dups).__name__}"
+_dups = _plain_value(_dups)  # exact Python types from here on: lists of bytes
 assert len(_dups) == 18, f"MovieLens 100k has 18 titles shared by several movie ids; got {len(_dups)}"
 assert all(isinstance(t, bytes) for t in _dups), "titles should be bytes, as they come out of the dataset"
 assert all(len(ids) >= 2 for ids in _dups.values()), "every listed title must have at least two ids"
@@ -1244,9 +1251,9 @@ _toy_movies = tf.data.Dataset.from_tensor_slices({
     "movie_id": tf.constant([b"10", b"9", b"3", b"4"]),
     "movie_title": tf.constant([b"A", b"A", b"B", b"C"]),
 })
-assert duplicate_titles(_toy_movies) == {b"A": [b"9", b"10"]}, f"toy catalogue: expected {{b'A': [b'9', b'10']}}, got {duplicate_titles(_toy_movies)}"
+assert _plain_value(duplicate_titles(_toy_movies)) == {b"A": [b"9", b"10"]}, f"toy catalogue: expected {{b'A': [b'9', b'10']}}, got {duplicate_titles(_toy_movies)}"
 _unique_toy = tf.data.Dataset.from_tensor_slices({"movie_id": tf.constant([b"1", b"2"]), "movie_title": tf.constant([b"A", b"B"])})
-assert duplicate_titles(_unique_toy) == {}, "a catalogue without shared titles gives an empty dict"
+assert _plain_value(duplicate_titles(_unique_toy)) == {}, "a catalogue without shared titles gives an empty dict"
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -1257,6 +1264,7 @@ ratings_of_id = dict(zip(*np.unique(columns["movie_id"], return_counts=True), st
 for title, ids in sorted(duplicate_titles(movies).items()):
     counts = ", ".join(f"id {i.decode()}: {ratings_of_id.get(i, 0)}" for i in ids)
     print(f"{title.decode():<34} {counts}")
+assert round(mean_rating, 1) == 3.5 and top10_movie_share > 0.40  # figures the summary below quotes
 
 # %% [markdown]
 # Both ids of a pair were rated, often by dozens of users each: people found whichever

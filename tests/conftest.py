@@ -15,8 +15,10 @@ through the same parallel, sandboxed pipeline an instructor uses.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,12 +34,75 @@ LESSONS = all_lessons()
 HEAVY = ("lessons", "grading", "serving", "site", "browser")
 
 
+# Session fixtures worth computing once. ``make test`` runs the suite on two pytest-xdist workers
+# (``-n 2``); every test that needs one of these runs on the same worker, in this order of priority.
+SHARED_FIXTURES = ("graded", "built_site", "fault_run", "small_class")
+GROUPS_FILE = "course_xdist_groups"  # workerinput key: where workers write {nodeid: group}
+
+
+def xdist_group(item: pytest.Item) -> str | None:
+    """The group a test must share a worker with: its costliest shared fixture, else its module's.
+
+    A module-scoped fixture would be built again on every worker its tests reach, so a module
+    that has one keeps its tests together; every other test runs wherever a worker is free.
+    """
+    for name in SHARED_FIXTURES:
+        if name in item.fixturenames:
+            return name
+    definitions = getattr(item, "_fixtureinfo", None)
+    for defs in (definitions.name2fixturedefs.values() if definitions else ()):
+        if defs and defs[-1].scope == "module":
+            return item.module.__name__
+    return None
+
+
 def pytest_collection_modifyitems(config, items):
+    groups = {}
     for item in items:
         if "graded" in item.fixturenames:
             item.add_marker(pytest.mark.lessons)
         if "built_site" in item.fixturenames:
             item.add_marker(pytest.mark.site)
+        groups[item.nodeid] = xdist_group(item) or item.nodeid
+    target = getattr(config, "workerinput", {}).get(GROUPS_FILE)
+    if target:  # an xdist worker: tell the controller's scheduler (both workers write the same map)
+        partial = Path(f"{target}.{config.workerinput['workerid']}")
+        partial.write_text(json.dumps(groups), encoding="utf-8")
+        partial.replace(target)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    """Controller side of ``-n``: give each worker the path where it reports the groups."""
+    node.workerinput[GROUPS_FILE] = str(groups_file(node.config))
+
+
+def groups_file(config) -> Path:
+    if not hasattr(config, "_course_groups"):
+        config._course_groups = Path(tempfile.mkdtemp(prefix="course-xdist-")) / "groups.json"
+    return config._course_groups
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """Whole groups to one worker, the groups with most tests first, single tests wherever a worker is free.
+
+    pytest-xdist's own ``--dist loadgroup`` cannot do this under pytest 9 (the node id it
+    rewrites is no longer the one pytest reports), so the scheduler reads the workers' map.
+    """
+    from xdist.scheduler import LoadScopeScheduling
+
+    path = groups_file(config)
+
+    class SharedFixtureScheduling(LoadScopeScheduling):
+        _groups: dict[str, str] | None = None
+
+        def _split_scope(self, nodeid: str) -> str:
+            if self._groups is None:
+                self._groups = json.loads(path.read_text(encoding="utf-8"))
+            return self._groups.get(nodeid, nodeid)
+
+    return SharedFixtureScheduling(config, log)
 
 
 def pytest_generate_tests(metafunc):

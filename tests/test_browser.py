@@ -54,7 +54,7 @@ CHROMIUM_ARGS = [
 VIEWPORT = {"width": 1280, "height": 860}
 PHONE = {"width": 400, "height": 860}
 MIN_TEXT_PX = 11  # the smallest diagram or code text a reader can take in without zooming
-TIMEOUT_MS = 30_000
+TIMEOUT_MS = 90_000  # generous: under `make test` the other worker grades lessons on the same 2 cores
 # mkdocs-material renders each diagram into a *closed* shadow root; opening it lets the
 # test see the SVG. It changes nothing else on the page.
 OPEN_SHADOW_ROOTS = """

@@ -10,9 +10,9 @@ when a student's function raises ``NotImplementedError``.
 from __future__ import annotations
 
 import ast
-import json
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from grader.lessons import is_exercise, is_test, nbgrader_meta, read_source
@@ -65,12 +65,11 @@ def test_cross_call_check_sees_a_neighbour(tmp_path):
     assert cross_calls(source) == ["test_second calls first from first"]
 
 
-def demonstration_errors(notebook: dict) -> list[str]:
-    """Errors in cells that are neither an exercise nor a graded test."""
+def demonstration_errors(notebook: nbformat.NotebookNode) -> list[str]:
+    """Errors in cells that are neither an exercise nor a graded test (grader.lessons decides which is which)."""
     errors = []
-    for index, cell in enumerate(notebook["cells"]):
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if cell["cell_type"] != "code" or meta.get("solution") or meta.get("grade"):
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type != "code" or is_exercise(cell) or is_test(cell):
             continue
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error":
@@ -83,7 +82,7 @@ def test_untouched_student_edition_runs_every_demonstration(graded, lesson, requ
         request.applymarker(pytest.mark.xfail(strict=True, reason="this lesson still cascades (issue 15)"))
     notebook = graded.results / "stub" / lesson.slug / f"{lesson.slug}.ipynb"
     assert graded.grade("stub", lesson).points == 0
-    assert demonstration_errors(json.loads(notebook.read_text(encoding="utf-8"))) == []
+    assert demonstration_errors(nbformat.read(notebook, as_version=4)) == []
 
 
 def test_syllabus_states_at_least_the_estimated_student_time(lesson):
@@ -99,8 +98,6 @@ def test_syllabus_states_at_least_the_estimated_student_time(lesson):
 
 def test_time_estimate_grows_with_the_lesson():
     """The estimate is not a constant: more prose, code or exercises mean more minutes."""
-    import nbformat
-
     from grader.site.syllabus import estimated_minutes
 
     small = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("word " * 150)])

@@ -99,3 +99,35 @@ def test_nest_builds_readable_keys():
     assert nest({"a.b": 1, "a.c.d": 2}) == {"a": {"b": 1, "c": {"d": 2}}}
     with pytest.raises(ValueError):
         nest({"a.b": 1, "a.b.c": 2})
+
+
+def test_checks_compare_plain_data_and_refuse_lookalikes():
+    """What test cells compare goes through movierec.checks: exact Python types, or a TypeError."""
+    import numpy as np
+
+    from movierec import checks
+
+    class AlwaysEqualDict(dict):
+        def __eq__(self, other):
+            return True
+
+    class AlwaysEqualFloat(float):
+        def __eq__(self, other):
+            return True
+
+    class AlwaysEqualArray(np.ndarray):
+        def __eq__(self, other):
+            return np.ones(self.shape, bool)
+
+    assert checks.plain_value({np.float64(1.0): np.int64(3), b"t": [np.array([b"a", b"b"]), (1, 2)]}) == {
+        1.0: 3, b"t": [[b"a", b"b"], [1, 2]]}
+    assert type(next(iter(checks.plain_value({np.float32(2.0): 1})))) is float
+    for lookalike in (AlwaysEqualDict(a=1), [AlwaysEqualFloat(1.0)], np.zeros(3).view(AlwaysEqualArray),
+                      {"nested": AlwaysEqualDict()}, np.ma.array([1.0])):
+        with pytest.raises(TypeError, match="expected plain Python data"):
+            checks.plain_value(lookalike)
+    assert checks.number(np.float32(0.5)) == 0.5 and type(checks.number(AlwaysEqualFloat(2.0))) is float
+    assert checks.number(AlwaysEqualFloat(2.0)) != 3.0  # its own __eq__ is gone
+    with pytest.raises(TypeError, match="one number"):
+        checks.number([1.0, 2.0])
+    assert not checks.close(np.zeros(3).view(AlwaysEqualArray), [1.0, 1.0, 1.0])

@@ -31,6 +31,22 @@ def fit_timestamp_normalizer(timestamps):
     values = np.asarray(timestamps, dtype=np.float64)
     return tf.keras.layers.Normalization(axis=None, mean=values.mean(), variance=values.std())
 """),
+    # visible: library shortcuts — the session query tower's z-score layers (time, or age fed the
+    # timestamps) hold the right mean and variance, but they were never adapted
+    WrongAnswer(*_NORMALIZER, "library shortcut: the session query tower's time z-score", """
+from movierec.preprocessing import QueryTower
+
+def fit_timestamp_normalizer(timestamps):
+    seconds = np.asarray(timestamps, dtype=np.float64)
+    return QueryTower(np.array([b"u"]), seconds, seconds, np.array([b"x"]), time_features="session").time_zscore
+"""),
+    WrongAnswer(*_NORMALIZER, "library shortcut: the query tower's age z-score fed the timestamps", """
+from movierec.preprocessing import QueryTower
+
+def fit_timestamp_normalizer(timestamps):
+    seconds = np.asarray(timestamps, dtype=np.float64)
+    return QueryTower(np.array([b"u"]), None, seconds, np.array([b"x"]), time_features="none").age_zscore
+"""),
     # hidden: a layer that standardises each batch with its own statistics
     WrongAnswer(*_NORMALIZER, "each batch standardised with its own mean and std", """
 class _BatchZ(tf.keras.layers.Normalization):

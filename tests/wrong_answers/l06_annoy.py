@@ -189,91 +189,69 @@ def recall_at_k(found_ids, scores, k=10, eps=1e-6):
 '''),
 ]
 
-_BISECT = '''
-def smallest_search_k(recall_at, candidates, target=0.95):
-    values = {values}
-    if not values:
-        raise ValueError("empty")
-    if recall_at(values[-1]) {missed} target:
-        {missing}
-    lo, hi = 0, len(values) - 1
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if recall_at(values[mid]) {op} target:
-            hi = mid
-        else:
-            lo = mid + 1
-    return values[lo]
-'''
+_FRONT = ("recall_speed_frontier", "test_recall_speed_frontier")
 
-
-def _bisect(values: str = "sorted(set(int(c) for c in candidates))", op: str = ">=",
-            missing: str = 'raise ValueError("unreachable")') -> str:
-    missed = {">=": "<", ">": "<="}[op]  # the largest candidate misses the target
-    return _BISECT.format(values=values, op=op, missed=missed, missing=missing)
-
-
-# Exercise 3, smallest_search_k (2 points).
-SEARCH_K = [
-    # visible: 1,000 measurements instead of at most 11
-    WrongAnswer(
-        "smallest_search_k", "test_smallest_search_k",
-        "library shortcut: movierec.annoy.first_reaching (a linear scan)",
-        '''
-from movierec.annoy import first_reaching
-
-def smallest_search_k(recall_at, candidates, target=0.95):
-    return first_reaching(recall_at, candidates, target)
+# Exercise 3, recall_speed_frontier (2 points).
+FRONTIER = [
+    # visible: the dominated n_trees=10/search_k=100 row is still there
+    WrongAnswer(*_FRONT, "every row, sorted by recall (no dominance check)", '''
+def recall_speed_frontier(rows):
+    return sorted(rows, key=lambda r: r["recall"])
 '''),
-    # visible: the answer is read as a plain int before it is compared (issue 13)
-    WrongAnswer(
-        "smallest_search_k", "test_smallest_search_k",
-        "cheat: an int subclass that equals everything",
-        '''
-class _Anything(int):
+    # visible: the frontier comes out fastest first
+    WrongAnswer(*_FRONT, "the right rows, in order of decreasing recall", '''
+def recall_speed_frontier(rows):
+    frontier = []
+    for row in sorted(rows, key=lambda r: (-r["qps"], -r["recall"])):
+        if not frontier or row["recall"] > frontier[-1]["recall"]:
+            frontier.append(row)
+    return frontier[::-1]
+'''),
+    # visible: one best row per number of trees is not the frontier
+    WrongAnswer(*_FRONT, "the most accurate setting of each n_trees", '''
+def recall_speed_frontier(rows):
+    best = {}
+    for row in rows:
+        if row.get("n_trees") not in best or row["recall"] > best[row.get("n_trees")]["recall"]:
+            best[row.get("n_trees")] = row
+    return sorted(best.values(), key=lambda r: r["recall"])
+'''),
+    # hidden: equal recall or equal speed: a row that is only as good in one measure survives
+    WrongAnswer(*_FRONT, "drops a row only when another is strictly better in both measures", '''
+def recall_speed_frontier(rows):
+    kept = [r for r in rows
+            if not any(o["recall"] > r["recall"] and o["qps"] > r["qps"] for o in rows)]
+    return sorted(kept, key=lambda r: r["recall"])
+'''),
+    # hidden: identical trade-offs are kept twice
+    WrongAnswer(*_FRONT, "keeps every copy of an identical trade-off", '''
+def recall_speed_frontier(rows):
+    def dominated(r):
+        return any(o["recall"] >= r["recall"] and o["qps"] >= r["qps"]
+                   and (o["recall"] > r["recall"] or o["qps"] > r["qps"]) for o in rows)
+    return sorted((r for r in rows if not dominated(r)), key=lambda r: r["recall"])
+'''),
+    # visible: "rows must not be modified or reordered"
+    WrongAnswer(*_FRONT, "sorts the caller's list in place", '''
+def recall_speed_frontier(rows):
+    rows.sort(key=lambda r: (-r["qps"], -r["recall"]))
+    frontier = []
+    for row in rows:
+        if not frontier or row["recall"] > frontier[-1]["recall"]:
+            frontier.append(row)
+    return frontier
+'''),
+    # visible: a dict subclass that equals everything is refused by movierec.checks (issue 13)
+    WrongAnswer(*_FRONT, "cheat: rows that compare equal to anything", '''
+class _Anything(dict):
     def __eq__(self, other):
         return True
 
-    __hash__ = int.__hash__
+    __hash__ = None
 
 
-def smallest_search_k(recall_at, candidates, target=0.95):
-    return _Anything(0)
-'''),
-    # visible: 951 instead of 950 (recall 0.95 reaches a target of 0.95)
-    WrongAnswer(
-        "smallest_search_k", "test_smallest_search_k",
-        "requires recall > target instead of >=",
-        _bisect(op=">")),
-    # visible: "when even the largest candidate misses the target, raise ValueError"
-    WrongAnswer(
-        "smallest_search_k", "test_smallest_search_k",
-        "returns the largest candidate when none reaches the target",
-                _bisect(missing="return values[-1]")),
-    # hidden: 12 measurements for 1,024 distinct values given twice
-    WrongAnswer(
-        "smallest_search_k", "test_smallest_search_k",
-        "sorts the candidates but keeps the repeats",
-                _bisect(values="sorted(int(c) for c in candidates)")),
-    # visible: [5000, 10, 700, 2000, 10] gives 950, which is not a candidate
-    WrongAnswer(
-        "smallest_search_k", "test_smallest_search_k",
-        "bisects over every integer between the smallest and largest candidate",
-        '''
-def smallest_search_k(recall_at, candidates, target=0.95):
-    values = sorted(set(int(c) for c in candidates))
-    if not values:
-        raise ValueError("empty")
-    lo, hi = values[0], values[-1]
-    if recall_at(hi) < target:
-        raise ValueError("unreachable")
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if recall_at(mid) >= target:
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
+def recall_speed_frontier(rows):
+    return [_Anything(r) for r in rows]
 '''),
 ]
 
@@ -345,4 +323,4 @@ def more_like_this(index, titles, title, n=5, search_k=-1):
 '''),
 ]
 
-WRONG_ANSWERS = MIPS + RECALL + SEARCH_K + MORE_LIKE_THIS
+WRONG_ANSWERS = MIPS + RECALL + FRONTIER + MORE_LIKE_THIS
