@@ -1,4 +1,4 @@
-"""Latency and throughput of the recommendation API's ``GET /recommend`` (lesson 07).
+"""Latency and throughput of the recommendation API's ``GET /recommend`` (lesson 08).
 
 The API runs as a child process (``python -m movierec.api serve``) with the embedded
 in-process backend: the exported query tower and ranker loaded with
@@ -10,8 +10,8 @@ after a short warm-up. Only the loopback is ever targeted and every loop stops b
 itself.
 
 The models are the course models trained with the full budget of
-``movierec.serving.export_course_models`` and cached under ``build/cache/serving/``
-(keyed by the library sources), so the first run trains them (a few minutes) and later
+``movierec.serving.export.export_course_models`` and cached under ``build/cache/serving/``
+by ``benchmarks/model_cache.py`` (keyed by the library sources), so the first run trains them (a few minutes) and later
 runs reuse them. ``--models DIR`` benchmarks an existing model base instead.
 
 For each level it records successful requests, errors, throughput, p50/p95/p99/max
@@ -19,7 +19,8 @@ latency as seen by the client, the server's own mean time per stage (query tower
 Annoy, ranker), and the share of returned titles the user had rated in training
 (``seen_share``, which must be 0). The report also carries the index's tuning
 (``n_trees``, ``search_k``, recall@100 against the exact servable) and the load
-average. The bar from the lesson: p99 <= 50 ms at 4 concurrent clients.
+average. The bar (issue 16): p99 <= 25 ms at 4 concurrent clients. Measure only on a quiet
+machine (1-minute load average < 1); the report records the load average before and after.
 
 Usage (from the repository root)::
 
@@ -46,7 +47,7 @@ if str(ROOT) not in sys.path:  # `python benchmarks/serving_bench.py` should fin
 
 from movierec.setup import configure_environment, seed_everything  # noqa: E402
 
-P99_BAR_MS = 50.0
+P99_BAR_MS = 25.0  # issue 16: p99 of /recommend at 4 concurrent clients, in-process backend
 BAR_CLIENTS = 4
 
 
@@ -90,23 +91,26 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import tensorflow as tf
 
-    from movierec import serving
+    from benchmarks import model_cache
+    from movierec.serving import export, launch, loadgen
+    from movierec.serving import index as annoy_export
 
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     started = time.perf_counter()
-    models = args.models or serving.cached_course_models(quick=args.quick)
+    models = args.models or model_cache.cached_course_models(quick=args.quick)
     print(f"models: {models} (ready after {time.perf_counter() - started:.0f} s)")
-    version = serving.latest_version(models / serving.ANNOY_DIR, marker=serving.ANNOY_FILE)
-    index_dir = models / serving.ANNOY_DIR / str(version)
-    seen = json.loads((index_dir / serving.HISTORY_FILE).read_text(encoding="utf-8"))["seen"]
-    tuning = json.loads((index_dir / serving.TUNING_FILE).read_text(encoding="utf-8"))
-    users = serving.user_feature_table(_train_split())["user_id"]
+    version = export.latest_version(models / annoy_export.ANNOY_DIR, marker=annoy_export.ANNOY_FILE)
+    index_dir = models / annoy_export.ANNOY_DIR / str(version)
+    seen = json.loads((index_dir / annoy_export.HISTORY_FILE).read_text(encoding="utf-8"))["seen"]
+    tuning = json.loads((index_dir / annoy_export.TUNING_FILE).read_text(encoding="utf-8"))
+    users = export.user_feature_table(_train_split())["user_id"]
     user_ids = [u.decode() for u in np.random.default_rng(42).permutation(users)]
 
     results = []
-    with serving.api_server(models) as url:
+    with launch.api_server(models) as url:
         print(f"API at {url}; {duration:g} s per level, k={args.k}, levels {args.clients}")
         for clients in args.clients:
-            result = serving.load_test(
+            result = loadgen.load_test(
                 url,
                 user_ids,
                 concurrency=clients,
@@ -146,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         "models": str(models),
         "model_versions": {
             "query_tower": version,
-            "ranker": serving.latest_version(models / "ranker"),
+            "ranker": export.latest_version(models / "ranker"),
             "annoy_index": version,
         },
         "machine": {
@@ -164,6 +168,23 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "serving_bench_quick" if args.quick else "serving_bench"
     (args.out / f"{stem}.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    # The summary issue 16 asks for: build/benchmarks/serving.json (serving_quick.json with --quick).
+    summary = {
+        "p99_ms_4_clients": at_bar.get("p99_ms") if at_bar else None,
+        "samples_4_clients": at_bar.get("requests") if at_bar else None,
+        "limit_ms": P99_BAR_MS,
+        "met": bar["met"] if bar else None,
+        "load_average_1m_before": load_before,
+        "load_average_1m_after": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "quick": args.quick,
+        "duration_s_per_level": duration,
+        "levels": {
+            str(r["concurrency"]): {key: r.get(key) for key in ("requests", "errors", "p50_ms", "p95_ms", "p99_ms")}
+            for r in results
+        },
+    }
+    summary_name = "serving_quick.json" if args.quick else "serving.json"
+    (args.out / summary_name).write_text(json.dumps(summary, indent=2), encoding="utf-8")
     text = table(results)
     if bar is None:
         verdict = f"no {BAR_CLIENTS}-client level measured"
@@ -193,7 +214,7 @@ def _train_split():
     from movierec.dataset import load_ratings, random_split
 
     train, validation, _ = random_split(load_ratings())
-    train = train.concatenate(validation)  # lesson 07 trains on all 80,000 non-test ratings
+    train = train.concatenate(validation)  # lesson 08 trains on all 80,000 non-test ratings
     return train
 
 

@@ -8,11 +8,18 @@ Exercise (solution) cells are never exported. That alone does not keep answers o
 the package: an exported building block can still do what an exercise asks, so an
 exercise must ask for something the library does not provide (see site/authoring.md).
 
+An export cell may name another target module (``#| export serving.clients`` as its first
+line), so one lesson can fill several modules of a subpackage: lesson 07 fills
+:mod:`movierec.serving.export` and :mod:`movierec.serving.clients`, lesson 08
+:mod:`movierec.serving.index` and :mod:`movierec.serving.service`.
+
 The hand-written modules are :mod:`movierec.setup` (environment and seeds),
 :mod:`movierec.report` (metrics that ``make course`` collects), :mod:`movierec.checks`
-(the plain-data comparisons test cells use) and :mod:`movierec.api` (the command line
-that exports and serves the models); every other module starts with a ``DO NOT EDIT``
-line naming the lesson it is generated from.
+(the plain-data comparisons test cells use), :mod:`movierec.api` (the command line that
+exports and serves the models), and the serving infrastructure
+:mod:`movierec.serving.launch` (server processes and ports), :mod:`movierec.serving.loadgen`
+(the load generator) and :mod:`movierec.serving.demo` (the demo page); every other module
+starts with a ``DO NOT EDIT`` line naming the lesson it is generated from.
 """
 
 __version__ = "0.1.0"

@@ -1,4 +1,4 @@
-"""Command line of the recommendation API (lesson 07): export the models, then serve them.
+"""Command line of the recommendation service (lessons 07 and 08): export the models, then serve them.
 
 From the repository root::
 
@@ -8,14 +8,16 @@ From the repository root::
 
 ``--tf-serving http://127.0.0.1:8501`` (REST) or ``grpc://127.0.0.1:8500`` sends the model
 calls to TensorFlow Serving; without it the exported SavedModels run in this process.
-``COURSE_QUICK=1`` (or ``--quick``) trains with the tiny budget the tests use.
+``COURSE_QUICK=1`` (or ``--quick``) trains with the tiny budget the tests use. ``serve`` also
+installs the demo page at ``/`` (:mod:`movierec.serving.demo`).
 
 Why this module is hand-written: everything the API does — exporting, loading, the
-FastAPI app, the TF Serving clients — is library code in :mod:`movierec.serving`,
-generated from the cells tagged ``export`` in ``solutions/07_serving.py``. Export cells
+FastAPI app, the TF Serving clients — is library code in the :mod:`movierec.serving`
+package (``export``, ``clients`` from ``solutions/07_tf_serving.py``; ``index``, ``service``
+from ``solutions/08_service.py``), generated from the cells tagged ``export``. Export cells
 may only define functions, classes and constants, so a generated module cannot have an
 ``if __name__ == "__main__":`` entry point. This file is that entry point: it parses
-arguments, calls :mod:`movierec.serving`, and runs uvicorn with connection limits.
+arguments, calls :mod:`movierec.serving.service`, and runs uvicorn with connection limits.
 
 Connection limits (uvicorn 0.54 with its h11 protocol, the one installed here):
 
@@ -161,26 +163,29 @@ def main(argv: list[str] | None = None) -> int:
     seed_everything()
     import uvicorn
 
-    from movierec import serving
+    from movierec.serving import export, service
+    from movierec.serving import index as annoy_export
+    from movierec.serving.demo import install_demo
 
     if args.command == "export":
-        info = serving.export_course_models(args.out, quick=args.quick or quick_mode())
-        models = ", ".join(serving.SERVED_MODELS)
+        info = annoy_export.export_course_models(args.out, quick=args.quick or quick_mode())
+        models = ", ".join(export.SERVED_MODELS)
         print(f"exported version {info['version']} of {models} and the Annoy index to {args.out}")
         print(f"TF Serving configs: {args.out / 'models.config'} (local), {args.out / 'models.docker.config'} (Docker)")
         return 0
     if args.command is None and not args.models.exists():
         print(f"{args.models} does not exist: training and exporting the models first (this takes a few minutes)")
-        serving.export_course_models(args.models, quick=quick_mode())
+        annoy_export.export_course_models(args.models, quick=quick_mode())
     try:
-        recommender = serving.load_recommender(args.models, tf_serving=args.tf_serving, timeout_s=args.timeout)
-    except (serving.ModelDirError, FileNotFoundError, ValueError) as exc:
+        recommender = service.load_recommender(args.models, tf_serving=args.tf_serving, timeout_s=args.timeout)
+    except (export.ModelDirError, FileNotFoundError, ValueError) as exc:
         print(f"error: cannot start the API: {exc}", file=sys.stderr)
         return 2
     backend = f"TF Serving at {args.tf_serving}" if args.tf_serving else "in-process SavedModels"
     print(f"serving {args.models} ({backend}); versions {recommender.model_versions()}")
-    print(f"try: curl 'http://{args.host}:{args.port}/recommend/42?k=5'")
-    config = server_config(serving.create_app(recommender), host=args.host, port=args.port, access_log=args.access_log)
+    print(f"try: curl 'http://{args.host}:{args.port}/recommend/42?k=5', or the demo page http://{args.host}:{args.port}/")
+    app = install_demo(service.create_app(recommender), recommender)
+    config = server_config(app, host=args.host, port=args.port, access_log=args.access_log)
     uvicorn.Server(config).run()
     return 0
 

@@ -9,19 +9,52 @@ import json
 import pytest
 
 from grader.build import library
-from grader.lessons import all_lessons, is_exercise, nbgrader_meta, read_source
+from grader.lessons import LIBRARY, all_lessons, is_exercise, nbgrader_meta, read_source
 from movierec.report import record
 
 
 def test_generated_modules_import_and_define_only(lesson):
-    if not lesson.module.exists():
+    paths = sorted(library.module_sources(lesson))
+    if not paths:
         pytest.skip(f"{lesson.slug} exports nothing")
-    module = importlib.import_module(f"movierec.{lesson.name}")
-    tree = ast.parse(lesson.module.read_text(encoding="utf-8"))
-    defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
-    assert all(hasattr(module, name) for name in defined)
     exercises = {nbgrader_meta(c)["grade_id"] for c in read_source(lesson.solution).cells if is_exercise(c)}
-    assert not defined & exercises, f"exercise answers exported: {defined & exercises}"
+    for path in paths:
+        assert path.exists(), f"{path} is missing: run python -m grader build"
+        dotted = ".".join(path.relative_to(LIBRARY).with_suffix("").parts)
+        module = importlib.import_module(f"movierec.{dotted}")
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+        assert all(hasattr(module, name) for name in defined)
+        assert not defined & exercises, f"exercise answers exported to {path.name}: {defined & exercises}"
+
+
+def test_an_export_cell_can_name_its_module(monkeypatch):
+    lesson = all_lessons()[0]
+    nb = read_source(lesson.solution)
+    cell = nb.cells[1].__class__
+    nb.cells.append(cell(cell_type="markdown", source="## 9. Elsewhere", metadata={}))
+    source = "#| export toolbox.extra\nimport math\n\n\ndef half(x):\n    return x / 2"
+    nb.cells.append(cell(cell_type="code", source=source,
+                         metadata={"tags": ["export"]}, outputs=[], execution_count=None))
+    monkeypatch.setattr(library, "read_source", lambda path: nb)
+    sources = library.module_sources(lesson)
+    target = LIBRARY / "toolbox" / "extra.py"
+    assert set(sources) == {lesson.module, target}, "the directive sends the cell to its own module"
+    text = sources[target]
+    assert text.startswith("# DO NOT EDIT"), "a targeted module keeps the generated header"
+    assert "# --- from solutions/" in text and "section: 9. Elsewhere" in text, "and the per-block provenance"
+    assert "\n#| export" not in text and "def half" in text and "import math" in text
+    assert "def half" not in sources[lesson.module], "the cell is not also in the lesson's own module"
+
+
+def test_a_malformed_export_directive_is_refused(monkeypatch):
+    lesson = all_lessons()[0]
+    nb = read_source(lesson.solution)
+    nb.cells.append(nb.cells[1].__class__(cell_type="code", source="#| export ../escape\nX = 1",
+                                          metadata={"tags": ["export"]}, outputs=[], execution_count=None))
+    monkeypatch.setattr(library, "read_source", lambda path: nb)
+    with pytest.raises(library.ExportError, match="export directive"):
+        library.module_sources(lesson)
 
 
 def test_exporting_an_exercise_is_refused(monkeypatch):

@@ -1,4 +1,4 @@
-"""Lesson 07's serving library (``movierec.serving``) and the API's command line (``movierec.api``).
+"""Lessons 07 and 08: the serving library (``movierec.serving``) and the API's command line (``movierec.api``).
 
 The fast tests need no trained model: request builders against TF Serving's documented
 JSON and protobuf formats, the model layout and config, export wrappers on a tiny
@@ -34,7 +34,8 @@ from google.protobuf import text_format  # noqa: E402
 from tensorflow_serving.apis import predict_pb2  # noqa: E402
 from tensorflow_serving.config import model_server_config_pb2  # noqa: E402
 
-from movierec import serving  # noqa: E402
+from movierec.serving import clients, export, launch, loadgen, service  # noqa: E402
+from movierec.serving import index as annoy_export  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TF_SERVING_BINARY = shutil.which("tensorflow_model_server")
@@ -105,7 +106,7 @@ class TinyServable(tf.Module):
 
 
 def test_columnar_request_is_tf_servings_documented_json():
-    body = serving.columnar_request(
+    body = clients.columnar_request(
         {"user_id": np.array([b"42", b"42"]), "movie_title": ["Fargo (1996)", b"Heat (1995)"]}
     )
     assert body == {
@@ -113,34 +114,34 @@ def test_columnar_request_is_tf_servings_documented_json():
         "inputs": {"user_id": ["42", "42"], "movie_title": ["Fargo (1996)", "Heat (1995)"]},
     }
     assert json.loads(json.dumps(body)) == body
-    numeric = serving.columnar_request({"x": np.array([[1.5, 2.0]], dtype=np.float32)}, signature_name="other")
+    numeric = clients.columnar_request({"x": np.array([[1.5, 2.0]], dtype=np.float32)}, signature_name="other")
     assert numeric == {"signature_name": "other", "inputs": {"x": [[1.5, 2.0]]}}
 
 
 def test_predict_url_names_model_and_version():
-    assert serving.predict_url("http://127.0.0.1:8501/", "ranker") == "http://127.0.0.1:8501/v1/models/ranker:predict"
+    assert clients.predict_url("http://127.0.0.1:8501/", "ranker") == "http://127.0.0.1:8501/v1/models/ranker:predict"
     assert (
-        serving.predict_url("http://h:8501", "query_tower", 3)
+        clients.predict_url("http://h:8501", "query_tower", 3)
         == "http://h:8501/v1/models/query_tower/versions/3:predict"
     )
 
 
 def test_outputs_to_arrays_handles_named_unnamed_and_error_bodies():
-    many = serving.outputs_to_arrays(
+    many = clients.outputs_to_arrays(
         {"outputs": {"titles": [["A", "B"]], "scores": [[2.5, 1.0]]}}, ["titles", "scores"]
     )
     assert many["titles"].tolist() == [["A", "B"]]
     assert many["scores"].dtype == np.float32 and many["scores"].shape == (1, 2)
-    single = serving.outputs_to_arrays({"outputs": [3.5, 4.0]}, ["score"])
+    single = clients.outputs_to_arrays({"outputs": [3.5, 4.0]}, ["score"])
     assert single["score"].tolist() == [3.5, 4.0]
-    with pytest.raises(serving.ServingError, match="Servable not found"):
-        serving.outputs_to_arrays({"error": "Servable not found for request: Latest(rankr)"}, ["score"])
-    with pytest.raises(serving.ServingError, match="lacks outputs"):
-        serving.outputs_to_arrays({"outputs": {"titles": [["A"]]}}, ["titles", "scores"])
+    with pytest.raises(clients.ServingError, match="Servable not found"):
+        clients.outputs_to_arrays({"error": "Servable not found for request: Latest(rankr)"}, ["score"])
+    with pytest.raises(clients.ServingError, match="lacks outputs"):
+        clients.outputs_to_arrays({"outputs": {"titles": [["A"]]}}, ["titles", "scores"])
 
 
 def test_grpc_request_is_tf_servings_documented_protobuf():
-    request = serving.grpc_predict_request(
+    request = clients.grpc_predict_request(
         "ranker", {"user_id": ["42", "42"], "movie_title": np.array([b"Fargo (1996)", b"Heat (1995)"])}, version=2
     )
     expected = text_format.Parse(
@@ -154,7 +155,7 @@ def test_grpc_request_is_tf_servings_documented_protobuf():
         predict_pb2.PredictRequest(),
     )
     assert request == expected
-    unpinned = serving.grpc_predict_request("query_tower", {"user_id": ["7"]})
+    unpinned = clients.grpc_predict_request("query_tower", {"user_id": ["7"]})
     assert not unpinned.model_spec.HasField("version"), "no version field means 'the latest version'"
 
 
@@ -164,7 +165,7 @@ def test_grpc_response_becomes_numpy_arrays():
     response.outputs["scores"].CopyFrom(tf.make_tensor_proto(np.array([[2.0, 1.0]], dtype=np.float32)))
     response.outputs["titles"].CopyFrom(tf.make_tensor_proto(np.array([[b"A", b"B"]])))
     response.outputs["known_user"].CopyFrom(tf.make_tensor_proto(np.array([True])))
-    arrays = serving.grpc_response_to_arrays(response)
+    arrays = clients.grpc_response_to_arrays(response)
     assert arrays["scores"].dtype == np.float32 and arrays["scores"].tolist() == [[2.0, 1.0]]
     assert arrays["titles"].tolist() == [["A", "B"]]
     assert arrays["known_user"].tolist() == [True]
@@ -174,49 +175,49 @@ def test_grpc_response_becomes_numpy_arrays():
 
 
 def test_model_config_parses_as_tf_servings_model_server_config():
-    text = serving.model_config_text("/models")
+    text = export.model_config_text("/models")
     config = text_format.Parse(text, model_server_config_pb2.ModelServerConfig())
     entries = {c.name: c for c in config.model_config_list.config}
-    assert set(entries) == set(serving.SERVED_MODELS)
+    assert set(entries) == set(export.SERVED_MODELS)
     for name, entry in entries.items():
         assert entry.base_path == f"/models/{name}"
         assert entry.model_platform == "tensorflow"
-        assert entry.model_version_policy.latest.num_versions == serving.VERSIONS_KEPT[name]
+        assert entry.model_version_policy.latest.num_versions == export.VERSIONS_KEPT[name]
     assert entries["query_tower"].model_version_policy.latest.num_versions == 2, "the API pins the query tower"
 
 
 def test_versions_and_the_error_naming_an_empty_model_dir(tmp_path):
     model_dir = tmp_path / "ranker"
     model_dir.mkdir()
-    with pytest.raises(serving.ModelDirError, match=str(model_dir.resolve())):
-        serving.latest_version(model_dir)
+    with pytest.raises(export.ModelDirError, match=str(model_dir.resolve())):
+        export.latest_version(model_dir)
     for version in ("1", "10", "2"):
         (model_dir / version).mkdir()
         (model_dir / version / "saved_model.pb").write_bytes(b"")
     (model_dir / "3").mkdir()  # no saved_model.pb: not a version
     (model_dir / ".4.partial-1").mkdir()
-    assert serving.version_dirs(model_dir) == [1, 2, 10]
-    assert serving.latest_version(model_dir) == 10
-    assert serving.next_version(tmp_path) == 11
+    assert export.version_dirs(model_dir) == [1, 2, 10]
+    assert export.latest_version(model_dir) == 10
+    assert export.next_version(tmp_path) == 11
 
 
 def test_save_servable_publishes_named_signature_atomically(tmp_path):
     servable = TinyServable()
-    path = serving.save_servable(servable, tmp_path / "query_tower" / "1")
+    path = export.save_servable(servable, tmp_path / "query_tower" / "1")
     assert sorted(p.name for p in (tmp_path / "query_tower").iterdir()) == ["1"], "no staging directory left behind"
-    described = serving.describe_signatures(path)
+    described = export.describe_signatures(path)
     assert described == {
         "serving_default": {
             "inputs": {"user_id": ("string", (None,))},
             "outputs": {"embedding": ("float32", (None, 3)), "known_user": ("bool", (None,))},
         }
     }
-    serving.check_signature(path, "query_tower")
+    export.check_signature(path, "query_tower")
     probe = tf.constant(["1", "3", "unknown"])
     reloaded = tf.saved_model.load(str(path)).signatures["serving_default"](user_id=probe)
     np.testing.assert_array_equal(reloaded["embedding"].numpy(), servable.serve(probe)["embedding"].numpy())
     with pytest.raises(FileExistsError):
-        serving.save_servable(servable, path)
+        export.save_servable(servable, path)
 
 
 def test_check_signature_rejects_generated_names(tmp_path):
@@ -224,7 +225,7 @@ def test_check_signature_rejects_generated_names(tmp_path):
     tower(tf.constant(["1"]))
     tf.saved_model.save(tower, str(tmp_path / "generated"))
     with pytest.raises(ValueError, match="inputs are"):
-        serving.check_signature(tmp_path / "generated", "query_tower")
+        export.check_signature(tmp_path / "generated", "query_tower")
 
 
 def test_uncalled_bruteforce_exports_no_signature(tmp_path):
@@ -253,7 +254,7 @@ def test_feature_lookup_defaults_and_ragged_genres():
         "movie_id": np.array([b"1", b"2"]),
         "movie_genres": np.array([b"4 7", b""]),
     }
-    lookup = serving.FeatureLookup(users, movies)
+    lookup = export.FeatureLookup(users, movies)
     features, known = lookup.user_features(tf.constant(["3", "nobody"]))
     assert known.numpy().tolist() == [True, False]
     assert features["raw_user_age"].numpy()[0] == 40.0
@@ -269,25 +270,25 @@ def test_feature_lookup_defaults_and_ragged_genres():
 
 
 def test_rest_client_unreachable_server_is_serving_unavailable():
-    client = serving.TFServingRestClient(f"http://127.0.0.1:{serving.free_port()}", timeout_s=1.0)
-    with pytest.raises(serving.ServingUnavailable, match="unreachable"):
+    client = clients.TFServingRestClient(f"http://127.0.0.1:{launch.free_port()}", timeout_s=1.0)
+    with pytest.raises(clients.ServingUnavailable, match="unreachable"):
         client.predict("ranker", {"user_id": ["1"], "movie_title": ["A"]}, ["score"])
-    with pytest.raises(serving.ServingUnavailable):
+    with pytest.raises(clients.ServingUnavailable):
         client.model_versions("ranker")
 
 
 def test_rest_client_stalled_server_times_out(silent_server):
-    client = serving.TFServingRestClient(f"http://127.0.0.1:{silent_server.port}", timeout_s=0.5)
+    client = clients.TFServingRestClient(f"http://127.0.0.1:{silent_server.port}", timeout_s=0.5)
     started = time.monotonic()
-    with pytest.raises(serving.ServingUnavailable, match="did not answer within 0.5 s"):
+    with pytest.raises(clients.ServingUnavailable, match="did not answer within 0.5 s"):
         client.predict("ranker", {"user_id": ["1"], "movie_title": ["A"]}, ["score"])
     assert time.monotonic() - started < 5
 
 
 def test_grpc_client_unreachable_server_is_serving_unavailable():
-    client = serving.TFServingGrpcClient(f"127.0.0.1:{serving.free_port()}", timeout_s=1.0)
+    client = clients.TFServingGrpcClient(f"127.0.0.1:{launch.free_port()}", timeout_s=1.0)
     try:
-        with pytest.raises(serving.ServingUnavailable):
+        with pytest.raises(clients.ServingUnavailable):
             client.predict("ranker", {"user_id": ["1"], "movie_title": ["A"]})
     finally:
         client.close()
@@ -295,25 +296,25 @@ def test_grpc_client_unreachable_server_is_serving_unavailable():
 
 def test_rest_client_rejects_non_http_urls():
     with pytest.raises(ValueError):
-        serving.TFServingRestClient("127.0.0.1:8501")
+        clients.TFServingRestClient("127.0.0.1:8501")
 
 
 # --------------------------------------------------------------------------- latency tools
 
 
 def test_latency_summary_percentiles():
-    summary = serving.latency_summary(list(range(1, 101)))
+    summary = loadgen.latency_summary(list(range(1, 101)))
     assert summary["n"] == 100 and summary["max_ms"] == 100
     assert summary["p50_ms"] == pytest.approx(50.5)
     assert summary["p99_ms"] == pytest.approx(99.01)
     with pytest.raises(ValueError):
-        serving.latency_summary([])
+        loadgen.latency_summary([])
 
 
 @pytest.mark.parametrize("url", ["http://10.0.0.1:8000", "http://example.com", "http://192.168.1.2:8000"])
 def test_load_test_only_targets_the_loopback(url):
     with pytest.raises(ValueError, match="loopback"):
-        serving.load_test(url, ["1"], concurrency=1, duration_s=0.1)
+        loadgen.load_test(url, ["1"], concurrency=1, duration_s=0.1)
 
 
 # --------------------------------------------------------------------------- the recommender's logic, on test doubles
@@ -367,7 +368,7 @@ TOY_HISTORY = {"seen": {"u": TOY_TITLES[:15], "v": []}, "popular": [["T29", 50],
 
 
 def toy_recommender(backend=None, labels=TOY_TITLES, n_candidates=5):
-    return serving.Recommender(  # a search budget this large makes the tiny index exact
+    return service.Recommender(  # a search budget this large makes the tiny index exact
         backend or BackendDouble(),
         toy_index(labels),
         index_version=1,
@@ -403,7 +404,7 @@ def test_a_title_indexed_twice_is_returned_once():
 
 
 def test_distinct_titles_keeps_the_first_row_of_each_title():
-    titles, vectors = serving.distinct_titles(
+    titles, vectors = export.distinct_titles(
         np.array([b"A", b"B", b"A", b"C"]), np.array([[1.0], [2.0], [3.0], [4.0]])
     )
     assert titles.tolist() == [b"A", b"B", b"C"] and vectors[:, 0].tolist() == [1.0, 2.0, 4.0]
@@ -424,7 +425,7 @@ def test_rating_history_lists_seen_titles_and_popularity():
     train = tf.data.Dataset.from_tensor_slices(
         {"user_id": ["1", "1", "2", "3", "3"], "movie_title": ["B", "A", "A", "C", "A"]}
     )
-    history = serving.rating_history(train)
+    history = annoy_export.rating_history(train)
     assert history["seen"] == {"1": ["A", "B"], "2": ["A"], "3": ["A", "C"]}
     assert history["popular"] == [["A", 3], ["B", 1], ["C", 1]]
 
@@ -458,7 +459,7 @@ MALFORMED = {
 def test_malformed_backend_answers_give_502_and_an_unhealthy_healthz(case):
     spec = dict(MALFORMED[case])
     message = spec.pop("message")
-    client = TestClient(serving.create_app(toy_recommender(BackendDouble(**spec))))
+    client = TestClient(service.create_app(toy_recommender(BackendDouble(**spec))))
     reply = client.get("/recommend/u", params={"k": 3})
     assert reply.status_code == 502, reply.text
     assert "malformed" in reply.json()["error"] and message in reply.json()["error"], reply.json()
@@ -468,7 +469,7 @@ def test_malformed_backend_answers_give_502_and_an_unhealthy_healthz(case):
 
 
 def test_a_well_behaved_backend_is_healthy():
-    reply = TestClient(serving.create_app(toy_recommender())).get("/healthz")
+    reply = TestClient(service.create_app(toy_recommender())).get("/healthz")
     assert reply.status_code == 200 and reply.json()["status"] == "ok"
 
 
@@ -479,7 +480,7 @@ class TFServingClientDouble:
         self.outputs = outputs
 
     def predict(self, model, inputs, output_names, *, version=None):
-        return serving.outputs_to_arrays({"outputs": self.outputs[model]}, output_names)
+        return clients.outputs_to_arrays({"outputs": self.outputs[model]}, output_names)
 
     def model_versions(self, model):
         return {1: "AVAILABLE"}
@@ -500,9 +501,9 @@ class TFServingClientDouble:
     ],
 )
 def test_tf_serving_backend_with_malformed_json_gives_502(outputs, message):
-    backend = serving.TFServingBackend("http://127.0.0.1:9", query_version=1)
+    backend = service.TFServingBackend("http://127.0.0.1:9", query_version=1)
     backend.client = TFServingClientDouble(outputs)
-    reply = TestClient(serving.create_app(toy_recommender(backend))).get("/recommend/u", params={"k": 3})
+    reply = TestClient(service.create_app(toy_recommender(backend))).get("/recommend/u", params={"k": 3})
     assert reply.status_code == 502, reply.text
     assert message in reply.json()["error"], reply.json()
 
@@ -534,7 +535,7 @@ def guarded_server():
         header_timeout_s = 0.6
         max_waiting = 8
 
-    config = api.server_config(_tiny_app(), host="127.0.0.1", port=serving.free_port(), http=ShortLimits)
+    config = api.server_config(_tiny_app(), host="127.0.0.1", port=launch.free_port(), http=ShortLimits)
     config.timeout_keep_alive = 1
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -639,7 +640,7 @@ def test_slowloris_cannot_exhaust_a_1024_descriptor_limit():
     if hard != resource.RLIM_INFINITY and hard < 2048:
         pytest.skip(f"this test needs 2,048 descriptors on the client side; the hard limit is {hard}")
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2048), hard))
-    port = serving.free_port()
+    port = launch.free_port()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     server = subprocess.Popen([sys.executable, "-c", SLOWLORIS_SERVER, str(port)], env=env, cwd=ROOT)
     sockets = []
@@ -689,7 +690,7 @@ def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
 def test_cli_refuses_a_model_directory_without_versions(tmp_path):
     (tmp_path / "annoy").mkdir()
     (tmp_path / "query_tower").mkdir()
-    result = run_cli("serve", "--models", str(tmp_path), "--port", str(serving.free_port()))
+    result = run_cli("serve", "--models", str(tmp_path), "--port", str(launch.free_port()))
     assert result.returncode == 2, result.stdout + result.stderr
     assert "cannot start the API" in result.stderr
     assert str((tmp_path / "annoy").resolve()) in result.stderr, "the error names the directory without versions"
@@ -697,7 +698,7 @@ def test_cli_refuses_a_model_directory_without_versions(tmp_path):
 
 
 def test_cli_refuses_a_missing_model_directory(tmp_path):
-    result = run_cli("serve", "--models", str(tmp_path / "nowhere"), "--port", str(serving.free_port()))
+    result = run_cli("serve", "--models", str(tmp_path / "nowhere"), "--port", str(launch.free_port()))
     assert result.returncode == 2 and str((tmp_path / "nowhere").resolve()) in result.stderr
     assert "python -m movierec.api export" in result.stderr
 
@@ -715,12 +716,12 @@ def exported(tmp_path_factory):
     movies = load_movies()
     train, validation, _ = random_split(load_ratings())
     train = train.concatenate(validation)  # what lesson 07 trains on: all 80,000 non-test ratings
-    retrieval_model, ranking_model = serving.train_models(train, movies, quick=True)
+    retrieval_model, ranking_model = export.train_models(train, movies, quick=True)
     base = tmp_path_factory.mktemp("serving") / "models"
-    info = serving.export_models(
+    info = annoy_export.export_models(
         base, retrieval_model=retrieval_model, ranking_model=ranking_model, train=train, movies=movies
     )
-    lookup = serving.FeatureLookup(serving.user_feature_table(train), serving.movie_feature_table(movies))
+    lookup = export.FeatureLookup(export.user_feature_table(train), export.movie_feature_table(movies))
     return {
         "base": base,
         "info": info,
@@ -733,36 +734,36 @@ def exported(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def recommender(exported):
-    return serving.load_recommender(exported["base"])
+    return service.load_recommender(exported["base"])
 
 
 @pytest.fixture(scope="module")
 def api(recommender):
-    return TestClient(serving.create_app(recommender))
+    return TestClient(service.create_app(recommender))
 
 
 @pytest.mark.serving
 def test_export_layout_and_config(exported):
     base, version = exported["base"], exported["info"]["version"]
     assert version == 1
-    for name in serving.SERVED_MODELS:
-        assert serving.version_dirs(base / name) == [1], f"{name} should have exactly version 1"
-    assert serving.version_dirs(base / serving.ANNOY_DIR, marker=serving.ANNOY_FILE) == [1]
+    for name in export.SERVED_MODELS:
+        assert export.version_dirs(base / name) == [1], f"{name} should have exactly version 1"
+    assert export.version_dirs(base / annoy_export.ANNOY_DIR, marker=annoy_export.ANNOY_FILE) == [1]
     local = text_format.Parse((base / "models.config").read_text(), model_server_config_pb2.ModelServerConfig())
     assert {c.base_path for c in local.model_config_list.config} == {
-        str((base / n).resolve()) for n in serving.SERVED_MODELS
+        str((base / n).resolve()) for n in export.SERVED_MODELS
     }
     docker = text_format.Parse((base / "models.docker.config").read_text(), model_server_config_pb2.ModelServerConfig())
-    assert {c.base_path for c in docker.model_config_list.config} == {f"/models/{n}" for n in serving.SERVED_MODELS}
+    assert {c.base_path for c in docker.model_config_list.config} == {f"/models/{n}" for n in export.SERVED_MODELS}
     assert not list(base.rglob(".*partial*")), "no staging directories left behind"
 
 
 @pytest.mark.serving
-@pytest.mark.parametrize("name", serving.SERVED_MODELS)
+@pytest.mark.parametrize("name", export.SERVED_MODELS)
 def test_exported_signatures_have_the_documented_names_dtypes_and_shapes(exported, name):
     path = exported["base"] / name / "1"
-    serving.check_signature(path, name)
-    signature = serving.describe_signatures(path)
+    export.check_signature(path, name)
+    signature = export.describe_signatures(path)
     assert list(signature) == ["serving_default"], "exactly one, explicitly named signature"
     dim = exported["info"]["embedding_dim"]
     expected = {
@@ -778,8 +779,8 @@ def test_exported_signatures_have_the_documented_names_dtypes_and_shapes(exporte
             "inputs": {"user_id": ("string", (None,))},
             "outputs": {
                 "known_user": ("bool", (None,)),
-                "scores": ("float32", (None, serving.N_CANDIDATES)),
-                "titles": ("string", (None, serving.N_CANDIDATES)),
+                "scores": ("float32", (None, export.N_CANDIDATES)),
+                "titles": ("string", (None, export.N_CANDIDATES)),
             },
         },
     }[name]
@@ -793,9 +794,9 @@ def test_reloaded_models_answer_like_the_in_memory_models(exported):
 
     titles, vectors = candidate_embeddings(retrieval_model, exported["movies"])
     in_memory = {
-        "query_tower": serving.QueryTowerServable(retrieval_model.query_tower, lookup),
-        "ranker": serving.RankerServable(exported["ranking_model"], lookup),
-        "retrieval": serving.RetrievalServable(retrieval_model.query_tower, lookup, titles, np.asarray(vectors)),
+        "query_tower": export.QueryTowerServable(retrieval_model.query_tower, lookup),
+        "ranker": export.RankerServable(exported["ranking_model"], lookup),
+        "retrieval": export.RetrievalServable(retrieval_model.query_tower, lookup, titles, np.asarray(vectors)),
     }
     users = tf.constant(["42", "1", "943", "not-a-user"])
     movie_titles = tf.constant(["Star Wars (1977)", "Fargo (1996)", "Toy Story (1995)", "Heat (1995)"])
@@ -826,10 +827,10 @@ def test_exact_retrieval_model_agrees_with_the_tower_and_catalogue(exported):
     query = tf.saved_model.load(str(exported["base"] / "query_tower" / "1")).signatures["serving_default"]
     from movierec.retrieval import candidate_embeddings
 
-    titles, vectors = serving.distinct_titles(*candidate_embeddings(exported["retrieval_model"], exported["movies"]))
+    titles, vectors = export.distinct_titles(*candidate_embeddings(exported["retrieval_model"], exported["movies"]))
     out = retrieval(user_id=tf.constant(["42"]))
     embedding = query(user_id=tf.constant(["42"]))["embedding"].numpy()[0]
-    exact = np.sort(np.asarray(vectors) @ embedding)[::-1][: serving.N_CANDIDATES]
+    exact = np.sort(np.asarray(vectors) @ embedding)[::-1][: export.N_CANDIDATES]
     np.testing.assert_allclose(out["scores"].numpy()[0], exact, rtol=1e-4, atol=1e-4)
 
 
@@ -844,22 +845,23 @@ def test_retrieval_servable_returns_each_title_once(exported):
 
 @pytest.mark.serving
 def test_ranker_servable_scores_are_the_unclipped_predictions(exported):
-    ranker = serving.RankerServable(exported["ranking_model"], exported["lookup"])
+    ranker = export.RankerServable(exported["ranking_model"], exported["lookup"])
     users = tf.constant([str(u) for u in range(1, 101)] * 3)
     titles = tf.constant(["Star Wars (1977)"] * 100 + ["Fargo (1996)"] * 100 + ["Heat (1995)"] * 100)
     raw = ranker.serve(users, titles)["score"].numpy()
     keras = exported["ranking_model"](ranker.features(users, titles), training=False).numpy().reshape(-1)
     np.testing.assert_allclose(np.clip(raw, 1.0, 5.0), keras, atol=1e-5)
-    serving.check_unclipped(ranker, ["1", "2"], ["Star Wars (1977)", "Fargo (1996)"])
+    export.check_unclipped(ranker, ["1", "2"], ["Star Wars (1977)", "Fargo (1996)"])
 
 
 @pytest.mark.serving
 def test_annoy_index_is_served_with_lesson_06s_settings_and_its_recall_is_reported(exported, recommender):
-    index_dir = exported["base"] / serving.ANNOY_DIR / "1"
-    tuning = json.loads((index_dir / serving.TUNING_FILE).read_text())
-    assert tuning["n_trees"] == serving.ANNOY_TREES == 10 and recommender.index.n_trees == 10
-    assert tuning["search_k"] in serving.SEARCH_K_GRID and recommender.search_k == tuning["search_k"]
-    assert tuning["tuning_recall_at_100"] >= serving.TARGET_RECALL or tuning["search_k"] == serving.SEARCH_K_GRID[-1]
+    index_dir = exported["base"] / annoy_export.ANNOY_DIR / "1"
+    tuning = json.loads((index_dir / annoy_export.TUNING_FILE).read_text())
+    assert tuning["n_trees"] == annoy_export.ANNOY_TREES == 10 and recommender.index.n_trees == 10
+    assert tuning["search_k"] in annoy_export.SEARCH_K_GRID and recommender.search_k == tuning["search_k"]
+    grid_end = annoy_export.SEARCH_K_GRID[-1]
+    assert tuning["tuning_recall_at_100"] >= annoy_export.TARGET_RECALL or tuning["search_k"] == grid_end
     assert exported["info"]["annoy_recall_at_100"] == pytest.approx(tuning["recall_at_100"], abs=1e-4)
     # Recomputed here against the saved exact servable, for a sample of users.
     users = [str(u) for u in range(1, 944, 7)]
@@ -867,8 +869,8 @@ def test_annoy_index_is_served_with_lesson_06s_settings_and_its_recall_is_report
     exact = tf.saved_model.load(str(exported["base"] / "retrieval" / "1")).signatures["serving_default"]
     queries = query(user_id=tf.constant(users))["embedding"].numpy()
     truth = [[t.decode() for t in row] for row in exact(user_id=tf.constant(users))["titles"].numpy()]
-    found = serving.annoy_titles(recommender.index, queries, serving.N_CANDIDATES, recommender.search_k)
-    recall = serving.recall_against(found, truth)
+    found = annoy_export.annoy_titles(recommender.index, queries, export.N_CANDIDATES, recommender.search_k)
+    recall = annoy_export.recall_against(found, truth)
     assert recall == pytest.approx(tuning["recall_at_100"], abs=0.03) and recall >= 0.9, recall
     assert len(recommender.index) == recommender.catalogue_size, "one row per title"
 
@@ -885,7 +887,7 @@ def test_api_recommends_with_the_in_process_backend(api, recommender):
     scores = [item["score"] for item in body["recommendations"]]
     assert len(titles) == 10 and len(set(titles)) == 10
     assert scores == sorted(scores, reverse=True)
-    assert body["candidates"] == serving.N_CANDIDATES
+    assert body["candidates"] == export.N_CANDIDATES
     # The scores are the ranker's, for this user.
     ranker = recommender.backend.score(["42"] * len(titles), titles)
     np.testing.assert_allclose(scores, ranker, atol=1e-5)
@@ -907,7 +909,7 @@ def test_no_user_is_recommended_a_movie_they_rated_in_training(recommender):
         returned += len(titles)
         seen += len(set(titles) & recommender.seen[user])
         embedding, _ = recommender.backend.embed([user])
-        top10 = serving.annoy_titles(recommender.index, embedding, 10, recommender.search_k)[0]
+        top10 = annoy_export.annoy_titles(recommender.index, embedding, 10, recommender.search_k)[0]
         unfiltered_seen += len(set(top10) & recommender.seen[user])
     assert seen / returned == 0
     assert unfiltered_seen > 0, "without the filter retrieval returns already-rated movies: this test can fail"
@@ -965,8 +967,8 @@ def test_malformed_requests_get_4xx_json_errors(api, url, status, message):
 
 @pytest.mark.serving
 def test_tf_serving_backend_unreachable_gives_503(exported):
-    app = serving.create_app(
-        serving.load_recommender(exported["base"], tf_serving=f"http://127.0.0.1:{serving.free_port()}", timeout_s=1.0)
+    app = service.create_app(
+        service.load_recommender(exported["base"], tf_serving=f"http://127.0.0.1:{launch.free_port()}", timeout_s=1.0)
     )
     client = TestClient(app)
     for url in ("/recommend/42", "/healthz"):
@@ -977,45 +979,45 @@ def test_tf_serving_backend_unreachable_gives_503(exported):
 
 @pytest.mark.serving
 def test_tf_serving_backend_timeout_gives_503(exported, silent_server):
-    recommender = serving.load_recommender(
+    recommender = service.load_recommender(
         exported["base"], tf_serving=f"http://127.0.0.1:{silent_server.port}", timeout_s=0.5
     )
-    reply = TestClient(serving.create_app(recommender)).get("/recommend/42")
+    reply = TestClient(service.create_app(recommender)).get("/recommend/42")
     assert reply.status_code == 503
     assert "did not answer within 0.5 s" in reply.json()["error"]
 
 
 @pytest.mark.serving
 def test_grpc_tf_serving_backend_unreachable_gives_503(exported):
-    recommender = serving.load_recommender(
-        exported["base"], tf_serving=f"grpc://127.0.0.1:{serving.free_port()}", timeout_s=1.0
+    recommender = service.load_recommender(
+        exported["base"], tf_serving=f"grpc://127.0.0.1:{launch.free_port()}", timeout_s=1.0
     )
-    reply = TestClient(serving.create_app(recommender)).get("/recommend/42")
+    reply = TestClient(service.create_app(recommender)).get("/recommend/42")
     assert reply.status_code == 503 and "unavailable" in reply.json()["error"]
 
 
 @pytest.mark.serving
 def test_versions_missing_for_the_index_is_a_startup_error(exported, tmp_path):
     base = tmp_path / "models"
-    shutil.copytree(exported["base"] / serving.ANNOY_DIR, base / serving.ANNOY_DIR)
+    shutil.copytree(exported["base"] / annoy_export.ANNOY_DIR, base / annoy_export.ANNOY_DIR)
     shutil.copytree(exported["base"] / "ranker", base / "ranker")
     (base / "query_tower").mkdir()
-    with pytest.raises(serving.ModelDirError, match=str((base / "query_tower" / "1").resolve())):
-        serving.load_recommender(base)
+    with pytest.raises(export.ModelDirError, match=str((base / "query_tower" / "1").resolve())):
+        service.load_recommender(base)
     shutil.copytree(exported["base"] / "query_tower", base / "query_tower", dirs_exist_ok=True)
     shutil.rmtree(base / "ranker")
-    with pytest.raises(serving.ModelDirError, match=str((base / "ranker").resolve())):
-        serving.load_recommender(base)
+    with pytest.raises(export.ModelDirError, match=str((base / "ranker").resolve())):
+        service.load_recommender(base)
 
 
 def _history(exported):
-    path = exported["base"] / serving.ANNOY_DIR / "1" / serving.HISTORY_FILE
+    path = exported["base"] / annoy_export.ANNOY_DIR / "1" / annoy_export.HISTORY_FILE
     return json.loads(path.read_text())["seen"]
 
 
 @pytest.mark.serving
 def test_api_serves_over_the_loopback_from_the_command_line(exported):
-    with serving.api_server(exported["base"]) as url:
+    with launch.api_server(exported["base"]) as url:
         import requests
 
         health = requests.get(f"{url}/healthz", timeout=10)
@@ -1023,7 +1025,7 @@ def test_api_serves_over_the_loopback_from_the_command_line(exported):
         reply = requests.get(f"{url}/recommend/42", params={"k": 5}, timeout=10)
         assert reply.status_code == 200 and len(reply.json()["recommendations"]) == 5
         seen = {user: set(titles) for user, titles in _history(exported).items()}
-        result = serving.load_test(url, ["1", "2", "3"], concurrency=2, duration_s=1.0, max_requests=50, seen=seen)
+        result = loadgen.load_test(url, ["1", "2", "3"], concurrency=2, duration_s=1.0, max_requests=50, seen=seen)
         assert result["errors"] == 0 and 0 < result["requests"] <= 50
         assert result["returned_titles"] == 10 * result["requests"] and result["seen_share"] == 0
         assert result["p50_ms"] <= result["p99_ms"]
@@ -1043,8 +1045,8 @@ def test_whole_path_against_a_real_tensorflow_model_server(exported, recommender
     }
     users = ["42", "1", "not-a-user"]
     titles = ["Star Wars (1977)", "Fargo (1996)", "Heat (1995)"]
-    with serving.model_server(base / "models.config") as urls:
-        for client in (serving.TFServingRestClient(urls["rest"]), serving.TFServingGrpcClient(urls["grpc"])):
+    with launch.model_server(base / "models.config") as urls:
+        for client in (clients.TFServingRestClient(urls["rest"]), clients.TFServingGrpcClient(urls["grpc"])):
             assert client.model_versions("query_tower") == {1: "AVAILABLE"}
             got = client.predict("query_tower", {"user_id": users}, ["embedding", "known_user"], version=1)
             want = local["query_tower"](user_id=tf.constant(users))
@@ -1054,9 +1056,117 @@ def test_whole_path_against_a_real_tensorflow_model_server(exported, recommender
             want = local["ranker"](user_id=tf.constant(users), movie_title=tf.constant(titles))
             np.testing.assert_allclose(got["score"], want["score"].numpy(), rtol=1e-5, atol=1e-6)
         for url in (urls["rest"], f"grpc://{urls['grpc']}"):
-            remote = TestClient(serving.create_app(serving.load_recommender(base, tf_serving=url)))
+            remote = TestClient(service.create_app(service.load_recommender(base, tf_serving=url)))
             assert remote.get("/healthz").status_code == 200
             body = remote.get("/recommend/42", params={"k": 10}).json()
             assert body["backend"] == "tf-serving"
             expected = recommender.recommend("42", 10)["recommendations"]
             assert [r["title"] for r in body["recommendations"]] == [r["title"] for r in expected]
+
+
+# ------------------------------------------------------------- lesson 07: config, labels, warm-up, metadata
+
+
+def test_parse_model_config_reads_policies_and_labels():
+    text = """model_config_list {
+      config { name: "ranker" base_path: "/m/ranker" model_platform: "tensorflow"
+               model_version_policy { specific { versions: 3 versions: 4 } }
+               version_labels { key: "stable" value: 3 } version_labels { key: "canary" value: 4 } }
+      config { name: "query_tower" base_path: "/m/query_tower" model_platform: "tensorflow" }
+    }"""
+    ranker, query = export.parse_model_config(text)
+    assert ranker == {"name": "ranker", "base_path": "/m/ranker", "platform": "tensorflow", "policy": "specific",
+                      "versions": [3, 4], "labels": {"canary": 4, "stable": 3}}
+    assert query["policy"] is None and query["labels"] == {}
+    assert export.parse_model_config(export.model_config_text("/models"))[0]["policy"] == "latest"
+    with pytest.raises(ValueError, match="not a valid model config"):
+        export.parse_model_config('model_config_list { config { version_labels { key: "3" value: "stable" } } }')
+
+
+def test_warmup_file_is_tf_servings_prediction_log_and_is_replayed(tmp_path):
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    examples = [{"user_id": ["42"], "movie_title": ["Fargo (1996)"]},
+                {"user_id": ["1", "2"], "movie_title": ["A", "B"]}]
+    path = export.write_warmup(tmp_path / "ranker" / "1", "ranker", examples)
+    assert path == tmp_path / "ranker" / "1" / "assets.extra" / "tf_serving_warmup_requests"
+    records = [prediction_log_pb2.PredictionLog.FromString(r.numpy()) for r in tf.data.TFRecordDataset(str(path))]
+    assert [r.WhichOneof("log_type") for r in records] == ["predict_log", "predict_log"]
+    request = records[1].predict_log.request
+    assert (request.model_spec.name, request.model_spec.signature_name) == ("ranker", "serving_default")
+    assert tf.make_ndarray(request.inputs["movie_title"]).tolist() == [b"A", b"B"]
+    calls = []
+    assert export.replay_warmup(path.parent.parent, lambda **inputs: calls.append(inputs)) == 2
+    assert [sorted(c) for c in calls] == [["movie_title", "user_id"]] * 2
+    assert export.replay_warmup(tmp_path / "no-such-version", lambda **inputs: None) == 0
+    with pytest.raises(ValueError, match="1 to 1000"):
+        export.write_warmup(tmp_path / "x", "ranker", [])
+
+
+def test_metadata_response_is_tf_servings_json_for_the_savedmodel(tmp_path):
+    servable = tf.Module()
+    servable.table = tf.Variable(tf.ones([3, 4]))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id")])
+    def serve(user_id):
+        rows = tf.zeros_like(tf.strings.length(user_id))
+        return {"embedding": tf.gather(servable.table, rows), "n": tf.size(user_id)}
+
+    servable.serve = serve
+    path = export.save_servable(servable, tmp_path / "query_tower" / "2")
+    body = json.loads(json.dumps(export.metadata_response(path, "query_tower", 2)))
+    assert body["model_spec"] == {"name": "query_tower", "signature_name": "", "version": "2"}
+    signature = body["metadata"]["signature_def"]["signature_def"]["serving_default"]
+    assert signature["method_name"] == "tensorflow/serving/predict"
+    assert signature["inputs"]["user_id"]["dtype"] == "DT_STRING"
+    assert signature["inputs"]["user_id"]["tensor_shape"]["dim"] == [{"size": "-1", "name": ""}]  # int64 as strings
+    assert signature["inputs"]["user_id"]["tensor_shape"]["unknown_rank"] is False  # defaults printed, as TF Serving
+    assert signature["outputs"]["embedding"]["dtype"] == "DT_FLOAT"
+    assert [d["size"] for d in signature["outputs"]["embedding"]["tensor_shape"]["dim"]] == ["-1", "4"]
+
+
+@pytest.mark.serving
+def test_every_exported_version_carries_warmup_requests_that_replay(exported):
+    base = exported["base"]
+    for name in export.SERVED_MODELS:
+        version_dir = base / name / "1"
+        assert (version_dir / export.WARMUP_PATH).is_file(), f"{name} has no warm-up file"
+        signature = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+        assert export.replay_warmup(version_dir, signature) >= 2, f"{name}: its warm-up requests must run"
+
+
+@pytest.mark.serving
+def test_in_process_backend_replays_the_warmup_before_serving(recommender):
+    assert recommender.backend.warmup_requests >= 4, "the query tower's and ranker's warm-up requests run at load"
+
+
+@pytest.mark.serving
+@pytest.mark.skipif(
+    TF_SERVING_BINARY is None,
+    reason="tensorflow_model_server is not on PATH (TF Serving cannot be installed on this machine); "
+    "install it as lesson 07 section 8 shows to check the metadata endpoint and labels against a real server",
+)
+def test_metadata_and_labels_against_a_real_tensorflow_model_server(exported, tmp_path):
+    import requests
+
+    base = exported["base"]
+    config = tmp_path / "pinned.config"
+    config.write_text(
+        f'model_config_list {{ config {{ name: "ranker" base_path: "{(base / "ranker").resolve()}" '
+        'model_platform: "tensorflow" model_version_policy { specific { versions: 1 } } '
+        'version_labels { key: "stable" value: 1 } } }\n', encoding="utf-8")
+    with launch.model_server(config) as urls:
+        served = requests.get(f"{urls['rest']}/v1/models/ranker/versions/1/metadata", timeout=10).json()
+        offline = export.metadata_response(base / "ranker" / "1", "ranker", 1)
+        def shapes(body):  # dtype and sizes of every input and output of serving_default
+            signature = body["metadata"]["signature_def"]["signature_def"]["serving_default"]
+            return {side: {name: (t["dtype"], [d["size"] for d in t["tensor_shape"]["dim"]])
+                           for name, t in signature[side].items()} for side in ("inputs", "outputs")}
+
+        assert shapes(served) == shapes(json.loads(json.dumps(offline)))
+        body = {"inputs": {"user_id": ["42"], "movie_title": ["Fargo (1996)"]}}
+        by_label = requests.post(f"{urls['rest']}/v1/models/ranker/labels/stable:predict", json=body, timeout=10)
+        by_version = requests.post(f"{urls['rest']}/v1/models/ranker/versions/1:predict", json=body, timeout=10)
+        assert by_label.status_code == 200 and by_label.json() == by_version.json()
+        missing = requests.post(f"{urls['rest']}/v1/models/ranker/labels/canary:predict", json=body, timeout=10)
+        assert missing.status_code >= 400 and "error" in missing.json()

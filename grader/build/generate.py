@@ -1,7 +1,7 @@
 """``python -m grader build``: write every file that is generated from the lesson sources.
 
 Committed outputs (students browse them on GitHub, Colab installs the library from it):
-``lessons/NN_name.py`` and ``movierec/<name>.py``. Build outputs under ``build/``:
+``lessons/NN_name.py`` and ``movierec/<name>.py`` (or the modules its export cells name). Build outputs under ``build/``:
 the student and instructor notebooks. ``--check`` writes nothing and lists stale files;
 the test suite uses it so a forgotten rebuild fails CI.
 """
@@ -14,7 +14,7 @@ import nbformat
 
 from grader.build.editions import instructor_notebook, student_notebook, student_script
 from grader.lessons import BUILD, LIBRARY, ROOT, Lesson, all_lessons
-from grader.build.library import module_source
+from grader.build.library import module_sources
 from grader.markers import BUILD_COMMAND, DO_NOT_EDIT, LEGACY_MODULE_MARK, MODULE_PREFIX
 
 NOTEBOOKS = BUILD / "notebooks"
@@ -36,9 +36,7 @@ def committed_outputs(lessons: list[Lesson] | None = None) -> dict[Path, str]:
     outputs: dict[Path, str] = {}
     for lesson in lessons or all_lessons():
         outputs[lesson.student] = student_script(lesson)
-        module = module_source(lesson)
-        if module is not None:
-            outputs[lesson.module] = module
+        outputs.update(module_sources(lesson))
     outputs[GITATTRIBUTES] = gitattributes(list(outputs))
     return outputs
 
@@ -49,7 +47,7 @@ def _generated(text: str) -> bool:
 
 def orphans(expected: dict[Path, str]) -> list[Path]:
     """Generated files whose lesson no longer exists (or no longer exports anything)."""
-    found = [p for p in LIBRARY.glob("*.py") if _generated(p.read_text(encoding="utf-8"))]
+    found = [p for p in LIBRARY.rglob("*.py") if _generated(p.read_text(encoding="utf-8"))]
     found += list((ROOT / "lessons").glob("*.py"))
     return sorted(p for p in found if p not in expected)
 

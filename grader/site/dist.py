@@ -57,7 +57,7 @@ dependencies = [{requirements}]
 serving = [{serving}]
 
 [tool.setuptools]
-packages = ["movierec"]
+packages = ["movierec", "movierec.serving"]
 '''
 
 
@@ -73,8 +73,12 @@ def build_wheel(out: Path) -> Path:
         shutil.rmtree(WHEEL_SOURCE)
     package = WHEEL_SOURCE / "movierec"
     package.mkdir(parents=True)
-    for module in sorted(LIBRARY.glob("*.py")):
-        shutil.copy(module, package / module.name)
+    for module in sorted(LIBRARY.rglob("*.py")):  # subpackages (movierec/serving/) too
+        if "__pycache__" in module.parts:
+            continue
+        target = package / module.relative_to(LIBRARY)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(module, target)
     (WHEEL_SOURCE / "pyproject.toml").write_text(PYPROJECT.format(
         version=__version__, requirements=_quoted(REQUIREMENTS), serving=_quoted(SERVING_REQUIREMENTS)),
         encoding="utf-8")

@@ -53,6 +53,8 @@ SYLLABUS = (
             "Rating prediction, deep & cross networks, NDCG, and the two-stage pipeline."),
     Planned("06_annoy", "Approximate nearest neighbours with Annoy", 150,
             "Random-projection forests, recall versus latency, and when ANN pays off."),
-    Planned("07_serving", "Serving with TensorFlow Serving", 180,
-            "SavedModel signatures, REST and gRPC clients, and a recommendation API with measured latency."),
+    Planned("07_tf_serving", "TensorFlow Serving", 120,
+            "SavedModels with named signatures, versions, config, labels, warm-up, REST and gRPC, batching."),
+    Planned("08_service", "The recommendation service", 120,
+            "FastAPI over both stages: backends, the seen filter, the cold-start fallback, latency and monitoring."),
 )

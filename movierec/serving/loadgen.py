@@ -1,0 +1,147 @@
+"""The closed-loop load generator of the serving lessons (hand-written, not generated).
+
+:func:`load_test` runs ``concurrency`` client threads against ``GET /recommend/{user_id}``
+of an API on the loopback; each sends a request, waits for the answer and sends the next,
+for a fixed time or number of requests. It refuses any host but the loopback, warms the
+connections up first, and counts, given each user's training ratings, the returned titles
+the user had already rated. :func:`latency_summary` is the reference summary (count,
+mean, p50, p95, p99, max) that lesson 08 asks students to understand.
+"""
+
+from __future__ import annotations
+
+import http.client
+import itertools
+import json
+import threading
+import time
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+from urllib.parse import quote, urlparse
+
+import numpy as np
+
+__all__ = ["LOOPBACK_HOSTS", "latency_summary", "load_test"]
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def latency_summary(latencies_ms: Sequence[float]) -> dict[str, float]:
+    """Count, mean, p50, p95, p99 and max of a list of latencies in milliseconds."""
+    values = np.asarray(latencies_ms, dtype=np.float64)
+    if values.size == 0:
+        raise ValueError("no latencies to summarise")
+    p50, p95, p99 = np.percentile(values, [50, 95, 99])
+    return {
+        "n": int(values.size),
+        "mean_ms": float(values.mean()),
+        "p50_ms": float(p50),
+        "p95_ms": float(p95),
+        "p99_ms": float(p99),
+        "max_ms": float(values.max()),
+    }
+
+
+def load_test(
+    base_url: str,
+    user_ids: Sequence[str],
+    *,
+    concurrency: int,
+    duration_s: float,
+    k: int = 10,
+    max_requests: int = 200_000,
+    timeout_s: float = 5.0,
+    warmup_requests: int = 20,
+    seen: Mapping[str, Collection[str]] | None = None,
+) -> dict[str, Any]:
+    """Closed-loop load on ``GET /recommend/{user_id}?k=k`` of an API on the loopback.
+
+    ``concurrency`` threads each send a request, wait for it, and send the next, cycling
+    through ``user_ids``, until ``duration_s`` has passed or ``max_requests`` were sent.
+    Returns the latency summary of successful requests, throughput, error count, and the
+    server's mean time per stage (from ``timings_ms``). With ``seen`` (user id -> titles
+    the user rated in training) it also counts the returned titles and how many of them
+    the user had rated: ``returned_titles``, ``seen_titles`` and ``seen_share``.
+    """
+    host = urlparse(base_url).hostname
+    if host not in LOOPBACK_HOSTS:
+        raise ValueError(f"load tests only target this machine's loopback, not {host!r}")
+    if concurrency < 1 or duration_s <= 0 or not user_ids:
+        raise ValueError("need concurrency >= 1, duration_s > 0 and at least one user id")
+    parsed = urlparse(base_url)
+    port = parsed.port or 80
+    paths = [f"{parsed.path.rstrip('/')}/recommend/{quote(str(user_id), safe='')}?k={k}" for user_id in user_ids]
+
+    def get(connection: http.client.HTTPConnection, path: str) -> tuple[int, bytes]:
+        connection.request("GET", path)
+        reply = connection.getresponse()
+        return reply.status, reply.read()
+
+    warm = http.client.HTTPConnection(host, port, timeout=timeout_s)  # connections, caches, first calls
+    for path in itertools.islice(itertools.cycle(paths), warmup_requests):
+        get(warm, path)
+    warm.close()
+    counter = itertools.count()
+    lock = threading.Lock()
+    latencies: list[float] = []
+    stages: list[dict[str, float]] = []
+    errors: list[str] = []
+    counted = {"returned_titles": 0, "seen_titles": 0}
+    start = threading.Barrier(concurrency + 1)
+    deadline = [0.0]
+
+    def client() -> None:
+        # http.client with keep-alive: a lean client, so that the load generator's own CPU
+        # use (it shares the machine with the server) disturbs the measurement little.
+        connection = http.client.HTTPConnection(host, port, timeout=timeout_s)
+        start.wait()
+        while True:
+            with lock:
+                i = next(counter)
+            if i >= max_requests or time.monotonic() >= deadline[0]:
+                break
+            sent = time.perf_counter()
+            try:
+                status, payload = get(connection, paths[i % len(paths)])
+                elapsed = 1000 * (time.perf_counter() - sent)
+                problem = None if status == 200 else f"HTTP {status}"
+            except (OSError, http.client.HTTPException) as exc:
+                problem = type(exc).__name__
+                connection.close()
+                connection = http.client.HTTPConnection(host, port, timeout=timeout_s)
+            with lock:
+                if problem is None:
+                    body = json.loads(payload)
+                    latencies.append(elapsed)
+                    stages.append(body["timings_ms"])
+                    if seen is not None:
+                        titles = [item["title"] for item in body["recommendations"]]
+                        counted["returned_titles"] += len(titles)
+                        counted["seen_titles"] += len(set(titles) & set(seen.get(body["user_id"], ())))
+                else:
+                    errors.append(problem)
+        connection.close()
+
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    deadline[0] = time.monotonic() + duration_s
+    began = time.perf_counter()
+    start.wait()
+    for thread in threads:
+        thread.join(timeout=duration_s + 2 * timeout_s + 5)
+    seconds = time.perf_counter() - began
+    result: dict[str, Any] = {
+        "concurrency": concurrency,
+        "seconds": round(seconds, 3),
+        "requests": len(latencies),
+        "errors": len(errors),
+    }
+    if latencies:
+        result.update(latency_summary(latencies))
+        result["throughput_rps"] = len(latencies) / seconds
+        result["server_mean_ms"] = {stage: float(np.mean([s[stage] for s in stages])) for stage in stages[0]}
+    if seen is not None:
+        result.update(counted)
+        result["seen_share"] = counted["seen_titles"] / max(counted["returned_titles"], 1)
+    result["latencies_ms"] = latencies
+    return result
