@@ -232,6 +232,15 @@ def test_a_lesson_is_regraded_when_a_library_module_it_uses_changes_and_only_the
     assert before[0] != after[0], "a change in a module imported through another one re-grades"
     assert before[1] == after[1], "a change in a module the lesson never imports does not"
 
+    # Subpackages count too: lesson 08 uses movierec.serving.service, which imports serving.export (lesson 07).
+    uses_service = ["from movierec.serving.service import create_app"]
+    before = results.library_hash(uses_service), results.library_hash(plain)
+    changed = library / "serving" / "export.py"
+    changed.write_text(changed.read_text() + "\n# changed\n")
+    after = results.library_hash(uses_service), results.library_hash(plain)
+    assert before[0] != after[0], "a change in a subpackage module reached through imports re-grades"
+    assert before[1] == after[1], "and leaves lessons that never import it alone"
+
 
 # ---------------------------------------------------------------- what the worker keeps of a kernel's messages
 

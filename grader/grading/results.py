@@ -146,20 +146,42 @@ def sha256_file(path: Path) -> str:
 
 
 def _movierec_imports(source: str) -> set[str]:
-    """The ``movierec`` modules a piece of Python source imports (``movierec.x`` → ``x``)."""
+    """The ``movierec`` modules a piece of Python source imports, dotted below the package.
+
+    ``movierec.serving.clients`` gives ``serving.clients`` and its package ``serving``;
+    ``movierec`` itself gives ``__init__``.
+    """
     from grader.lessons import imported_modules
 
-    parts = [name.split(".") for name in imported_modules(source)]
-    return {p[1] if len(p) > 1 else "__init__" for p in parts if p[0] == "movierec"}
+    found = set()
+    for name in imported_modules(source):
+        parts = name.split(".")
+        if parts[0] != "movierec":
+            continue
+        found.add("__init__")
+        found |= {".".join(parts[1:end]) for end in range(2, len(parts) + 1)}
+    return found
+
+
+def library_modules() -> dict[str, Path]:
+    """Every module of the course library by dotted name below ``movierec`` (a package's ``__init__`` by its own name)."""
+    modules = {}
+    for path in LIBRARY.rglob("*.py"):
+        parts = path.relative_to(LIBRARY).with_suffix("").parts
+        if parts[-1] == "__init__" and len(parts) > 1:
+            parts = parts[:-1]
+        modules[".".join(parts)] = path
+    return modules
 
 
 def library_hash(sources: list[str] | None = None) -> str:
     """The part of the course library that ``sources`` import, followed through the library's own imports.
 
     A lesson is graded again when a module it uses changes, not when any module changes:
-    editing lesson 05's exported code does not re-run lesson 01. ``None`` hashes the whole library.
+    editing lesson 05's exported code does not re-run lesson 01. Modules of subpackages
+    (``movierec/serving/*.py``) count like top-level ones. ``None`` hashes the whole library.
     """
-    modules = {p.stem: p for p in LIBRARY.glob("*.py")}
+    modules = library_modules()
     if sources is None:
         wanted = set(modules)
     else:
