@@ -164,7 +164,7 @@ def _movierec_imports(source: str) -> set[str]:
 
 
 def library_modules() -> dict[str, Path]:
-    """Every module of the course library by dotted name below ``movierec`` (a package's ``__init__`` by its own name)."""
+    """Every module of the course library by dotted name below ``movierec`` (a package by its own name)."""
     modules = {}
     for path in LIBRARY.rglob("*.py"):
         parts = path.relative_to(LIBRARY).with_suffix("").parts
