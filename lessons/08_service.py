@@ -591,11 +591,20 @@ def pinned_predict_url(base_url: str, model: str, version=None, label=None) -> s
     raise NotImplementedError()
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_pinned_predict_url", "locked": true, "points": 2, "schema_version": 3, "solution": false, "checksum": "a8a6344956d224fe0c2b74ff9cb6e55c", "cell_type": "code"}
+# %% nbgrader={"grade": true, "grade_id": "test_pinned_predict_url", "locked": true, "points": 2, "schema_version": 3, "solution": false, "checksum": "ce61178c533712c589218a34ad954c1b", "cell_type": "code"}
+from movierec.checks import plain_value as _plain_value
+
 _base = "http://127.0.0.1:8501"
-assert str(pinned_predict_url(_base, "query_tower", version=3)) == "http://127.0.0.1:8501/v1/models/query_tower/versions/3:predict", "a pinned version goes in /versions/<v>"
-assert str(pinned_predict_url(_base, "ranker", label="stable")) == "http://127.0.0.1:8501/v1/models/ranker/labels/stable:predict", "a label goes in /labels/<label>"
-assert str(pinned_predict_url(_base + "/", "ranker")) == "http://127.0.0.1:8501/v1/models/ranker:predict", "without a pin: the latest version, and no doubled '/'"
+
+
+def _url(*args, **kwargs) -> str:
+    """The answer as an exact str: a URL object is fine, a str lookalike is refused."""
+    return _plain_value(str(pinned_predict_url(*args, **kwargs)))
+
+
+assert _url(_base, "query_tower", version=3) == "http://127.0.0.1:8501/v1/models/query_tower/versions/3:predict", "a pinned version goes in /versions/<v>"
+assert _url(_base, "ranker", label="stable") == "http://127.0.0.1:8501/v1/models/ranker/labels/stable:predict", "a label goes in /labels/<label>"
+assert _url(_base + "/", "ranker") == "http://127.0.0.1:8501/v1/models/ranker:predict", "without a pin: the latest version, and no doubled '/'"
 try:
     pinned_predict_url(_base, "ranker", version=3, label="stable")
 except ValueError:
