@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import functools
 import http.server
-import os
 import re
-import shutil
 import threading
 import time
 import urllib.parse
@@ -35,6 +33,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from browser_support import chromium, unavailable
 
 from grader.build.bootstrap import MARK_BEGIN
 from grader.lessons import BUILD, LESSONS
@@ -43,14 +42,7 @@ from grader.site.syllabus import SYLLABUS
 
 pytestmark = pytest.mark.browser
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SCREENSHOTS = BUILD / "screenshots"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-    "--disable-background-networking", "--disable-component-update",
-    "--disable-dev-shm-usage",  # containers (CI) have a tiny /dev/shm
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",  # offline, whatever the machine's network
-]
 VIEWPORT = {"width": 1280, "height": 860}
 PHONE = {"width": 400, "height": 860}
 MIN_TEXT_PX = 11  # the smallest diagram or code text a reader can take in without zooming
@@ -63,19 +55,6 @@ Element.prototype.attachShadow = function (init) { return attach.call(this, { ..
 """
 WRITTEN = {path.stem for path in LESSONS.glob("*.py")}
 PAGES = ["", "syllabus/", "glossary/", "references/"] + [f"lessons/{p.slug}/" for p in SYLLABUS]
-
-
-def unavailable(reason: str):
-    """Skip on a machine without a browser; fail in CI, which must run this test."""
-    if IN_CI:
-        pytest.fail(f"{reason} — CI must run the browser test (.ci/run installs Chromium)")
-    pytest.skip(reason)
-
-
-def find_chromium() -> str | None:
-    candidates = [os.environ.get("CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
-                  shutil.which("chromium-browser")]
-    return next((c for c in candidates if c and os.access(c, os.X_OK)), None)
 
 
 @pytest.fixture(scope="module")
@@ -114,19 +93,8 @@ def server(served_site):
 
 @pytest.fixture(scope="module")
 def browser():
-    chromium = find_chromium()
-    if chromium is None:
-        unavailable("Chromium is not installed (Debian: apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("Playwright's Python package is not installed (make install)")
-    playwright = sync_playwright().start()
-    # Playwright gives each launch a fresh, empty profile (user-data-dir) of its own.
-    browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, timeout=TIMEOUT_MS)
-    yield browser
-    browser.close()
-    playwright.stop()
+    with chromium(TIMEOUT_MS) as launched:
+        yield launched
 
 
 @dataclass

@@ -11,26 +11,13 @@ user; and a readable error for a bad id.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 
 import pytest
+from browser_support import chromium
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-    "--disable-background-networking", "--disable-component-update", "--disable-dev-shm-usage",
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-]
 TIMEOUT_MS = 60_000
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def unavailable(reason: str):
-    if IN_CI:
-        pytest.fail(reason)
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
@@ -63,22 +50,12 @@ def api_url(models):
 
 @pytest.fixture(scope="module")
 def page(api_url):
-    chromium = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
-    if chromium is None:
-        unavailable("Chromium is not installed (Debian: apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("Playwright's Python package is not installed (make install)")
-    playwright = sync_playwright().start()
-    browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, timeout=TIMEOUT_MS)
-    page = browser.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    page.goto(api_url + "/")
-    page.wait_for_selector("body[data-ready='yes']")
-    yield page
-    browser.close()
-    playwright.stop()
+    with chromium(TIMEOUT_MS) as browser:
+        page = browser.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(api_url + "/")
+        page.wait_for_selector("body[data-ready='yes']")
+        yield page
 
 
 def ask_for(page, user: str) -> None:

@@ -41,6 +41,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def stop(process: subprocess.Popen, grace_s: float) -> None:
+    """Ask a child server to exit (SIGTERM), and kill it if it has not within ``grace_s`` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def wait_until(ready: Callable[[], bool], process: subprocess.Popen, timeout_s: float, what: str, log: Path) -> None:
     """Poll ``ready()`` until it is true; raise with the log's tail if ``process`` exits, or on the deadline."""
     deadline = time.monotonic() + timeout_s
@@ -89,12 +99,7 @@ def model_server(
         wait_until(all_available, process, startup_timeout_s, "tensorflow_model_server", log)
         yield urls
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, grace_s=10)
 
 
 @contextlib.contextmanager
@@ -134,9 +139,4 @@ def api_server(
         wait_until(healthy, process, startup_timeout_s, "the recommendation API", log)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, grace_s=15)
