@@ -722,7 +722,9 @@ print("predict: visible tests passed")
 # user's rated items with the boolean row `mask[u]`. Solve each small system with
 # `np.linalg.solve(A, b)` rather than inverting a matrix. A user with no ratings gets the
 # zero vector automatically, since the right-hand side is zero and $\lambda I$ keeps
-# the system solvable. Initial values of scale about 0.1 work well.
+# the system solvable. Initial values of scale about 0.1 work well. Once a loop over users
+# works, you may replace it by one call: `np.linalg.solve` also solves a whole stack of
+# systems, shaped `(n_users, d, d)` and `(n_users, d, 1)`.
 
 # %% nbgrader={"grade": false, "grade_id": "fit_matrix_factorization", "locked": false, "schema_version": 3, "solution": true, "checksum": "706486fa2652d69d07407f43740dd026", "cell_type": "code"}
 def fit_matrix_factorization(

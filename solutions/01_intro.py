@@ -810,7 +810,9 @@ assert _close(predict(_U, _V, 24, 14), float(_U[24] @ _V[14])), "single-pair pre
 # user's rated items with the boolean row `mask[u]`. Solve each small system with
 # `np.linalg.solve(A, b)` rather than inverting a matrix. A user with no ratings gets the
 # zero vector automatically, since the right-hand side is zero and $\lambda I$ keeps
-# the system solvable. Initial values of scale about 0.1 work well.
+# the system solvable. Initial values of scale about 0.1 work well. Once a loop over users
+# works, you may replace it by one call: `np.linalg.solve` also solves a whole stack of
+# systems, shaped `(n_users, d, d)` and `(n_users, d, 1)`.
 
 # %% nbgrader={"grade": false, "grade_id": "fit_matrix_factorization", "locked": false, "schema_version": 3, "solution": true}
 def fit_matrix_factorization(
@@ -845,14 +847,16 @@ def fit_matrix_factorization(
     U = rng.normal(scale=0.1, size=(n_users, rank))
     V = rng.normal(scale=0.1, size=(n_items, rank))
     ridge = reg * np.eye(rank)
+    weights = mask.astype(float)
     losses: list[float] = []
     for _ in range(iters):
-        for u in range(n_users):
-            V_obs = V[mask[u]]
-            U[u] = np.linalg.solve(V_obs.T @ V_obs + ridge, V_obs.T @ filled[u, mask[u]])
-        for i in range(n_items):
-            U_obs = U[mask[:, i]]
-            V[i] = np.linalg.solve(U_obs.T @ U_obs + ridge, U_obs.T @ filled[mask[:, i], i])
+        # Every user's normal equations at once: (sum of v v^T over the user's observed
+        # items + lambda I) u = sum of r v over the same items; `filled` is 0 elsewhere.
+        gram = np.einsum("ui,ij,ik->ujk", weights, V, V) + ridge
+        U = np.linalg.solve(gram, (filled @ V)[..., None])[..., 0]
+        # Then every item's, with the users just updated.
+        gram = np.einsum("ui,uj,uk->ijk", weights, U, U) + ridge
+        V = np.linalg.solve(gram, (filled.T @ U)[..., None])[..., 0]
         losses.append(mf_objective(ratings, mask, U, V, reg))
     return U, V, losses
     ### END SOLUTION
