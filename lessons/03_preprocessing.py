@@ -241,7 +241,9 @@ print("movie genres of the first three movies:\n", movie_features["movie_genres"
 # **Hint:** the `Normalization` API page explains its `axis` argument: you want every
 # value of a 1-D batch treated as one sample of a single scalar feature. Its statistics
 # are learned with `adapt`. Timestamps are `int64`; `float64` keeps the arithmetic
-# exact.
+# exact. `adapt` reads an array in batches of 32 unless told otherwise; a mean and a
+# variance come out the same however the data is batched, so one batch
+# (`batch_size=len(timestamps)`) gives the same layer in a fraction of the time.
 
 # %% nbgrader={"grade": false, "grade_id": "fit_timestamp_normalizer", "locked": false, "schema_version": 3, "solution": true, "checksum": "367fc0a3b0cf00dd5db66349107acdfd", "cell_type": "code"}
 def fit_timestamp_normalizer(timestamps: np.ndarray) -> tf.keras.layers.Normalization:
@@ -525,7 +527,7 @@ print(f"ratings per movie: median {np.median(movie_counts):.0f}, max {movie_coun
 
 # %%
 occupation_lookup = tf.keras.layers.StringLookup(mask_token=None)
-occupation_lookup.adapt(train_features["user_occupation_text"])
+occupation_lookup.adapt(train_features["user_occupation_text"], batch_size=len(train_features["user_occupation_text"]))
 print("vocabulary:", occupation_lookup.get_vocabulary()[:6], "...")
 print("lookups:", occupation_lookup(tf.constant(["doctor", "student", "astronaut"])).numpy())
 genre_lookup = tf.keras.layers.IntegerLookup(mask_token=None)
@@ -908,7 +910,7 @@ cutoff = temporal_cutoff(all_ts, 0.8)  # the test cutoff of lesson 02's temporal
 past, future = all_ts[all_ts <= cutoff], all_ts[all_ts > cutoff]
 print("temporal cutoff:", datetime.datetime.fromtimestamp(cutoff, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"))
 fitted_on_past = tf.keras.layers.Normalization(axis=None)
-fitted_on_past.adapt(past.astype(np.float64))
+fitted_on_past.adapt(past.astype(np.float64), batch_size=len(past))
 print(f"test z-scores when fitted on the past: mean {fitted_on_past(future.astype(np.float64)).numpy().mean():.2f}")
 
 boundaries_all = np.quantile(all_ts.astype(np.float64), np.linspace(0, 1, 101)[1:-1])

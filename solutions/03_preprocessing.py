@@ -204,7 +204,9 @@ print("movie genres of the first three movies:\n", movie_features["movie_genres"
 # **Hint:** the `Normalization` API page explains its `axis` argument: you want every
 # value of a 1-D batch treated as one sample of a single scalar feature. Its statistics
 # are learned with `adapt`. Timestamps are `int64`; `float64` keeps the arithmetic
-# exact.
+# exact. `adapt` reads an array in batches of 32 unless told otherwise; a mean and a
+# variance come out the same however the data is batched, so one batch
+# (`batch_size=len(timestamps)`) gives the same layer in a fraction of the time.
 
 # %% nbgrader={"grade": false, "grade_id": "fit_timestamp_normalizer", "locked": false, "schema_version": 3, "solution": true}
 def fit_timestamp_normalizer(timestamps: np.ndarray) -> tf.keras.layers.Normalization:
@@ -219,7 +221,7 @@ def fit_timestamp_normalizer(timestamps: np.ndarray) -> tf.keras.layers.Normaliz
     """
     ### BEGIN SOLUTION
     layer = tf.keras.layers.Normalization(axis=None)
-    layer.adapt(np.asarray(timestamps, dtype=np.float64))
+    layer.adapt(np.asarray(timestamps, dtype=np.float64), batch_size=max(len(timestamps), 1))
     return layer
     ### END SOLUTION
 
@@ -527,7 +529,7 @@ print(f"ratings per movie: median {np.median(movie_counts):.0f}, max {movie_coun
 
 # %%
 occupation_lookup = tf.keras.layers.StringLookup(mask_token=None)
-occupation_lookup.adapt(train_features["user_occupation_text"])
+occupation_lookup.adapt(train_features["user_occupation_text"], batch_size=len(train_features["user_occupation_text"]))
 print("vocabulary:", occupation_lookup.get_vocabulary()[:6], "...")
 print("lookups:", occupation_lookup(tf.constant(["doctor", "student", "astronaut"])).numpy())
 genre_lookup = tf.keras.layers.IntegerLookup(mask_token=None)
@@ -956,7 +958,7 @@ cutoff = temporal_cutoff(all_ts, 0.8)  # the test cutoff of lesson 02's temporal
 past, future = all_ts[all_ts <= cutoff], all_ts[all_ts > cutoff]
 print("temporal cutoff:", datetime.datetime.fromtimestamp(cutoff, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"))
 fitted_on_past = tf.keras.layers.Normalization(axis=None)
-fitted_on_past.adapt(past.astype(np.float64))
+fitted_on_past.adapt(past.astype(np.float64), batch_size=len(past))
 print(f"test z-scores when fitted on the past: mean {fitted_on_past(future.astype(np.float64)).numpy().mean():.2f}")
 
 boundaries_all = np.quantile(all_ts.astype(np.float64), np.linspace(0, 1, 101)[1:-1])
@@ -1035,7 +1037,8 @@ def build_user_tower(train_features: dict[str, tf.Tensor], embedding_dim: int) -
             self.occupation_lookup = tf.keras.layers.StringLookup(vocabulary=occupations, mask_token=None)
             self.occupation_embedding = tf.keras.layers.Embedding(self.occupation_lookup.vocabulary_size(), 8)
             self.time_normalizer = tf.keras.layers.Normalization(axis=None)
-            self.time_normalizer.adapt(train_features["timestamp"].numpy().astype(np.float64))
+            timestamps = train_features["timestamp"].numpy().astype(np.float64)
+            self.time_normalizer.adapt(timestamps, batch_size=len(timestamps))
             self.projection = tf.keras.layers.Dense(embedding_dim)
 
         def call(self, features: dict) -> tf.Tensor:
