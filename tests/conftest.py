@@ -36,7 +36,7 @@ HEAVY = ("lessons", "grading", "serving", "site", "browser")
 
 # Session fixtures worth computing once. ``make test`` runs the suite on two pytest-xdist workers
 # (``-n 2``); every test that needs one of these runs on the same worker, in this order of priority.
-SHARED_FIXTURES = ("graded", "built_site", "fault_run", "small_class")
+SHARED_FIXTURES = ("graded", "built_site", "fault_run", "small_class", "served_models")
 GROUPS_FILE = "course_xdist_groups"  # workerinput key: where workers write {nodeid: group}
 
 
@@ -162,3 +162,32 @@ def built_site(tmp_path_factory, assets_fetched) -> Path:
     from grader.site.dist import build_dist
 
     return build_dist(tmp_path_factory.mktemp("dist") / "dist", quiet=True)
+
+
+@pytest.fixture(scope="session")
+def served_models(tmp_path_factory) -> dict:
+    """The course models trained with the quick budget and exported once: the serving and demo-page tests read them.
+
+    Holds ``base`` (the export folder: SavedModels, Annoy index, ``models.config``), ``info``
+    (what the export reports), the trained Keras models, the feature ``lookup`` and ``movies``.
+    Tests must not write under ``base``; one that needs a changed copy copies it.
+    """
+    from movierec.setup import configure_environment, seed_everything
+
+    configure_environment()  # Keras 2, before anything imports TensorFlow
+    seed_everything()
+    from movierec.dataset import load_movies, load_ratings, random_split
+    from movierec.serving import export
+    from movierec.serving import index as annoy_export
+
+    movies = load_movies()
+    train, validation, _ = random_split(load_ratings())
+    train = train.concatenate(validation)  # what lesson 07 trains on: all 80,000 non-test ratings
+    retrieval_model, ranking_model = export.train_models(train, movies, quick=True)
+    base = tmp_path_factory.mktemp("serving") / "models"
+    info = annoy_export.export_models(
+        base, retrieval_model=retrieval_model, ranking_model=ranking_model, train=train, movies=movies
+    )
+    lookup = export.FeatureLookup(export.user_feature_table(train), export.movie_feature_table(movies))
+    return {"base": base, "info": info, "retrieval_model": retrieval_model, "ranking_model": ranking_model,
+            "lookup": lookup, "movies": movies}

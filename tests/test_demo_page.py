@@ -1,8 +1,8 @@
 """The demo page of the recommendation API (``GET /``, ``movierec/serving/demo.py``) in headless Chromium.
 
 Debian's ``/usr/bin/chromium`` driven by Playwright, as in ``tests/test_browser.py``. The
-models are the course models trained with the quick budget and exported once for this
-module; the API runs as ``python -m movierec.api serve`` in a child process on the
+models are the course models trained with the quick budget and exported once per test
+run (``served_models``); the API runs as ``python -m movierec.api serve`` in a child process on the
 loopback, exactly as a user starts it. The page must show 10 results for a known user,
 none of them a movie the user rated in training; the popularity fallback for an unknown
 user; and a readable error for a bad id.
@@ -21,16 +21,9 @@ TIMEOUT_MS = 60_000
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    from movierec.setup import configure_environment, seed_everything
-
-    configure_environment()
-    seed_everything()
-    from movierec.serving.index import export_course_models
-
-    base = tmp_path_factory.mktemp("demo") / "models"
-    export_course_models(base, quick=True)
-    return base
+def models(served_models):
+    """The session's quick course models, exported once (``served_models`` in conftest.py)."""
+    return served_models["base"]
 
 
 @pytest.fixture(scope="module")
@@ -59,9 +52,14 @@ def page(api_url):
 
 
 def ask_for(page, user: str) -> None:
-    page.fill("#user", user)
-    page.click("#go")
-    page.wait_for_function("document.querySelector('#error').textContent || !document.querySelector('#results').hidden")
+    submit(page, lambda: (page.fill("#user", user), page.click("#go")))
+
+
+def submit(page, action) -> None:
+    """Do ``action`` and wait until the page has answered it (not just shown an earlier answer)."""
+    before = int(page.evaluate("document.body.dataset.answered || '0'"))
+    action()
+    page.wait_for_function(f"Number(document.body.dataset.answered || '0') > {before}")
 
 
 def titles(page) -> list[str]:
@@ -95,8 +93,7 @@ def test_a_bad_id_shows_a_readable_error(page):
 
 def test_a_new_user_can_pick_liked_movies(page):
     page.select_option("#likes", ["Star Wars (1977)", "Return of the Jedi (1983)", "Toy Story (1995)"])
-    page.click("#go-likes")
-    page.wait_for_function("!document.querySelector('#results').hidden || document.querySelector('#error').textContent")
+    submit(page, lambda: page.click("#go-likes"))
     shown = titles(page)
     assert len(shown) == 10 and "Star Wars (1977)" not in shown, f"10 new titles expected, got {shown}"
     assert "New user who likes" in page.text_content("#note")

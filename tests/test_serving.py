@@ -707,29 +707,9 @@ def test_cli_refuses_a_missing_model_directory(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    """Course models trained with the quick budget, kept in memory and exported once for this module."""
-    from movierec.dataset import load_movies, load_ratings, random_split
-    from movierec.setup import seed_everything
-
-    seed_everything()
-    movies = load_movies()
-    train, validation, _ = random_split(load_ratings())
-    train = train.concatenate(validation)  # what lesson 07 trains on: all 80,000 non-test ratings
-    retrieval_model, ranking_model = export.train_models(train, movies, quick=True)
-    base = tmp_path_factory.mktemp("serving") / "models"
-    info = annoy_export.export_models(
-        base, retrieval_model=retrieval_model, ranking_model=ranking_model, train=train, movies=movies
-    )
-    lookup = export.FeatureLookup(export.user_feature_table(train), export.movie_feature_table(movies))
-    return {
-        "base": base,
-        "info": info,
-        "retrieval_model": retrieval_model,
-        "ranking_model": ranking_model,
-        "lookup": lookup,
-        "movies": movies,
-    }
+def exported(served_models):
+    """The session's quick course models, exported once (``served_models`` in conftest.py)."""
+    return served_models
 
 
 @pytest.fixture(scope="module")

@@ -214,8 +214,16 @@ function show(answer) {
   $("results").hidden = false;
 }
 
+let answered = 0;  // requests answered so far: the page's test waits for this count to move
+
+function done() {
+  document.body.dataset.answered = String(++answered);
+  $("results").removeAttribute("aria-busy");
+}
+
 async function call(url, options) {
   $("error").textContent = "";
+  $("results").setAttribute("aria-busy", "true");
   try {
     const reply = await fetch(url, options);
     const answer = await reply.json();
@@ -225,13 +233,15 @@ async function call(url, options) {
     $("results").hidden = true;
     $("note").textContent = "";
     $("error").textContent = "Error: " + err.message;
+  } finally {
+    done();
   }
 }
 
 $("by-user").addEventListener("submit", (event) => {
   event.preventDefault();
   const user = $("user").value.trim();
-  if (!user) { $("error").textContent = "Error: type a user id"; return; }
+  if (!user) { $("error").textContent = "Error: type a user id"; done(); return; }
   call("/demo/recommend/" + encodeURIComponent(user) + "?k=10");
 });
 
