@@ -63,6 +63,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--models", type=Path, default=None, help="an exported model base (default: the cached course models)"
     )
+    parser.add_argument("--model-slots", type=int, default=None, help="the API's --model-slots (default: its own)")
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "benchmarks")
     return parser.parse_args(argv)
 
@@ -107,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     user_ids = [u.decode() for u in np.random.default_rng(42).permutation(users)]
 
     results = []
-    with launch.api_server(models) as url:
+    options = ("--model-slots", str(args.model_slots)) if args.model_slots else ()
+    with launch.api_server(models, options=options) as url:
         print(f"API at {url}; {duration:g} s per level, k={args.k}, levels {args.clients}")
         for clients in args.clients:
             result = loadgen.load_test(
@@ -147,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         "duration_s_per_level": duration,
         "k": args.k,
         "backend": "in-process",
+        "model_slots": args.model_slots or "the API's default",
         "models": str(models),
         "model_versions": {
             "query_tower": version,

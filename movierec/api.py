@@ -35,6 +35,16 @@ Connection limits (uvicorn 0.54 with its h11 protocol, the one installed here):
 * the listen backlog is ``BACKLOG``: asyncio accepts up to that many connections in one
   go before any of them is seen by the protocol, so with uvicorn's default of 2,048 a
   burst of connections alone could exhaust 1,024 descriptors before the cap acts.
+
+Latency under concurrency (``--model-slots``, default ``MODEL_SLOTS``): the endpoints are
+plain functions that FastAPI runs in a thread pool, so without a limit every concurrent
+request runs the models at once; on a small machine they then share cores, the GIL and
+TensorFlow's thread pools, and a request's latency depends on how many others it
+happens to overlap (a long tail). :class:`ModelQueue` lets at most ``--model-slots``
+requests into the app at a time and makes the others wait in arrival order, and each
+request's TensorFlow ops run on one thread (a batch of one user and 100 candidates is
+too small to gain from more): the latency is then the request's own work plus its
+place in the queue.
 """
 
 from __future__ import annotations
@@ -57,6 +67,28 @@ HEADER_TIMEOUT_S = 10.0
 MAX_HEADER_BYTES = 16 * 1024
 MAX_WAITING_CONNECTIONS = 256  # well under the usual limit of 1,024 descriptors per process
 BACKLOG = 128  # connections accepted per event-loop turn, at most: 256 + 128 stays far below 1,024
+MODEL_SLOTS = 1  # requests inside the app at once (see the module docstring)
+
+
+class ModelQueue:
+    """ASGI middleware: at most ``slots`` HTTP requests inside ``app`` at once; the rest wait in arrival order."""
+
+    def __init__(self, app: Any, slots: int) -> None:
+        if slots < 1:
+            raise ValueError(f"--model-slots must be at least 1, got {slots}")
+        self.app, self.slots = app, slots
+        self._limiter: Any = None  # created inside the server's event loop, on the first request
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        import anyio
+
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(self.slots)  # FIFO: waiting requests go in arrival order
+        async with self._limiter:
+            await self.app(scope, receive, send)
 
 
 class GuardedH11Protocol(H11Protocol):
@@ -154,6 +186,12 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--host", default="127.0.0.1")
         sub.add_argument("--port", type=int, default=8000)
         sub.add_argument("--access-log", action="store_true", help="log every request (off: it costs latency)")
+        sub.add_argument(
+            "--model-slots",
+            type=int,
+            default=MODEL_SLOTS,
+            help=f"requests that run the models at once; others queue (default {MODEL_SLOTS})",
+        )
     return parser
 
 
@@ -161,7 +199,15 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_environment()  # Keras 2 and quiet logs, before TensorFlow is imported
     seed_everything()
+    if args.model_slots < 1:
+        print(f"error: --model-slots must be at least 1, got {args.model_slots}", file=sys.stderr)
+        return 2
+    import tensorflow as tf
     import uvicorn
+
+    if args.command in (None, "serve"):  # one thread per request's ops (module docstring); before any op runs
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
 
     from movierec.serving import export, service
     from movierec.serving import index as annoy_export
@@ -184,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     backend = f"TF Serving at {args.tf_serving}" if args.tf_serving else "in-process SavedModels"
     print(f"serving {args.models} ({backend}); versions {recommender.model_versions()}")
     print(f"try: curl 'http://{args.host}:{args.port}/recommend/42?k=5', or the demo page http://{args.host}:{args.port}/")
-    app = install_demo(service.create_app(recommender), recommender)
+    app = ModelQueue(install_demo(service.create_app(recommender), recommender), args.model_slots)
     config = server_config(app, host=args.host, port=args.port, access_log=args.access_log)
     uvicorn.Server(config).run()
     return 0

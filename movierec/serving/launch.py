@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import requests
@@ -110,8 +110,11 @@ def api_server(
     tf_serving: str | None = None,
     startup_timeout_s: float = 180.0,
     env: Mapping[str, str] | None = None,
+    options: Sequence[str] = (),
 ) -> Iterator[str]:
     """Run ``python -m movierec.api serve`` on 127.0.0.1 in a child process; yield its URL.
+
+    ``options`` are more ``serve`` options, e.g. ``("--model-slots", "2")``.
 
     Waits until ``/healthz`` answers 200 (raising with the log's tail if the process
     exits first), and stops the process when the ``with`` block ends.
@@ -123,6 +126,7 @@ def api_server(
     command += ["--host", "127.0.0.1", "--port", str(port)]
     if tf_serving:
         command += ["--tf-serving", tf_serving]
+    command += list(options)
     child_env = dict(os.environ)
     root = str(Path(movierec.__file__).resolve().parent.parent)
     child_env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, child_env.get("PYTHONPATH", "")]))
