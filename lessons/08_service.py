@@ -150,7 +150,8 @@ print("quick mode:", QUICK, "| scratch directory:", scratch)
 
 # %%
 from movierec.dataset import load_movies, load_ratings, random_split
-from movierec.serving.export import train_models, user_feature_table
+from movierec.serving.export import train_models
+from movierec.serving.features import user_feature_table
 
 movies = load_movies()
 train, validation, test = random_split(load_ratings())
@@ -364,8 +365,9 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from movierec.serving.clients import ServingUnavailable, TFServingGrpcClient, TFServingRestClient
-from movierec.serving.export import ModelDirError, latest_version, replay_warmup
+from movierec.serving.clients import ServingUnavailable
+from movierec.serving.modelbase import ModelDirError, latest_version, replay_warmup
+from movierec.serving.transport import TFServingGrpcClient, TFServingRestClient
 
 
 class InProcessBackend:

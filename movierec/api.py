@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     seed_everything()
     import uvicorn
 
-    from movierec.serving import export, service
+    from movierec.serving import export, modelbase, service
     from movierec.serving import index as annoy_export
     from movierec.serving.demo import install_demo
 
@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         annoy_export.export_course_models(args.models, quick=quick_mode())
     try:
         recommender = service.load_recommender(args.models, tf_serving=args.tf_serving, timeout_s=args.timeout)
-    except (export.ModelDirError, FileNotFoundError, ValueError) as exc:
+    except (modelbase.ModelDirError, FileNotFoundError, ValueError) as exc:
         print(f"error: cannot start the API: {exc}", file=sys.stderr)
         return 2
     backend = f"TF Serving at {args.tf_serving}" if args.tf_serving else "in-process SavedModels"

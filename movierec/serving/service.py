@@ -21,9 +21,11 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from movierec.annoy import MovieIndex
-from movierec.serving.clients import ServingError, ServingUnavailable, TFServingGrpcClient, TFServingRestClient
-from movierec.serving.export import N_CANDIDATES, ModelDirError, latest_version, replay_warmup
+from movierec.serving.clients import ServingError, ServingUnavailable
+from movierec.serving.export import N_CANDIDATES
 from movierec.serving.index import ANNOY_DIR, ANNOY_FILE, HISTORY_FILE, TUNING_FILE
+from movierec.serving.modelbase import ModelDirError, latest_version, replay_warmup
+from movierec.serving.transport import TFServingGrpcClient, TFServingRestClient
 
 
 # --- from solutions/08_service.py, section: Two interchangeable backends
