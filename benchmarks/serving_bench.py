@@ -10,7 +10,7 @@ after a short warm-up. Only the loopback is ever targeted and every loop stops b
 itself.
 
 The models are the course models trained with the full budget of
-``movierec.serving.export.export_course_models`` and cached under ``build/cache/serving/``
+``movierec.api.export_course_models`` and cached under ``build/cache/serving/``
 by ``benchmarks/model_cache.py`` (keyed by the library sources), so the first run trains them (a few minutes) and later
 runs reuse them. ``--models DIR`` benchmarks an existing model base instead.
 

@@ -11,7 +11,7 @@
 # a **model config**, **labels** and **warm-up records**, and call **TensorFlow Serving**
 # over **REST** and **gRPC**, with **batching**. Lesson 08 builds the service on top.
 #
-# **Time:** about 2 hours (three exercises, 45 minutes of reading the text and the code, one run of the lesson).
+# **Time:** about 2 hours (three exercises, 30 minutes of reading the text and the code, one run of the lesson).
 #
 # The cells tagged `export` become `movierec.serving.export` (servables, layout, config)
 # and `movierec.serving.clients` (request formats). Plumbing you need not write lives in
@@ -298,10 +298,9 @@ from movierec.serving.features import FeatureLookup, movie_feature_table, user_f
 # | `retrieval` | `user_id`: string `(None,)` | `titles`: string `(None, k)`; `scores`: float32 `(None, k)`; `known_user`: bool `(None,)` |
 #
 # `retrieval` wraps `BruteForce` over one row per title (`distinct_titles`, in `features`),
-# traced at save time: the
-# reference for lesson 08's Annoy recall. `MovieRanker` clips to 1–5 stars, right for
-# RMSE but wrong for ordering (all predictions above 5 would tie), so `unclipped_rating`
-# gives the raw score (`check_unclipped`, hand-written, verifies it at export).
+# traced at save time: the reference for lesson 08's Annoy recall. `MovieRanker` clips to
+# 1–5 stars, right for RMSE but wrong for ordering (all predictions above 5 would tie), so
+# `unclipped_rating` gives the raw score (`check_unclipped`, hand-written, verifies it).
 
 # %% tags=["export"]
 #| export serving.export
@@ -569,8 +568,9 @@ print((models_base / "models.docker.config").read_text())
 # With Docker, run the `tensorflow/serving:2.21.0` image with ports 8500 and 8501
 # published, `-v /full/path/to/build/models:/models:ro`, and the arguments
 # `--model_config_file=/models/models.docker.config --model_config_file_poll_wait_seconds=60`
-# (the config is then re-read every minute, so labels change without a restart). In Colab (no Docker, but root on Ubuntu), install the apt package and start the server
-# in the background:
+# (the config is then re-read every minute, so labels change without a restart). In Colab
+# (no Docker, but root on Ubuntu), install the apt package and start the server in the
+# background:
 #
 # ```bash
 # !curl -fsSL https://storage.googleapis.com/tensorflow-serving-apt/tensorflow-serving.release.pub.gpg \

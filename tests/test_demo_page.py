@@ -26,7 +26,7 @@ def models(tmp_path_factory):
 
     configure_environment()
     seed_everything()
-    from movierec.serving.index import export_course_models
+    from movierec.api import export_course_models
 
     base = tmp_path_factory.mktemp("demo") / "models"
     export_course_models(base, quick=True)
