@@ -169,6 +169,7 @@ print("exported version", export_info["version"], "to", models_base)
 print(f"Annoy: {ANNOY_TREES} trees, search_k={export_info['search_k']}, recall@100 against the exact servable "
       f"{export_info['annoy_recall_at_100']:.3f}")
 record("serving.annoy_recall_at_100", round(export_info["annoy_recall_at_100"], 4))
+assert TARGET_RECALL == 0.95, "the text states lesson 06's target recall"
 print(sorted(str(p.relative_to(models_base)) for p in models_base.glob("*/*")))
 
 # %% [markdown]
