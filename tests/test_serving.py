@@ -34,8 +34,9 @@ from google.protobuf import text_format  # noqa: E402
 from tensorflow_serving.apis import predict_pb2  # noqa: E402
 from tensorflow_serving.config import model_server_config_pb2  # noqa: E402
 
-from movierec.serving import clients, export, features, launch, loadgen, modelbase, service, transport, tuning  # noqa: E402
+from movierec.serving import clients, export, features, launch, loadgen, modelbase, service, transport  # noqa: E402
 from movierec.serving import index as annoy_export  # noqa: E402
+from movierec.serving import tuning as search_k_tuning  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TF_SERVING_BINARY = shutil.which("tensorflow_model_server")
@@ -859,9 +860,9 @@ def test_annoy_index_is_served_with_lesson_06s_settings_and_its_recall_is_report
     index_dir = exported["base"] / annoy_export.ANNOY_DIR / "1"
     tuning = json.loads((index_dir / annoy_export.TUNING_FILE).read_text())
     assert tuning["n_trees"] == annoy_export.ANNOY_TREES == 10 and recommender.index.n_trees == 10
-    assert tuning["search_k"] in tuning.SEARCH_K_GRID and recommender.search_k == tuning["search_k"]
-    grid_end = tuning.SEARCH_K_GRID[-1]
-    assert tuning["tuning_recall_at_100"] >= tuning.TARGET_RECALL or tuning["search_k"] == grid_end
+    assert tuning["search_k"] in search_k_tuning.SEARCH_K_GRID and recommender.search_k == tuning["search_k"]
+    grid_end = search_k_tuning.SEARCH_K_GRID[-1]
+    assert tuning["tuning_recall_at_100"] >= search_k_tuning.TARGET_RECALL or tuning["search_k"] == grid_end
     assert exported["info"]["annoy_recall_at_100"] == pytest.approx(tuning["recall_at_100"], abs=1e-4)
     # Recomputed here against the saved exact servable, for a sample of users.
     users = [str(u) for u in range(1, 944, 7)]
@@ -869,8 +870,8 @@ def test_annoy_index_is_served_with_lesson_06s_settings_and_its_recall_is_report
     exact = tf.saved_model.load(str(exported["base"] / "retrieval" / "1")).signatures["serving_default"]
     queries = query(user_id=tf.constant(users))["embedding"].numpy()
     truth = [[t.decode() for t in row] for row in exact(user_id=tf.constant(users))["titles"].numpy()]
-    found = tuning.annoy_titles(recommender.index, queries, export.N_CANDIDATES, recommender.search_k)
-    recall = tuning.recall_against(found, truth)
+    found = search_k_tuning.annoy_titles(recommender.index, queries, export.N_CANDIDATES, recommender.search_k)
+    recall = search_k_tuning.recall_against(found, truth)
     assert recall == pytest.approx(tuning["recall_at_100"], abs=0.03) and recall >= 0.9, recall
     assert len(recommender.index) == recommender.catalogue_size, "one row per title"
 
@@ -909,7 +910,7 @@ def test_no_user_is_recommended_a_movie_they_rated_in_training(recommender):
         returned += len(titles)
         seen += len(set(titles) & recommender.seen[user])
         embedding, _ = recommender.backend.embed([user])
-        top10 = tuning.annoy_titles(recommender.index, embedding, 10, recommender.search_k)[0]
+        top10 = search_k_tuning.annoy_titles(recommender.index, embedding, 10, recommender.search_k)[0]
         unfiltered_seen += len(set(top10) & recommender.seen[user])
     assert seen / returned == 0
     assert unfiltered_seen > 0, "without the filter retrieval returns already-rated movies: this test can fail"
