@@ -1,7 +1,7 @@
 """A cache of exported course models, used only by the benchmarks (not by any lesson).
 
 :func:`cached_course_models` trains and exports the course models once
-(:func:`movierec.serving.export.export_course_models`) and reuses the export while the
+(:func:`movierec.api.export_course_models`) and reuses the export while the
 library sources, TensorFlow's version, the budget and the seed stay the same. It lives
 here, not in the ``movierec`` library, because no lesson and no student needs it.
 """
@@ -16,8 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from movierec.api import export_course_models
 from movierec.serving.export import model_config_text
-from movierec.serving.index import export_course_models
 
 
 def _library_fingerprint(quick: bool, seed: int) -> str:
@@ -35,7 +35,7 @@ def _library_fingerprint(quick: bool, seed: int) -> str:
 
 
 def cached_course_models(cache_root: str | Path | None = None, *, quick: bool, seed: int = 42) -> Path:
-    """A model base exported by :func:`movierec.serving.export.export_course_models`, reused while nothing changed.
+    """A model base exported by :func:`movierec.api.export_course_models`, reused while nothing changed.
 
     The cache key hashes the library sources, TensorFlow's version, the budget and the
     seed, so an edit to any lesson's exported code retrains. Default location:

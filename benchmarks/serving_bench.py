@@ -10,7 +10,7 @@ after a short warm-up. Only the loopback is ever targeted and every loop stops b
 itself.
 
 The models are the course models trained with the full budget of
-``movierec.serving.export.export_course_models`` and cached under ``build/cache/serving/``
+``movierec.api.export_course_models`` and cached under ``build/cache/serving/``
 by ``benchmarks/model_cache.py`` (keyed by the library sources), so the first run trains them (a few minutes) and later
 runs reuse them. ``--models DIR`` benchmarks an existing model base instead.
 
@@ -93,18 +93,18 @@ def main(argv: list[str] | None = None) -> int:
     import tensorflow as tf
 
     from benchmarks import model_cache
-    from movierec.serving import export, launch, loadgen
+    from movierec.serving import features, launch, loadgen, modelbase
     from movierec.serving import index as annoy_export
 
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     started = time.perf_counter()
     models = args.models or model_cache.cached_course_models(quick=args.quick)
     print(f"models: {models} (ready after {time.perf_counter() - started:.0f} s)")
-    version = export.latest_version(models / annoy_export.ANNOY_DIR, marker=annoy_export.ANNOY_FILE)
+    version = modelbase.latest_version(models / annoy_export.ANNOY_DIR, marker=annoy_export.ANNOY_FILE)
     index_dir = models / annoy_export.ANNOY_DIR / str(version)
     seen = json.loads((index_dir / annoy_export.HISTORY_FILE).read_text(encoding="utf-8"))["seen"]
     tuning = json.loads((index_dir / annoy_export.TUNING_FILE).read_text(encoding="utf-8"))
-    users = export.user_feature_table(_train_split())["user_id"]
+    users = features.user_feature_table(_train_split())["user_id"]
     user_ids = [u.decode() for u in np.random.default_rng(42).permutation(users)]
 
     results = []
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         "models": str(models),
         "model_versions": {
             "query_tower": version,
-            "ranker": export.latest_version(models / "ranker"),
+            "ranker": modelbase.latest_version(models / "ranker"),
             "annoy_index": version,
         },
         "machine": {

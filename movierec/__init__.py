@@ -18,7 +18,10 @@ The hand-written modules are :mod:`movierec.setup` (environment and seeds),
 (the plain-data comparisons test cells use), :mod:`movierec.api` (the command line that
 exports and serves the models), and the serving infrastructure
 :mod:`movierec.serving.launch` (server processes and ports), :mod:`movierec.serving.loadgen`
-(the load generator) and :mod:`movierec.serving.demo` (the demo page); every other module
+(the load generator), :mod:`movierec.serving.demo` (the demo page), :mod:`movierec.serving.features`
+(in-graph feature tables), :mod:`movierec.serving.modelbase` (the model base on disk),
+:mod:`movierec.serving.transport` (TF Serving clients and backend) and
+:mod:`movierec.serving.tuning` (the ``search_k`` rule); every other module
 starts with a ``DO NOT EDIT`` line naming the lesson it is generated from.
 """
 

@@ -195,6 +195,26 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def export_course_models(base: str | Path, *, quick: bool, seed: int = 42) -> dict:
+    """Train both models on the course split (lesson 02) and export them under ``base``: ``api export``.
+
+    Lesson 07's ``train_models`` and lesson 08's ``export_models`` (servables, configs, the
+    tuned Annoy index and the rating history); the benchmarks' model cache and the demo
+    page's test call it too. Returns ``export_models``'s summary.
+    """
+    from movierec.dataset import load_movies, load_ratings, random_split
+    from movierec.serving.export import train_models
+    from movierec.serving.index import export_models
+
+    movies = load_movies()
+    train, validation, _ = random_split(load_ratings(), seed=seed)
+    train = train.concatenate(validation)
+    retrieval_model, ranking_model = train_models(train, movies, quick=quick, seed=seed)
+    return export_models(
+        base, retrieval_model=retrieval_model, ranking_model=ranking_model, train=train, movies=movies, seed=seed
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_environment()  # Keras 2 and quiet logs, before TensorFlow is imported
@@ -209,22 +229,21 @@ def main(argv: list[str] | None = None) -> int:
         tf.config.threading.set_intra_op_parallelism_threads(1)
         tf.config.threading.set_inter_op_parallelism_threads(1)
 
-    from movierec.serving import export, service
-    from movierec.serving import index as annoy_export
+    from movierec.serving import export, modelbase, service
     from movierec.serving.demo import install_demo
 
     if args.command == "export":
-        info = annoy_export.export_course_models(args.out, quick=args.quick or quick_mode())
+        info = export_course_models(args.out, quick=args.quick or quick_mode())
         models = ", ".join(export.SERVED_MODELS)
         print(f"exported version {info['version']} of {models} and the Annoy index to {args.out}")
         print(f"TF Serving configs: {args.out / 'models.config'} (local), {args.out / 'models.docker.config'} (Docker)")
         return 0
     if args.command is None and not args.models.exists():
         print(f"{args.models} does not exist: training and exporting the models first (this takes a few minutes)")
-        annoy_export.export_course_models(args.models, quick=quick_mode())
+        export_course_models(args.models, quick=quick_mode())
     try:
         recommender = service.load_recommender(args.models, tf_serving=args.tf_serving, timeout_s=args.timeout)
-    except (export.ModelDirError, FileNotFoundError, ValueError) as exc:
+    except (modelbase.ModelDirError, FileNotFoundError, ValueError) as exc:
         print(f"error: cannot start the API: {exc}", file=sys.stderr)
         return 2
     backend = f"TF Serving at {args.tf_serving}" if args.tf_serving else "in-process SavedModels"

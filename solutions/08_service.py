@@ -1,30 +1,19 @@
 # %% [markdown]
 # # Lesson 08 — The recommendation service
 #
-# Lesson 07 turned the query tower, the ranker and an exact-retrieval model into servables
-# that TF Serving can load. A web page does not want servables, though; it wants "ten
-# movies for user 42, now". This lesson builds that **recommendation service**: a FastAPI
-# application that runs both stages — query tower and Annoy index for 100 candidates,
-# ranker for the final order — behind `GET /recommend/{user_id}`, and measures how fast it
-# answers.
+# A web page wants "ten movies for user 42, now", not lesson 07's servables. This lesson
+# builds the **recommendation service**: a FastAPI application running both stages (query
+# tower and Annoy index for 100 candidates, ranker for the order) behind
+# `GET /recommend/{user_id}`, with models in-process or in TF Serving, a **seen filter**,
+# a **popularity fallback**, a clear status for every failure, and measured **latency
+# percentiles**.
 #
-# In this lesson you will:
+# **Time:** about 2 hours (three exercises, 30 minutes of reading the text and the code, one run of the lesson).
 #
-# * export the servables together with the Annoy index (lesson 06's settings, its recall
-#   measured against exact retrieval) and the rating history the service needs;
-# * put the models behind **backends**: the SavedModels in-process (the default) or a TF
-#   Serving at a URL, pinned to the version that matches the index;
-# * write the two-stage recommendation with its **seen filter**, and see the
-#   **popularity fallback** for users the models never saw;
-# * validate requests and map every failure to a clear HTTP status;
-# * measure **latency percentiles** under concurrent load, and see what to **monitor**.
-#
-# **Time:** about 2 hours (three exercises, 35 minutes of reading, one run of the lesson).
-#
-# The cells tagged `export` become two modules of `movierec.serving`: `serving.index`
-# (the Annoy index and what sits beside it) and `serving.service` (backends, recommender,
-# application). The server launcher and the load generator are hand-written
-# infrastructure (`serving.launch`, `serving.loadgen`), shown by an import and a paragraph.
+# Export cells become `movierec.serving.index` (the Annoy index and what sits beside it)
+# and `movierec.serving.service` (backends, recommender, app). Infrastructure is
+# hand-written (`serving.launch`, `loadgen`, `tuning`, `transport`), shown by an import
+# and a paragraph.
 
 # %% tags=["setup"]
 from movierec.setup import setup_lesson
@@ -49,17 +38,14 @@ from movierec.setup import quick_mode
 
 QUICK = quick_mode()
 scratch = Path(tempfile.mkdtemp(prefix="movierec-serving-"))
-# Every save logs "Assets written to ..." (and Keras adds warnings); keep TensorFlow's Python
-# logger to errors so the lesson's own output stays readable. Set it to logging.INFO to see all.
-logging.getLogger("tensorflow").setLevel(logging.ERROR)
+logging.getLogger("tensorflow").setLevel(logging.ERROR)  # quiet saves; logging.INFO shows all
 print("quick mode:", QUICK, "| scratch directory:", scratch)
 
 
 # %% [markdown]
 # ## 1. From servables to a service
 #
-# Serving a two-stage recommender means answering one request with several models. This
-# is the path of a request through the system we are going to build:
+# One request, several models:
 #
 # ```mermaid
 # flowchart LR
@@ -73,48 +59,26 @@ print("quick mode:", QUICK, "| scratch directory:", scratch)
 #     A -->|"top 10 titles, scores, model versions"| C
 # ```
 #
-# The two models run either in **TensorFlow Serving**, a C++ server built to load
-# SavedModels, batch requests and swap model versions without downtime (Olston et al.,
-# 2017), or inside the API process itself. We build both variants behind one interface,
-# so the API code does not care which one it talks to.
+# The models run in TF Serving or in the API process, behind one interface; the Annoy
+# index, not a TensorFlow graph, stays in the application (section 3).
 #
-# Three ideas carry the lesson:
-#
-# 1. **An exported model is a program with a contract.** The contract is a *signature*:
-#    named inputs with dtypes and shapes, and named outputs. Clients depend on the
-#    contract, never on the Python code that trained the model.
-# 2. **Clients send raw values**: a user id as the string `"42"`, a title as
-#    `"Star Wars (1977)"`. Vocabularies, lookups and preprocessing travel inside the
-#    exported model, so no client can ever apply a stale vocabulary.
-# 3. **Whatever is not a TensorFlow graph stays in the application.** The Annoy index
-#    is such a thing (section 3).
-
-# %% [markdown]
 # ## 2. The models and the index
 #
-# We train lesson 04's feature-rich retrieval model and lesson 05's ranker with
-# `train_models` from lesson 07 (one epoch each in quick mode, `COURSE_QUICK=1`; the
-# service then recommends worse, but every step works the same), and export them with
-# lesson 07's `export_servables`. The service needs three more things that are not
-# TensorFlow graphs, so the export writes them next to the models, under `annoy/<v>/`:
-#
-# * `movies.ann`, the **Annoy index** over the candidate tower's embeddings, one row per
-#   title. It is built the way lesson 06 chose: 10 trees, and the smallest `search_k` on
-#   lesson 06's grid whose recall reaches 0.95 — measured for the 100 candidates the
-#   service retrieves, on the query embeddings of 300 training users, against the exact
-#   `retrieval` servable. The export then reports the index's recall@100 over all training
-#   users: the number to watch when a retrained model changes the embedding space.
-# * `history.json`: the titles each training user rated (never recommended again) and
-#   every title's number of training ratings (the fallback for unknown users);
-# * `tuning.json`: the index's settings and measured recall.
-#
-# The index gets the same version number as the towers of its export: its embeddings come
-# from the candidate tower trained *with* that query tower, and the service must query it
-# with that query tower and no other. `export_models` (library code) does all of it.
+# We train and export the models with lesson 07's `train_models` and `export_servables`
+# (one epoch each in quick mode). Beside them, under `annoy/<v>/`, `export_models`
+# (library code) writes `movies.ann`, the **Annoy index** over the candidate embeddings
+# (one row per title, lesson 06's 10 trees); `history.json`, the titles each training
+# user rated and every title's number of ratings; and `tuning.json`. The index shares its
+# towers' version: it must be queried with the query tower trained with its candidate
+# tower. Its `search_k` follows lesson 06's rule, applied by the hand-written
+# `movierec.serving.tuning`: the smallest grid value whose recall for the 100 candidates
+# reaches 0.95 on 300 training users, against the exact `retrieval` servable. The export
+# reports recall@100 over all training users, to watch when a retrained model changes.
 
 # %%
 from movierec.dataset import load_movies, load_ratings, random_split
-from movierec.serving.export import train_models, user_feature_table
+from movierec.serving.export import train_models
+from movierec.serving.features import user_feature_table
 
 movies = load_movies()
 train, validation, test = random_split(load_ratings())
@@ -127,7 +91,6 @@ print(f"trained both models in {time.perf_counter() - started:.0f} s")
 #| export serving.index
 import json
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -136,16 +99,13 @@ import tensorflow as tf
 
 from movierec.annoy import MovieIndex
 from movierec.serving.export import N_CANDIDATES, export_servables
+from movierec.serving.tuning import TARGET_RECALL, TUNING_USERS, annoy_titles, recall_against, tune_search_k
 
 ANNOY_DIR = "annoy"
 ANNOY_FILE = "movies.ann"
 HISTORY_FILE = "history.json"  # beside the index: who rated what in training, and the popularity fallback
 TUNING_FILE = "tuning.json"  # beside the index: its n_trees, tuned search_k and measured recall@100
-# Lesson 06, section 9: 10 trees, and the smallest search_k on this grid that reaches recall 0.95.
-ANNOY_TREES = 10
-TARGET_RECALL = 0.95
-SEARCH_K_GRID = tuple(sorted({int(round(v)) for v in np.geomspace(10, 20_000, 40)}))
-TUNING_USERS = 300  # query embeddings of this many training users tune search_k; recall@100 is reported on all
+ANNOY_TREES = 10  # lesson 06, section 9
 
 
 def rating_history(train: tf.data.Dataset) -> dict[str, Any]:
@@ -170,63 +130,17 @@ def rating_history(train: tf.data.Dataset) -> dict[str, Any]:
     return {"seen": seen_lists, "popular": [list(pair) for pair in popular]}
 
 
-def annoy_titles(index: MovieIndex, queries: np.ndarray, k: int, search_k: int = -1) -> list[list[str]]:
-    """The distinct titles Annoy itself returns among the ``k`` nearest rows of ``index``, for each query.
+def export_models(base: str | Path, *, retrieval_model: tf.keras.Model, ranking_model: tf.keras.Model,
+                  train: tf.data.Dataset, movies: tf.data.Dataset, n_trees: int = ANNOY_TREES, seed: int = 42) -> dict:
+    """Export a new version of the servables (lesson 07, :func:`export_servables`) and, beside them, the index.
 
-    Raw Annoy calls, as lesson 06 tunes with: with a small ``search_k`` Annoy may return
-    fewer than ``k`` rows, and that shortfall counts against recall (``MovieIndex.search``
-    would hide it by widening the search).
+    ``<base>/annoy/<v>/`` holds the Annoy index, its tuning (``search_k`` tuned against the
+    exact ``retrieval`` servable; recall@100 over all training users is returned as
+    ``annoy_recall_at_100``) and the rating history. It is written last, atomically: the
+    service switches to version ``v`` only once its index exists, so the towers are complete.
     """
-    rows = np.atleast_2d(np.asarray(queries, dtype=np.float32))
-    found = [index.annoy.get_nns_by_vector(query.tolist(), k, search_k=search_k) for query in rows]
-    return [list(dict.fromkeys(str(index.labels[p]) for p in positions)) for positions in found]
-
-
-def recall_against(found: Sequence[Sequence[str]], exact: Sequence[Sequence[str]]) -> float:
-    """Mean share of each exact top list (distinct titles) that ``found`` also holds."""
-    shares = [len(set(f) & set(e)) / len(set(e)) for f, e in zip(found, exact, strict=True) if len(e)]
-    return float(np.mean(shares))
-
-
-def tune_search_k(
-    index: MovieIndex, queries: np.ndarray, exact: Sequence[Sequence[str]], *, k: int = N_CANDIDATES
-) -> tuple[int, float]:
-    """Lesson 06's rule for ``k`` candidates: the smallest ``SEARCH_K_GRID`` value whose recall reaches the target.
-
-    Recall grows with ``search_k`` (lesson 06, section 9), so the first grid value that
-    reaches ``TARGET_RECALL`` is the smallest. Returns ``(search_k, recall)``; the largest
-    grid value if none reaches it.
-    """
-    for search_k in SEARCH_K_GRID:
-        recall = recall_against(annoy_titles(index, queries, k, search_k), exact)
-        if recall >= TARGET_RECALL:
-            break
-    return search_k, recall
-
-
-def export_models(
-    base: str | Path,
-    *,
-    retrieval_model: tf.keras.Model,
-    ranking_model: tf.keras.Model,
-    train: tf.data.Dataset,
-    movies: tf.data.Dataset,
-    n_trees: int = ANNOY_TREES,
-    seed: int = 42,
-) -> dict:
-    """Export a new version of the three servables (lesson 07) and the Annoy index under ``base``.
-
-    Writes the servables and config files with :func:`export_servables`, then
-    ``<base>/annoy/<v>/`` (the index over one row per title, its sidecar, the tuning and
-    the rating history). ``search_k`` is tuned on the query embeddings of training users
-    against the exact ``retrieval`` servable, and the index's recall@100 against that
-    servable over all training users is returned as ``annoy_recall_at_100``. The index is
-    written last: the service only switches to version ``v`` once its index exists, and
-    by then the towers of ``v`` are complete.
-    """
-    exported = export_servables(
-        base, retrieval_model=retrieval_model, ranking_model=ranking_model, train=train, movies=movies
-    )
+    exported = export_servables(base, retrieval_model=retrieval_model, ranking_model=ranking_model, train=train,
+                                movies=movies)
     base, version, servables = Path(base), exported["version"], exported["servables"]
     titles, vectors = exported["titles"], exported["vectors"]
     user_ids = tf.constant(exported["users"]["user_id"])
@@ -236,43 +150,16 @@ def export_models(
     sample = np.random.default_rng(seed).permutation(len(exact))[:TUNING_USERS]
     search_k, tuning_recall = tune_search_k(index, queries[sample], [exact[i] for i in sample])
     recall = recall_against(annoy_titles(index, queries, N_CANDIDATES, search_k), exact)
-    tuning = {
-        "n_trees": n_trees,
-        "search_k": search_k,
-        "target_recall": TARGET_RECALL,
-        "tuning_users": len(sample),
-        "tuning_recall_at_100": round(tuning_recall, 4),
-        "recall_at_100": round(recall, 4),
-        "users": len(exact),
-    }
+    tuning = {"n_trees": n_trees, "search_k": search_k, "target_recall": TARGET_RECALL, "tuning_users": len(sample),
+              "tuning_recall_at_100": round(tuning_recall, 4), "recall_at_100": round(recall, 4), "users": len(exact)}
     index_dir = base / ANNOY_DIR / str(version)
     staging = base / ANNOY_DIR / f".{version}.partial-{os.getpid()}"
     index.save(staging / ANNOY_FILE)
     (staging / TUNING_FILE).write_text(json.dumps(tuning, indent=1), encoding="utf-8")
     (staging / HISTORY_FILE).write_text(json.dumps(rating_history(train)), encoding="utf-8")
     os.replace(staging, index_dir)
-    return {
-        "base": base,
-        "version": version,
-        "embedding_dim": int(vectors.shape[1]),
-        "catalogue_rows": len(titles),
-        "search_k": search_k,
-        "annoy_recall_at_100": recall,
-    }
-
-
-def export_course_models(base: str | Path, *, quick: bool, seed: int = 42) -> dict:
-    """Train both models on the course split (lesson 02) and export them under ``base``."""
-    from movierec.dataset import load_movies, load_ratings, random_split
-    from movierec.serving.export import train_models
-
-    movies = load_movies()
-    train, validation, _ = random_split(load_ratings(), seed=seed)
-    train = train.concatenate(validation)
-    retrieval_model, ranking_model = train_models(train, movies, quick=quick, seed=seed)
-    return export_models(
-        base, retrieval_model=retrieval_model, ranking_model=ranking_model, train=train, movies=movies, seed=seed
-    )
+    return {"base": base, "version": version, "embedding_dim": int(vectors.shape[1]), "catalogue_rows": len(titles),
+            "search_k": search_k, "annoy_recall_at_100": recall}
 
 
 # %%
@@ -282,54 +169,39 @@ print("exported version", export_info["version"], "to", models_base)
 print(f"Annoy: {ANNOY_TREES} trees, search_k={export_info['search_k']}, recall@100 against the exact servable "
       f"{export_info['annoy_recall_at_100']:.3f}")
 record("serving.annoy_recall_at_100", round(export_info["annoy_recall_at_100"], 4))
+assert TARGET_RECALL == 0.95, "the text states lesson 06's target recall"
 print(sorted(str(p.relative_to(models_base)) for p in models_base.glob("*/*")))
 
 # %% [markdown]
 # ## 3. Backends: where the models run
 #
-# ### Why the Annoy index is not inside TF Serving
+# Why is the Annoy index not in TF Serving? TF Serving runs **TensorFlow graphs** only,
+# and no TensorFlow operation walks Annoy's trees: serving it would take a custom C++ op
+# in a custom TF Serving, and tie the index's life cycle (rebuilt with the catalogue,
+# memory-mapped) to the model's. So **the backends serve the towers and the ranker; the
+# application holds the index** (TFRS's ScaNN layer is the same story).
 #
-# The exported `retrieval` model answers "top 100 for this user" in one call, so why not
-# serve an Annoy index the same way? Because TF Serving runs **TensorFlow graphs** and
-# nothing else. `BruteForce` is a matrix product and a `top_k`, ordinary TensorFlow
-# operations. Annoy is a C++ library with a Python wrapper: there is no TensorFlow
-# operation that walks its trees. To put it in the graph you would write a custom op in
-# C++, compile TF Serving with it, and ship that custom server everywhere — and you would
-# tie the index's life cycle (rebuilt whenever the catalogue changes, memory-mapped,
-# shared between processes) to the model's (replaced when the model is retrained).
-#
-# The usual design, and ours: **TF Serving (or the in-process backend) serves the towers
-# and the ranker; the application holds the Annoy index.** The API calls the query tower
-# for an embedding, searches its own index, and calls the ranker. TFRS's ScaNN layer is a
-# similar story: it can be exported, but only to a server built with ScaNN's custom ops.
-#
-# ### Two interchangeable backends
-#
-# A **backend** answers the API's two questions — *embed these users*, *score these
-# (user, title) pairs* — and reports the model versions it uses:
-#
-# * `InProcessBackend` loads the exported SavedModels with `tf.saved_model.load` and
-#   calls their `serving_default` signatures: the same graphs TF Serving would run,
-#   inside the API process. It is the default: nothing else to install or start. Like
-#   TF Serving, it replays each version's warm-up requests (lesson 07) before serving.
-# * `TFServingBackend` sends the same calls to TF Serving, over REST (`http://...`) or
-#   gRPC (`grpc://...`). It pins the query tower to the version that matches the Annoy
-#   index, and asks TF Serving which ranker version is available.
-#
-# Either way, `load_recommender` picks the **newest Annoy index** version and requires
-# the query tower of the same version; a model directory without versions stops the API
-# at start-up with a `ModelDirError` that names the path.
+# A **backend** answers *embed these users* and *score these (user, title) pairs*, and
+# reports its model versions. `InProcessBackend` (the default) calls the SavedModels'
+# signatures in the API process, after replaying their warm-up requests as TF Serving
+# would. `TFServingBackend`, hand-written in `movierec.serving.transport` beside lesson
+# 07's clients, sends the same calls to TF Serving (`http://...` or `grpc://...`), the
+# query tower pinned to the index's version. `load_recommender` takes the **newest
+# index** and the query tower of its version; a model directory without versions stops
+# the API at start-up with a `ModelDirError` naming the path.
 
 # %% tags=["export"]
 #| export serving.service
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-from movierec.serving.clients import ServingUnavailable, TFServingGrpcClient, TFServingRestClient
-from movierec.serving.export import ModelDirError, latest_version, replay_warmup
+from movierec.serving.clients import ServingUnavailable
+from movierec.serving.modelbase import ModelDirError, latest_version, replay_warmup
+from movierec.serving.transport import TFServingBackend
 
 
 class InProcessBackend:
@@ -375,53 +247,6 @@ class InProcessBackend:
         return {"status": "ok", "backend": self.name}
 
 
-class TFServingBackend:
-    """The same two calls, answered by a TF Serving at ``url`` (``http://...`` REST, ``grpc://...`` gRPC)."""
-
-    name = "tf-serving"
-
-    def __init__(self, url: str, *, query_version: int, timeout_s: float = 2.0) -> None:
-        self.url = url
-        if url.startswith("grpc://"):
-            self.client = TFServingGrpcClient(url, timeout_s=timeout_s)
-        else:
-            self.client = TFServingRestClient(url, timeout_s=timeout_s)
-        self.query_version = query_version
-        self._ranker_version: int | None = None
-
-    def ranker_version(self) -> int:
-        """The newest AVAILABLE ranker version, asked once and then remembered."""
-        if self._ranker_version is None:
-            available = [v for v, state in self.client.model_versions("ranker").items() if state == "AVAILABLE"]
-            if not available:
-                raise ServingUnavailable(f"TF Serving at {self.url} has no AVAILABLE version of the ranker")
-            self._ranker_version = max(available)
-        return self._ranker_version
-
-    # The arrays go back as TF Serving sent them: the Recommender checks every answer's
-    # types, shapes and values, whichever backend gave it.
-    def embed(self, user_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        names = ["embedding", "known_user"]
-        out = self.client.predict("query_tower", {"user_id": list(user_ids)}, names, version=self.query_version)
-        return out["embedding"], out["known_user"]
-
-    def score(self, user_ids: Sequence[str], titles: Sequence[str]) -> np.ndarray:
-        inputs = {"user_id": list(user_ids), "movie_title": list(titles)}
-        return self.client.predict("ranker", inputs, ["score"], version=self.ranker_version())["score"]
-
-    def versions(self) -> dict[str, int | None]:
-        return {"query_tower": self.query_version, "ranker": self._ranker_version}
-
-    def health(self) -> dict[str, Any]:
-        """Ask TF Serving for both models' states; ``ServingUnavailable`` if it does not answer."""
-        query_states = self.client.model_versions("query_tower")
-        if query_states.get(self.query_version) != "AVAILABLE":
-            raise ServingUnavailable(
-                f"TF Serving at {self.url} does not have query_tower version {self.query_version} AVAILABLE "
-                f"(it reports {query_states}); it must serve the version the Annoy index was built for"
-            )
-        self._ranker_version = None  # re-resolve: a newer ranker may have been deployed
-        return {"status": "ok", "backend": self.name, "url": self.url, "ranker_version": self.ranker_version()}
 
 
 def load_backend(base: str | Path, *, query_version: int, tf_serving: str | None = None, timeout_s: float = 2.0):
@@ -432,8 +257,7 @@ def load_backend(base: str | Path, *, query_version: int, tf_serving: str | None
 
 
 # %% [markdown]
-# The in-process backend on the model base we exported, and the Annoy index of the same
-# version (`MovieIndex` is lesson 06's guarded wrapper):
+# The in-process backend and the index of the same version (lesson 06's `MovieIndex`):
 
 # %%
 index_version = latest_version(models_base / ANNOY_DIR, marker=ANNOY_FILE)
@@ -628,55 +452,28 @@ assert _url(_base, "ranker", label="canary").endswith("/v1/models/ranker/labels/
 # %% [markdown]
 # ## 4. The handler and the app
 #
-# `Recommender` (library code) is a version of your `recommend_for`, with
-# what a service needs around it:
-#
-# * it validates the user id and `k`;
-# * it **never recommends a movie the user rated in training**. A model trained on
-#   those ratings scores them highly — they are the pairs it was fitted to — so without
-#   a filter many of a user's retrieval top 10 are movies they have already rated
-#   (`serving.unfiltered_seen_share_top10`, measured below).
-#   The export writes every training user's rated titles next to the index
-#   (`history.json`); the recommender drops them from the Annoy results and searches
-#   `max(100, k)` + (the number of rated titles) rows, so that `max(100, k)` new titles
-#   always remain for the ranker (`k` can go up to the whole catalogue);
-# * it orders by the ranker's raw score and clips only the `stars` it shows;
-# * it searches the index with the `search_k` tuned at export (lesson 06's rule,
-#   section 2);
-# * a user id the models never saw gets a **cold-start fallback**: the movies rated
-#   most often in training (the popularity baseline of lesson 04), flagged with
-#   `"fallback": "popularity"` — not the top of the untrained out-of-vocabulary
-#   embedding, which is the same noise for every stranger;
-# * it **checks every answer of the backend** — two outputs, numbers, the index's
-#   embedding size, one finite score per title — and turns a malformed one into a 502,
-#   so a broken model server never becomes wrong recommendations;
-# * it returns the titles with their scores, stars and retrieval scores, whether the
-#   user was known, the versions of every model used, and how long each stage took.
-#
-# `create_app` wraps it in a FastAPI application with two endpoints:
-#
-# * `GET /recommend/{user_id}?k=10` — the recommendations;
-# * `GET /healthz` — `200` with the backend and model versions when the service can
-#   answer, `503` with `"status": "unhealthy"` when its model server cannot be reached
-#   or answers a probe call (one user, one title) with malformed data. Load balancers
-#   and orchestrators call such an endpoint to decide whether to send traffic here.
-#
-# Every error is a JSON body `{"error": "..."}` with a 4xx or 5xx status, never an HTML
-# page or a stack trace:
+# `Recommender` (library code) is your `recommend_for` plus what a service needs. It
+# validates the user id and `k`; it **never recommends a movie the user rated** (searching
+# `max(100, k)` + (rated titles) rows); it orders by the raw score, clipping only the
+# `stars` it shows; it gives an unknown user the **popularity fallback** (lesson 04's
+# most-rated movies, flagged `"fallback": "popularity"`), not the top of the untrained
+# out-of-vocabulary embedding; and it **checks every backend answer**, so a broken model
+# server gives a 502, never wrong recommendations. Answers carry the model versions and
+# each stage's time. `create_app` serves `/recommend/{user_id}?k=10` and `/healthz` (503
+# when the model server is away or answers a probe badly, so a load balancer stops
+# sending traffic). Every error is a JSON body `{"error": "..."}`:
 #
 # | request | status |
 # | --- | --- |
-# | unknown user id | **200**, the popularity fallback, with `"known_user": false`, `"fallback": "popularity"` and a warning |
+# | unknown user id | **200**, the popularity fallback, `"known_user": false` and a warning |
 # | empty user id (`/recommend/`), unknown path | 404 |
 # | user id over 64 characters, or with control characters | 422 |
 # | `k` not an integer, `k <= 0`, `k` above the catalogue | 422 |
 # | TF Serving unreachable or too slow | 503 |
 # | TF Serving answers with an error, or with malformed data (wrong types or sizes, NaN) | 502 |
 #
-# The endpoints are plain `def` functions, not `async def`: a TensorFlow call blocks, and
-# FastAPI runs plain functions in a thread pool, so one slow request does not stop the
-# others from being accepted. TensorFlow releases Python's global interpreter lock while
-# its kernels run, so those threads really do overlap.
+# The endpoints are plain `def` functions, run in a thread pool: a blocking TensorFlow
+# call (which releases Python's interpreter lock) does not stop other requests.
 
 # %% tags=["export"]
 #| export serving.service
@@ -977,8 +774,8 @@ def create_app(recommender: Recommender) -> FastAPI:
 
 
 # %% [markdown]
-# FastAPI's `TestClient` calls the application in-process, without a network, which is
-# the quickest way to see what it answers. A normal request first:
+# FastAPI's `TestClient` calls the app in-process: a request, `/healthz`, the bad requests
+# of the table, and the TF Serving backend pointed where nothing listens (503, quickly).
 
 # %%
 recommender = load_recommender(models_base)
@@ -988,11 +785,21 @@ print(answer.status_code, json.dumps({key: value for key, value in answer.json()
 for item in answer.json()["recommendations"]:
     print(f"  {item['stars']:4.2f} stars (raw {item['score']:6.3f}, retrieval {item['retrieval_score']:6.2f})  {item['title']}")
 print("/healthz ->", client.get("/healthz").json())
+bad_requests = ["/recommend/no-such-user?k=3", "/recommend/", "/recommend/" + "9" * 65, "/recommend/42?k=0",
+                "/recommend/42?k=-1", f"/recommend/42?k={recommender.catalogue_size + 1}", "/recommend/42?k=ten", "/recommend/42?k=2.5"]
+for url in bad_requests:
+    reply = client.get(url)
+    body = reply.json()
+    shown = body.get("error") or f"known_user={body['known_user']}, fallback={body['fallback']}, {len(body['recommendations'])} titles"
+    print(f"{url[:40]:<42} {reply.status_code}  {shown}")
+offline = TestClient(create_app(load_recommender(models_base, tf_serving=f"http://127.0.0.1:{free_port()}", timeout_s=1.0)))
+for url in ("/healthz", "/recommend/42"):
+    reply = offline.get(url)
+    print(f"TF Serving away: {url:<15} {reply.status_code}  {reply.json()['error']}")
 
 # %% [markdown]
-# None of these movies is one user 42 rated in training. Without the filter, that would
-# not be true: here is the share of already-rated titles in the plain Annoy top 10 of
-# 200 training users — the list the ranker would otherwise have reordered.
+# None of user 42's titles is one they rated. Without the filter, the plain Annoy top 10
+# of 200 training users holds this share of already-rated titles:
 
 # %%
 unfiltered = []
@@ -1002,50 +809,11 @@ for user in sorted(recommender.seen)[:200]:
 record("serving.unfiltered_seen_share_top10", round(float(np.mean(unfiltered)), 3))
 
 # %% [markdown]
-# And the bad requests of the table above, each with its status code and error body:
-
-# %%
-bad_requests = [
-    "/recommend/no-such-user?k=3",
-    "/recommend/",
-    "/recommend/" + "9" * 65,
-    "/recommend/42?k=0",
-    "/recommend/42?k=-1",
-    f"/recommend/42?k={recommender.catalogue_size + 1}",
-    "/recommend/42?k=ten",
-    "/recommend/42?k=2.5",
-]
-for url in bad_requests:
-    reply = client.get(url)
-    body = reply.json()
-    shown = body.get("error") or f"known_user={body['known_user']}, fallback={body['fallback']}, {len(body['recommendations'])} titles"
-    print(f"{url[:40]:<42} {reply.status_code}  {shown}")
-
-# %% [markdown]
-# The TF Serving backend fails the way lesson 07's clients promised (its section 10).
-# Point it at a port where nothing listens: `/recommend` and `/healthz` answer 503 with
-# a message, quickly.
-
-# %%
-offline = TestClient(create_app(load_recommender(models_base, tf_serving=f"http://127.0.0.1:{free_port()}", timeout_s=1.0)))
-for url in ("/healthz", "/recommend/42"):
-    reply = offline.get(url)
-    print(f"{url:<15} {reply.status_code}  {reply.json()['error']}")
-
-# %% [markdown]
 # ## 5. Starting the service with one command
 #
-# The command-line entry point is `movierec/api.py`, a small hand-written module: the
-# generated `movierec.serving` modules may only define things (they are built from export cells),
-# so it cannot hold a `__main__` block. From the repository root:
-#
-# ```bash
-# python -m movierec.api
-# ```
-#
-# starts the API on <http://127.0.0.1:8000> with the embedded in-process backend; if
-# `build/models` does not exist yet, it first trains and exports the models there (a few
-# minutes). The pieces are also available separately:
+# The hand-written `movierec/api.py` is the command line: `python -m movierec.api` starts
+# the API on <http://127.0.0.1:8000> in-process, exporting `build/models` first if missing
+# (a few minutes). Or step by step:
 #
 # ```bash
 # python -m movierec.api export --out build/models           # a new version of every model
@@ -1054,36 +822,20 @@ for url in ("/healthz", "/recommend/42"):
 # curl 'http://127.0.0.1:8000/recommend/42?k=5'
 # ```
 #
-# FastAPI also serves interactive documentation at <http://127.0.0.1:8000/docs>.
+# `serve` adds a demo page at `/` (the hand-written `movierec.serving.demo`); FastAPI
+# documents the API at `/docs`. `api.py` also closes idle keep-alive connections after
+# 5 s and requires a request's headers within 10 s, so a "slowloris" client trickling
+# bytes cannot hold a connection forever.
 #
-# `movierec/api.py` also sets the limits every network server needs, because a client
-# can misbehave without sending a single bad request: an idle keep-alive connection is
-# closed after 5 s, and a request's headers must be complete within 10 s of the
-# connection opening, however slowly they trickle in — otherwise a "slowloris" client
-# that sends one byte every few seconds holds a connection, and a file descriptor,
-# forever. Its docstring lists each limit and why.
-#
-# %% [markdown]
 # ## 6. Measuring latency
 #
-# A service is judged by its **tail latency**, not its average. When a page needs ten
-# backend calls, the chance that at least one is slower than the 99th percentile is
-# $1 - 0.99^{10} \approx 10\%$, so the slow 1% shows up on one page in ten (Dean &
-# Barroso, 2013). We report percentiles: **p50** (the median), **p95** and **p99** — the
-# latency below which 50, 95 and 99% of requests finish.
-#
-# The load generator below is **closed-loop**: `c` client threads each send a request,
-# wait for the answer, and send the next, for a fixed time. That measures the latency at
-# a concurrency of `c` and the throughput the server reaches with it. (An open-loop
-# generator, which sends at a fixed rate whatever happens, shows queueing better;
-# closed-loop is simpler and enough to compare settings.) The loops are bounded in time
-# and in number of requests, and they refuse any address other than the loopback.
-#
-# We start the API as a separate process, exactly as `python -m movierec.api serve` would,
-# so the load generator and the server do not share Python's interpreter lock. The load
-# generator also checks what it gets back: given each user's training ratings (`seen`),
-# it counts the returned titles the user had already rated. The lesson records that
-# share as `serving.seen_share_top10` and stops if it is not 0.
+# A service is judged by its **tail latency**: when a page needs ten backend calls, the
+# chance that one is slower than the 99th percentile is $1 - 0.99^{10} \approx 10\%$
+# (Dean & Barroso, 2013). We report **p50**, **p95** and **p99**, the latencies below which
+# 50, 95 and 99% of requests finish, under a **closed-loop** load: `c` client threads each
+# send a request, wait, and send the next (an open-loop generator, sending at a fixed
+# rate, shows queueing better). The API runs as a separate process, so generator and
+# server do not share Python's interpreter lock.
 
 # %% [markdown]
 # ### Exercise 3 (2 points): a latency percentile
@@ -1144,25 +896,18 @@ for _q in (0, -5, 100.5):
         raise AssertionError(f"q={_q} must raise ValueError")
 ### END HIDDEN TESTS
 
+# %% [markdown]
+# The hand-written `loadgen.load_test(url, user_ids, concurrency=c, duration_s=t, seen=...)`
+# runs `c` threads with keep-alive connections (loopback only) and returns the latency
+# summary (`n`, mean, p50, p95, p99, max), throughput, errors, the server's mean time per
+# stage and how many returned titles the user had rated (`serving.seen_share_top10` must
+# be 0); `plot_latency` draws the runs. `launch.api_server(models)` runs `python -m
+# movierec.api serve` as a child process until `/healthz` answers. One client, then four:
+
 # %%
 from movierec.serving.launch import api_server
-from movierec.serving.loadgen import load_test
+from movierec.serving.loadgen import load_test, plot_latency
 
-# %% [markdown]
-# The load generator is hand-written infrastructure in `movierec.serving.loadgen`:
-# `load_test(url, user_ids, concurrency=c, duration_s=t, seen=...)` runs `c` client
-# threads with keep-alive `http.client` connections (a lean client, so that its own CPU
-# use disturbs the server little), refuses any host but the loopback, warms the
-# connections up, and returns the latency summary (`n`, mean, p50, p95, p99, max), the
-# throughput, the error count, the server's mean time per stage and, given `seen`, how
-# many returned titles the user had already rated. `api_server(models)` runs
-# `python -m movierec.api serve` as a child process and waits until `/healthz` answers.
-
-# %% [markdown]
-# One client, then four at once, against the in-process backend. Every request asks for
-# ten recommendations for a different known user.
-
-# %%
 load_users = [u.decode() for u in np.random.default_rng(42).permutation(user_feature_table(train)["user_id"])]
 seconds_per_level = 1 if QUICK else 8
 runs = {}
@@ -1171,11 +916,9 @@ with api_server(models_base) as api_url:
     for clients in (1, 4):
         runs[clients] = load_test(api_url, load_users, concurrency=clients, duration_s=seconds_per_level, seen=recommender.seen)
         r = runs[clients]
-        print(
-            f"{clients} client(s): {r['requests']:>5} requests, {r['errors']} errors, {r['throughput_rps']:6.1f} req/s, "
-            f"p50 {r['p50_ms']:5.1f} ms, p95 {r['p95_ms']:5.1f} ms, p99 {r['p99_ms']:5.1f} ms, "
-            f"{r['seen_titles']} of {r['returned_titles']} returned titles already rated"
-        )
+        print(f"{clients} client(s): {r['requests']:>5} requests, {r['errors']} errors, {r['throughput_rps']:6.1f} req/s, "
+              f"p50 {r['p50_ms']:5.1f} ms, p95 {r['p95_ms']:5.1f} ms, p99 {r['p99_ms']:5.1f} ms, "
+              f"{r['seen_titles']} of {r['returned_titles']} returned titles already rated")
 seen_share = sum(r["seen_titles"] for r in runs.values()) / sum(r["returned_titles"] for r in runs.values())
 record("serving.seen_share_top10", seen_share)
 assert seen_share == 0, "the API recommended movies the users had already rated"
@@ -1184,78 +927,31 @@ record("serving.p50_ms_4_clients", round(runs[4]["p50_ms"], 2), "ms")
 record("serving.p99_ms_4_clients", round(runs[4]["p99_ms"], 2), "ms")
 record("serving.throughput_rps_4_clients", round(runs[4]["throughput_rps"], 1), "req/s")
 
-# %% [markdown]
-# Where does the time go? The API reports, for every request, how long each stage took
-# inside the server; the rest of the client-side latency is HTTP, FastAPI's routing and
-# validation, JSON encoding and thread hand-offs.
-
-# %%
-fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-for clients, r in runs.items():
-    values = np.sort(r["latencies_ms"])
-    left.plot(values, np.arange(1, len(values) + 1) / len(values), label=f"{clients} client(s)")
-left.set_xscale("log")
-left.set_xlabel("latency of GET /recommend (ms, log scale)")
-left.set_ylabel("fraction of requests")
-left.set_title("Latency distribution on the loopback")
-left.axhline(0.99, color="grey", linestyle=":", linewidth=1)
-left.legend()
-
-stage_names = ["query_tower", "annoy", "ranker"]
-for position, r in enumerate(runs.values()):
-    bottom = 0.0
-    for stage, color in zip([*stage_names, "HTTP + framework"], ["C0", "C1", "C2", "C7"]):
-        value = r["server_mean_ms"][stage] if stage in stage_names else r["mean_ms"] - sum(r["server_mean_ms"].values())
-        right.bar(position, value, bottom=bottom, color=color, label=stage if position == 0 else None)
-        bottom += value
-right.set_xticks(range(len(runs)), [f"{c} client(s)" for c in runs])
-right.set_ylabel("mean time per request (ms)")
-right.set_title("Where a request spends its time")
-right.legend(fontsize=8)
-plt.tight_layout()
+plot_latency(runs)
 plt.show()
-
 four = runs[4]
-ranker_share = four["server_mean_ms"]["ranker"] / four["mean_ms"]
-annoy_share = four["server_mean_ms"]["annoy"] / four["mean_ms"]
-record("serving.ranker_share_4_clients", round(ranker_share, 3))
-record("serving.annoy_share_4_clients", round(annoy_share, 3))
+record("serving.ranker_share_4_clients", round(four["server_mean_ms"]["ranker"] / four["mean_ms"], 3))
+record("serving.annoy_share_4_clients", round(four["server_mean_ms"]["annoy"] / four["mean_ms"], 3))
 
 # %% [markdown]
-# Three things stand out (the exact numbers are printed above; they depend on the
-# machine and on whatever else it is doing, so rerun the cell to see how much they move):
+# What stands out (the numbers move with the machine and its other work):
 #
-# * **The two model calls dominate** the work inside the server, and the ranker, which
-#   scores 100 pairs and looks up 100 sets of movie features, costs more than the query
-#   tower's single user (`serving.ranker_share_4_clients` is the ranker's share of the
-#   mean latency). Each call also pays a fixed price to enter TensorFlow, whatever the
-#   batch size — which is why the handler makes one call per stage, not one per title.
-# * **Annoy is a small slice** (`serving.annoy_share_4_clients`): searching 1,682 vectors
-#   for 100 neighbours takes a fraction of a millisecond. With this catalogue, exact
-#   search would be as fast (lesson 06); the index earns its place only when the
-#   catalogue grows.
-# * **Concurrency raises latency once the cores are busy.** Four clients, the load
-#   generator and the server share this machine's cores, so requests wait: for a thread,
-#   for a core, inside TensorFlow's own thread pools. Throughput grows less than
-#   fourfold, every stage gets slower, and the grey part — which now includes that
-#   waiting — grows most. More replicas (section 8), or TF Serving's batching (lesson 07), are the answers.
+# * **The model calls dominate**, the ranker (100 pairs) more than the query tower
+#   (`serving.ranker_share_4_clients`); each call pays a fixed price to enter TensorFlow,
+#   so the handler makes one call per stage, not one per title.
+# * **Annoy is a small slice** (`serving.annoy_share_4_clients`): with 1,682 movies exact
+#   search would be as fast (lesson 06); the index pays off as the catalogue grows.
+# * **Concurrency raises latency once the cores are busy**: clients, generator and server
+#   share them, so requests wait; throughput grows less than fourfold and the grey part
+#   (which includes the waiting) grows most. Replicas (section 8) or batching help.
 #
-# **Pitfall:** measure on the loopback only what the loopback can tell you — the cost of
-# the service itself. Real clients add network round trips, TLS, and a load balancer
-# hop; budget for them separately.
+# **Pitfall:** the loopback measures the service alone; real clients add network, TLS and
+# a load balancer. `python -m benchmarks.serving_bench` measures 1, 4 and 16 clients, 30 s
+# each (the bar: p99 at 4 clients of 25 ms); run it on a quiet machine.
 #
-# The repository's benchmark, `python -m benchmarks.serving_bench`, runs the same
-# measurement for 1, 4 and 16 clients, 30 seconds each, and writes
-# `build/benchmarks/serving.json` (`p99_ms_4_clients`, the number of samples, the load
-# average; the bar is 25 ms) and a readable table. Run it on a quiet machine: with other
-# work on the cores, you measure the other work.
-
-# %% [markdown]
 # ## 7. Monitoring
 #
-# A load test says how fast the service is today, on this machine. In production you
-# watch the same numbers continuously, per minute, with an alert when one leaves its
-# range. For this service:
+# In production you watch these numbers continuously, with alerts:
 #
 # | signal | where it comes from | why |
 # | --- | --- | --- |
@@ -1267,61 +963,33 @@ record("serving.annoy_share_4_clients", round(annoy_share, 3))
 # | `/healthz` | probed every few seconds by the load balancer | takes a replica out of rotation before users notice |
 # | recall@100 of the index | `tuning.json`, at every export | a retrained model can change the embedding space |
 #
-# Percentiles do not add up: the p99 of a minute is not the average of its seconds'
-# p99s, so a metrics system keeps latency **histograms** (counts per bucket) and computes
-# percentiles from merged buckets. The `timings_ms` the service returns are the cheapest
-# start; in a real deployment the same numbers go to a metrics system such as Prometheus
-# rather than to the client.
+# Percentiles do not add up, so a metrics system such as Prometheus keeps latency
+# **histograms** and computes percentiles from merged buckets.
 #
 # ## 8. Scaling out
 #
-# **Replicas behind a load balancer.** The service holds no per-user state, so it scales
-# horizontally: run N copies and put a load balancer in front that spreads requests and
-# stops sending to a copy whose `/healthz` fails. Copies on one machine memory-map the
-# same Annoy file and share its pages. TF Serving scales the same way, as its own pool. A
-# rollout must move the index and the query tower together: a replica that loads index
-# version 5 must call query tower version 5, which is why the backend pins the version
-# and TF Serving keeps two.
-#
-# **When the catalogue outgrows one index.** An Annoy index for $N$ items of dimension
-# $d$ takes roughly $4 N d$ bytes plus the trees; for 100 million items of dimension 64
-# that is tens of gigabytes per replica. Then you **shard** the catalogue (each shard its
-# own index; a query goes to all shards and the service merges their top lists, so the
-# slowest shard sets the latency), or use a **managed vector search service** (for
-# example Vertex AI Vector Search, built on ScaNN), which handles sharding, replication
-# and streaming updates for you.
+# Without per-user state the service scales horizontally: replicas behind a load balancer
+# that skips a failing `/healthz`, sharing the memory-mapped Annoy file; TF Serving scales
+# as its own pool. A rollout moves index and query tower together (hence the pinned
+# version). An index of $N$ items of dimension $d$ takes about $4 N d$ bytes plus trees —
+# tens of gigabytes for 100 million items of dimension 64 — so large catalogues are
+# **sharded** (the slowest shard sets the latency) or use a **managed vector search
+# service** (for example Vertex AI Vector Search, built on ScaNN).
 #
 # ## Summary
 #
-# * The service holds the Annoy index and the rating history; the models answer "embed"
-#   and "score", in-process or from TF Serving, pinned to the index's version.
-# * A served recommender must be right, not just fast: never recommend what the user
-#   already rated (filter before cutting the candidate list), order by the raw
-#   prediction, one row per title, a flagged popularity fallback for unknown users, and
-#   every backend answer checked before it is used.
-# * Validate requests and map failures to statuses: 422 for a bad request, 503 when the
-#   model server is away, 502 when it answers garbage — always a JSON body.
-# * Measure tail latency (nearest-rank p99) under concurrency, on a quiet machine, with
-#   the number of samples; monitor latency, errors, fallback share and recall in
-#   production.
+# The service holds the index and rating history; the models embed and score, in-process
+# or in TF Serving, pinned to the index's version. Be right, not just fast: no rated
+# movies (filter before cutting), raw-score order, a flagged fallback, checked backend
+# answers, a clear status per failure. Measure tail latency under load; monitor it.
 #
 # ## References
 #
-# * TensorFlow Serving: *RESTful API* (versions and labels in URLs).
-#   <https://www.tensorflow.org/tfx/serving/api_rest>
-# * FastAPI documentation: handling errors, and `async def` versus `def` endpoints.
-#   <https://fastapi.tiangolo.com/tutorial/handling-errors/>, <https://fastapi.tiangolo.com/async/>
-# * J. Dean, L. A. Barroso (2013). *The Tail at Scale.* Communications of the ACM 56(2),
-#   74–80. <https://doi.org/10.1145/2408776.2408794>
-# * B. Beyer, C. Jones, J. Petoff, N. R. Murphy (eds.) (2016). *Site Reliability
-#   Engineering*, chapter 6, "Monitoring Distributed Systems" (the four golden signals).
-#   <https://sre.google/sre-book/monitoring-distributed-systems/>
-# * NIST/SEMATECH *e-Handbook of Statistical Methods*, "Percentiles".
-#   <https://www.itl.nist.gov/div898/handbook/prc/section2/prc262.htm>
-# * R. Guo, P. Sun, E. Lindgren, Q. Geng, D. Simcha, F. Chern, S. Kumar (2020).
-#   *Accelerating Large-Scale Inference with Anisotropic Vector Quantization* (ScaNN).
-#   ICML 2020. <https://arxiv.org/abs/1908.10396>
-# * Google Cloud: *Vertex AI Vector Search overview*.
-#   <https://cloud.google.com/vertex-ai/docs/vector-search/overview>
-# * P. Covington, J. Adams, E. Sargin (2016). *Deep Neural Networks for YouTube
-#   Recommendations.* RecSys 2016. <https://doi.org/10.1145/2959100.2959190>
+# * TensorFlow Serving: *RESTful API* (versions and labels in URLs). <https://www.tensorflow.org/tfx/serving/api_rest>
+# * FastAPI documentation: handling errors, and `async def` versus `def` endpoints. <https://fastapi.tiangolo.com/tutorial/handling-errors/>, <https://fastapi.tiangolo.com/async/>
+# * J. Dean, L. A. Barroso (2013). *The Tail at Scale.* Communications of the ACM 56(2), 74–80. <https://doi.org/10.1145/2408776.2408794>
+# * B. Beyer, C. Jones, J. Petoff, N. R. Murphy (eds.) (2016). *Site Reliability Engineering*, chapter 6, "Monitoring Distributed Systems" (the four golden signals). <https://sre.google/sre-book/monitoring-distributed-systems/>
+# * NIST/SEMATECH *e-Handbook of Statistical Methods*, "Percentiles". <https://www.itl.nist.gov/div898/handbook/prc/section2/prc262.htm>
+# * R. Guo, P. Sun, E. Lindgren, Q. Geng, D. Simcha, F. Chern, S. Kumar (2020). *Accelerating Large-Scale Inference with Anisotropic Vector Quantization* (ScaNN). ICML 2020. <https://arxiv.org/abs/1908.10396>
+# * Google Cloud: *Vertex AI Vector Search overview*. <https://cloud.google.com/vertex-ai/docs/vector-search/overview>
+# * P. Covington, J. Adams, E. Sargin (2016). *Deep Neural Networks for YouTube Recommendations.* RecSys 2016. <https://doi.org/10.1145/2959100.2959190>

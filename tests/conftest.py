@@ -177,7 +177,7 @@ def served_models(tmp_path_factory) -> dict:
     configure_environment()  # Keras 2, before anything imports TensorFlow
     seed_everything()
     from movierec.dataset import load_movies, load_ratings, random_split
-    from movierec.serving import export
+    from movierec.serving import export, features
     from movierec.serving import index as annoy_export
 
     movies = load_movies()
@@ -188,6 +188,6 @@ def served_models(tmp_path_factory) -> dict:
     info = annoy_export.export_models(
         base, retrieval_model=retrieval_model, ranking_model=ranking_model, train=train, movies=movies
     )
-    lookup = export.FeatureLookup(export.user_feature_table(train), export.movie_feature_table(movies))
+    lookup = features.FeatureLookup(features.user_feature_table(train), features.movie_feature_table(movies))
     return {"base": base, "info": info, "retrieval_model": retrieval_model, "ranking_model": ranking_model,
             "lookup": lookup, "movies": movies}

@@ -34,8 +34,9 @@ from google.protobuf import text_format  # noqa: E402
 from tensorflow_serving.apis import predict_pb2  # noqa: E402
 from tensorflow_serving.config import model_server_config_pb2  # noqa: E402
 
-from movierec.serving import clients, export, launch, loadgen, service  # noqa: E402
+from movierec.serving import clients, export, features, launch, loadgen, modelbase, service, transport  # noqa: E402
 from movierec.serving import index as annoy_export  # noqa: E402
+from movierec.serving import tuning as search_k_tuning  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TF_SERVING_BINARY = shutil.which("tensorflow_model_server")
@@ -127,17 +128,17 @@ def test_predict_url_names_model_and_version():
 
 
 def test_outputs_to_arrays_handles_named_unnamed_and_error_bodies():
-    many = clients.outputs_to_arrays(
+    many = transport.outputs_to_arrays(
         {"outputs": {"titles": [["A", "B"]], "scores": [[2.5, 1.0]]}}, ["titles", "scores"]
     )
     assert many["titles"].tolist() == [["A", "B"]]
     assert many["scores"].dtype == np.float32 and many["scores"].shape == (1, 2)
-    single = clients.outputs_to_arrays({"outputs": [3.5, 4.0]}, ["score"])
+    single = transport.outputs_to_arrays({"outputs": [3.5, 4.0]}, ["score"])
     assert single["score"].tolist() == [3.5, 4.0]
     with pytest.raises(clients.ServingError, match="Servable not found"):
-        clients.outputs_to_arrays({"error": "Servable not found for request: Latest(rankr)"}, ["score"])
+        transport.outputs_to_arrays({"error": "Servable not found for request: Latest(rankr)"}, ["score"])
     with pytest.raises(clients.ServingError, match="lacks outputs"):
-        clients.outputs_to_arrays({"outputs": {"titles": [["A"]]}}, ["titles", "scores"])
+        transport.outputs_to_arrays({"outputs": {"titles": [["A"]]}}, ["titles", "scores"])
 
 
 def test_grpc_request_is_tf_servings_documented_protobuf():
@@ -165,7 +166,7 @@ def test_grpc_response_becomes_numpy_arrays():
     response.outputs["scores"].CopyFrom(tf.make_tensor_proto(np.array([[2.0, 1.0]], dtype=np.float32)))
     response.outputs["titles"].CopyFrom(tf.make_tensor_proto(np.array([[b"A", b"B"]])))
     response.outputs["known_user"].CopyFrom(tf.make_tensor_proto(np.array([True])))
-    arrays = clients.grpc_response_to_arrays(response)
+    arrays = transport.grpc_response_to_arrays(response)
     assert arrays["scores"].dtype == np.float32 and arrays["scores"].tolist() == [[2.0, 1.0]]
     assert arrays["titles"].tolist() == [["A", "B"]]
     assert arrays["known_user"].tolist() == [True]
@@ -189,35 +190,35 @@ def test_model_config_parses_as_tf_servings_model_server_config():
 def test_versions_and_the_error_naming_an_empty_model_dir(tmp_path):
     model_dir = tmp_path / "ranker"
     model_dir.mkdir()
-    with pytest.raises(export.ModelDirError, match=str(model_dir.resolve())):
-        export.latest_version(model_dir)
+    with pytest.raises(modelbase.ModelDirError, match=str(model_dir.resolve())):
+        modelbase.latest_version(model_dir)
     for version in ("1", "10", "2"):
         (model_dir / version).mkdir()
         (model_dir / version / "saved_model.pb").write_bytes(b"")
     (model_dir / "3").mkdir()  # no saved_model.pb: not a version
     (model_dir / ".4.partial-1").mkdir()
-    assert export.version_dirs(model_dir) == [1, 2, 10]
-    assert export.latest_version(model_dir) == 10
-    assert export.next_version(tmp_path) == 11
+    assert modelbase.version_dirs(model_dir) == [1, 2, 10]
+    assert modelbase.latest_version(model_dir) == 10
+    assert modelbase.next_version(tmp_path) == 11
 
 
 def test_save_servable_publishes_named_signature_atomically(tmp_path):
     servable = TinyServable()
-    path = export.save_servable(servable, tmp_path / "query_tower" / "1")
+    path = modelbase.save_servable(servable, tmp_path / "query_tower" / "1")
     assert sorted(p.name for p in (tmp_path / "query_tower").iterdir()) == ["1"], "no staging directory left behind"
-    described = export.describe_signatures(path)
+    described = modelbase.describe_signatures(path)
     assert described == {
         "serving_default": {
             "inputs": {"user_id": ("string", (None,))},
             "outputs": {"embedding": ("float32", (None, 3)), "known_user": ("bool", (None,))},
         }
     }
-    export.check_signature(path, "query_tower")
+    modelbase.check_signature(path, export.SIGNATURES["query_tower"])
     probe = tf.constant(["1", "3", "unknown"])
     reloaded = tf.saved_model.load(str(path)).signatures["serving_default"](user_id=probe)
     np.testing.assert_array_equal(reloaded["embedding"].numpy(), servable.serve(probe)["embedding"].numpy())
     with pytest.raises(FileExistsError):
-        export.save_servable(servable, path)
+        modelbase.save_servable(servable, path)
 
 
 def test_check_signature_rejects_generated_names(tmp_path):
@@ -225,7 +226,7 @@ def test_check_signature_rejects_generated_names(tmp_path):
     tower(tf.constant(["1"]))
     tf.saved_model.save(tower, str(tmp_path / "generated"))
     with pytest.raises(ValueError, match="inputs are"):
-        export.check_signature(tmp_path / "generated", "query_tower")
+        modelbase.check_signature(tmp_path / "generated", export.SIGNATURES["query_tower"])
 
 
 def test_uncalled_bruteforce_exports_no_signature(tmp_path):
@@ -254,13 +255,13 @@ def test_feature_lookup_defaults_and_ragged_genres():
         "movie_id": np.array([b"1", b"2"]),
         "movie_genres": np.array([b"4 7", b""]),
     }
-    lookup = export.FeatureLookup(users, movies)
-    features, known = lookup.user_features(tf.constant(["3", "nobody"]))
+    lookup = features.FeatureLookup(users, movies)
+    found, known = lookup.user_features(tf.constant(["3", "nobody"]))
     assert known.numpy().tolist() == [True, False]
-    assert features["raw_user_age"].numpy()[0] == 40.0
-    assert features["bucketized_user_age"].numpy()[1] == 25.0, "unknown users get the most common value"
-    assert features["user_gender"].dtype == tf.bool and not features["user_gender"].numpy()[1]
-    assert features["timestamp"].numpy()[1] == 300, "unknown users are served at the latest time in the data"
+    assert found["raw_user_age"].numpy()[0] == 40.0
+    assert found["bucketized_user_age"].numpy()[1] == 25.0, "unknown users get the most common value"
+    assert found["user_gender"].dtype == tf.bool and not found["user_gender"].numpy()[1]
+    assert found["timestamp"].numpy()[1] == 300, "unknown users are served at the latest time in the data"
     movie = lookup.movie_features(tf.constant(["A", "B", "Z"]))
     assert movie["movie_genres"].to_list() == [[4, 7], [], []]
     assert movie["movie_id"].numpy().tolist() == [b"1", b"2", b""]
@@ -270,7 +271,7 @@ def test_feature_lookup_defaults_and_ragged_genres():
 
 
 def test_rest_client_unreachable_server_is_serving_unavailable():
-    client = clients.TFServingRestClient(f"http://127.0.0.1:{launch.free_port()}", timeout_s=1.0)
+    client = transport.TFServingRestClient(f"http://127.0.0.1:{launch.free_port()}", timeout_s=1.0)
     with pytest.raises(clients.ServingUnavailable, match="unreachable"):
         client.predict("ranker", {"user_id": ["1"], "movie_title": ["A"]}, ["score"])
     with pytest.raises(clients.ServingUnavailable):
@@ -278,7 +279,7 @@ def test_rest_client_unreachable_server_is_serving_unavailable():
 
 
 def test_rest_client_stalled_server_times_out(silent_server):
-    client = clients.TFServingRestClient(f"http://127.0.0.1:{silent_server.port}", timeout_s=0.5)
+    client = transport.TFServingRestClient(f"http://127.0.0.1:{silent_server.port}", timeout_s=0.5)
     started = time.monotonic()
     with pytest.raises(clients.ServingUnavailable, match="did not answer within 0.5 s"):
         client.predict("ranker", {"user_id": ["1"], "movie_title": ["A"]}, ["score"])
@@ -286,7 +287,7 @@ def test_rest_client_stalled_server_times_out(silent_server):
 
 
 def test_grpc_client_unreachable_server_is_serving_unavailable():
-    client = clients.TFServingGrpcClient(f"127.0.0.1:{launch.free_port()}", timeout_s=1.0)
+    client = transport.TFServingGrpcClient(f"127.0.0.1:{launch.free_port()}", timeout_s=1.0)
     try:
         with pytest.raises(clients.ServingUnavailable):
             client.predict("ranker", {"user_id": ["1"], "movie_title": ["A"]})
@@ -296,7 +297,7 @@ def test_grpc_client_unreachable_server_is_serving_unavailable():
 
 def test_rest_client_rejects_non_http_urls():
     with pytest.raises(ValueError):
-        clients.TFServingRestClient("127.0.0.1:8501")
+        transport.TFServingRestClient("127.0.0.1:8501")
 
 
 # --------------------------------------------------------------------------- latency tools
@@ -404,7 +405,7 @@ def test_a_title_indexed_twice_is_returned_once():
 
 
 def test_distinct_titles_keeps_the_first_row_of_each_title():
-    titles, vectors = export.distinct_titles(
+    titles, vectors = features.distinct_titles(
         np.array([b"A", b"B", b"A", b"C"]), np.array([[1.0], [2.0], [3.0], [4.0]])
     )
     assert titles.tolist() == [b"A", b"B", b"C"] and vectors[:, 0].tolist() == [1.0, 2.0, 4.0]
@@ -480,7 +481,7 @@ class TFServingClientDouble:
         self.outputs = outputs
 
     def predict(self, model, inputs, output_names, *, version=None):
-        return clients.outputs_to_arrays({"outputs": self.outputs[model]}, output_names)
+        return transport.outputs_to_arrays({"outputs": self.outputs[model]}, output_names)
 
     def model_versions(self, model):
         return {1: "AVAILABLE"}
@@ -501,7 +502,7 @@ class TFServingClientDouble:
     ],
 )
 def test_tf_serving_backend_with_malformed_json_gives_502(outputs, message):
-    backend = service.TFServingBackend("http://127.0.0.1:9", query_version=1)
+    backend = transport.TFServingBackend("http://127.0.0.1:9", query_version=1)
     backend.client = TFServingClientDouble(outputs)
     reply = TestClient(service.create_app(toy_recommender(backend))).get("/recommend/u", params={"k": 3})
     assert reply.status_code == 502, reply.text
@@ -727,8 +728,8 @@ def test_export_layout_and_config(exported):
     base, version = exported["base"], exported["info"]["version"]
     assert version == 1
     for name in export.SERVED_MODELS:
-        assert export.version_dirs(base / name) == [1], f"{name} should have exactly version 1"
-    assert export.version_dirs(base / annoy_export.ANNOY_DIR, marker=annoy_export.ANNOY_FILE) == [1]
+        assert modelbase.version_dirs(base / name) == [1], f"{name} should have exactly version 1"
+    assert modelbase.version_dirs(base / annoy_export.ANNOY_DIR, marker=annoy_export.ANNOY_FILE) == [1]
     local = text_format.Parse((base / "models.config").read_text(), model_server_config_pb2.ModelServerConfig())
     assert {c.base_path for c in local.model_config_list.config} == {
         str((base / n).resolve()) for n in export.SERVED_MODELS
@@ -742,8 +743,8 @@ def test_export_layout_and_config(exported):
 @pytest.mark.parametrize("name", export.SERVED_MODELS)
 def test_exported_signatures_have_the_documented_names_dtypes_and_shapes(exported, name):
     path = exported["base"] / name / "1"
-    export.check_signature(path, name)
-    signature = export.describe_signatures(path)
+    modelbase.check_signature(path, export.SIGNATURES[name])
+    signature = modelbase.describe_signatures(path)
     assert list(signature) == ["serving_default"], "exactly one, explicitly named signature"
     dim = exported["info"]["embedding_dim"]
     expected = {
@@ -807,7 +808,7 @@ def test_exact_retrieval_model_agrees_with_the_tower_and_catalogue(exported):
     query = tf.saved_model.load(str(exported["base"] / "query_tower" / "1")).signatures["serving_default"]
     from movierec.retrieval import candidate_embeddings
 
-    titles, vectors = export.distinct_titles(*candidate_embeddings(exported["retrieval_model"], exported["movies"]))
+    titles, vectors = features.distinct_titles(*candidate_embeddings(exported["retrieval_model"], exported["movies"]))
     out = retrieval(user_id=tf.constant(["42"]))
     embedding = query(user_id=tf.constant(["42"]))["embedding"].numpy()[0]
     exact = np.sort(np.asarray(vectors) @ embedding)[::-1][: export.N_CANDIDATES]
@@ -831,7 +832,7 @@ def test_ranker_servable_scores_are_the_unclipped_predictions(exported):
     raw = ranker.serve(users, titles)["score"].numpy()
     keras = exported["ranking_model"](ranker.features(users, titles), training=False).numpy().reshape(-1)
     np.testing.assert_allclose(np.clip(raw, 1.0, 5.0), keras, atol=1e-5)
-    export.check_unclipped(ranker, ["1", "2"], ["Star Wars (1977)", "Fargo (1996)"])
+    modelbase.check_unclipped(ranker, ["1", "2"], ["Star Wars (1977)", "Fargo (1996)"])
 
 
 @pytest.mark.serving
@@ -839,9 +840,9 @@ def test_annoy_index_is_served_with_lesson_06s_settings_and_its_recall_is_report
     index_dir = exported["base"] / annoy_export.ANNOY_DIR / "1"
     tuning = json.loads((index_dir / annoy_export.TUNING_FILE).read_text())
     assert tuning["n_trees"] == annoy_export.ANNOY_TREES == 10 and recommender.index.n_trees == 10
-    assert tuning["search_k"] in annoy_export.SEARCH_K_GRID and recommender.search_k == tuning["search_k"]
-    grid_end = annoy_export.SEARCH_K_GRID[-1]
-    assert tuning["tuning_recall_at_100"] >= annoy_export.TARGET_RECALL or tuning["search_k"] == grid_end
+    assert tuning["search_k"] in search_k_tuning.SEARCH_K_GRID and recommender.search_k == tuning["search_k"]
+    grid_end = search_k_tuning.SEARCH_K_GRID[-1]
+    assert tuning["tuning_recall_at_100"] >= search_k_tuning.TARGET_RECALL or tuning["search_k"] == grid_end
     assert exported["info"]["annoy_recall_at_100"] == pytest.approx(tuning["recall_at_100"], abs=1e-4)
     # Recomputed here against the saved exact servable, for a sample of users.
     users = [str(u) for u in range(1, 944, 7)]
@@ -849,8 +850,8 @@ def test_annoy_index_is_served_with_lesson_06s_settings_and_its_recall_is_report
     exact = tf.saved_model.load(str(exported["base"] / "retrieval" / "1")).signatures["serving_default"]
     queries = query(user_id=tf.constant(users))["embedding"].numpy()
     truth = [[t.decode() for t in row] for row in exact(user_id=tf.constant(users))["titles"].numpy()]
-    found = annoy_export.annoy_titles(recommender.index, queries, export.N_CANDIDATES, recommender.search_k)
-    recall = annoy_export.recall_against(found, truth)
+    found = search_k_tuning.annoy_titles(recommender.index, queries, export.N_CANDIDATES, recommender.search_k)
+    recall = search_k_tuning.recall_against(found, truth)
     assert recall == pytest.approx(tuning["recall_at_100"], abs=0.03) and recall >= 0.9, recall
     assert len(recommender.index) == recommender.catalogue_size, "one row per title"
 
@@ -889,7 +890,7 @@ def test_no_user_is_recommended_a_movie_they_rated_in_training(recommender):
         returned += len(titles)
         seen += len(set(titles) & recommender.seen[user])
         embedding, _ = recommender.backend.embed([user])
-        top10 = annoy_export.annoy_titles(recommender.index, embedding, 10, recommender.search_k)[0]
+        top10 = search_k_tuning.annoy_titles(recommender.index, embedding, 10, recommender.search_k)[0]
         unfiltered_seen += len(set(top10) & recommender.seen[user])
     assert seen / returned == 0
     assert unfiltered_seen > 0, "without the filter retrieval returns already-rated movies: this test can fail"
@@ -982,11 +983,11 @@ def test_versions_missing_for_the_index_is_a_startup_error(exported, tmp_path):
     shutil.copytree(exported["base"] / annoy_export.ANNOY_DIR, base / annoy_export.ANNOY_DIR)
     shutil.copytree(exported["base"] / "ranker", base / "ranker")
     (base / "query_tower").mkdir()
-    with pytest.raises(export.ModelDirError, match=str((base / "query_tower" / "1").resolve())):
+    with pytest.raises(modelbase.ModelDirError, match=str((base / "query_tower" / "1").resolve())):
         service.load_recommender(base)
     shutil.copytree(exported["base"] / "query_tower", base / "query_tower", dirs_exist_ok=True)
     shutil.rmtree(base / "ranker")
-    with pytest.raises(export.ModelDirError, match=str((base / "ranker").resolve())):
+    with pytest.raises(modelbase.ModelDirError, match=str((base / "ranker").resolve())):
         service.load_recommender(base)
 
 
@@ -1026,7 +1027,7 @@ def test_whole_path_against_a_real_tensorflow_model_server(exported, recommender
     users = ["42", "1", "not-a-user"]
     titles = ["Star Wars (1977)", "Fargo (1996)", "Heat (1995)"]
     with launch.model_server(base / "models.config") as urls:
-        for client in (clients.TFServingRestClient(urls["rest"]), clients.TFServingGrpcClient(urls["grpc"])):
+        for client in (transport.TFServingRestClient(urls["rest"]), transport.TFServingGrpcClient(urls["grpc"])):
             assert client.model_versions("query_tower") == {1: "AVAILABLE"}
             got = client.predict("query_tower", {"user_id": users}, ["embedding", "known_user"], version=1)
             want = local["query_tower"](user_id=tf.constant(users))
@@ -1054,13 +1055,13 @@ def test_parse_model_config_reads_policies_and_labels():
                version_labels { key: "stable" value: 3 } version_labels { key: "canary" value: 4 } }
       config { name: "query_tower" base_path: "/m/query_tower" model_platform: "tensorflow" }
     }"""
-    ranker, query = export.parse_model_config(text)
+    ranker, query = modelbase.parse_model_config(text)
     assert ranker == {"name": "ranker", "base_path": "/m/ranker", "platform": "tensorflow", "policy": "specific",
                       "versions": [3, 4], "labels": {"canary": 4, "stable": 3}}
     assert query["policy"] is None and query["labels"] == {}
-    assert export.parse_model_config(export.model_config_text("/models"))[0]["policy"] == "latest"
+    assert modelbase.parse_model_config(export.model_config_text("/models"))[0]["policy"] == "latest"
     with pytest.raises(ValueError, match="not a valid model config"):
-        export.parse_model_config('model_config_list { config { version_labels { key: "3" value: "stable" } } }')
+        modelbase.parse_model_config('model_config_list { config { version_labels { key: "3" value: "stable" } } }')
 
 
 def test_warmup_file_is_tf_servings_prediction_log_and_is_replayed(tmp_path):
@@ -1068,7 +1069,7 @@ def test_warmup_file_is_tf_servings_prediction_log_and_is_replayed(tmp_path):
 
     examples = [{"user_id": ["42"], "movie_title": ["Fargo (1996)"]},
                 {"user_id": ["1", "2"], "movie_title": ["A", "B"]}]
-    path = export.write_warmup(tmp_path / "ranker" / "1", "ranker", examples)
+    path = modelbase.write_warmup(tmp_path / "ranker" / "1", "ranker", examples)
     assert path == tmp_path / "ranker" / "1" / "assets.extra" / "tf_serving_warmup_requests"
     records = [prediction_log_pb2.PredictionLog.FromString(r.numpy()) for r in tf.data.TFRecordDataset(str(path))]
     assert [r.WhichOneof("log_type") for r in records] == ["predict_log", "predict_log"]
@@ -1076,11 +1077,11 @@ def test_warmup_file_is_tf_servings_prediction_log_and_is_replayed(tmp_path):
     assert (request.model_spec.name, request.model_spec.signature_name) == ("ranker", "serving_default")
     assert tf.make_ndarray(request.inputs["movie_title"]).tolist() == [b"A", b"B"]
     calls = []
-    assert export.replay_warmup(path.parent.parent, lambda **inputs: calls.append(inputs)) == 2
+    assert modelbase.replay_warmup(path.parent.parent, lambda **inputs: calls.append(inputs)) == 2
     assert [sorted(c) for c in calls] == [["movie_title", "user_id"]] * 2
-    assert export.replay_warmup(tmp_path / "no-such-version", lambda **inputs: None) == 0
+    assert modelbase.replay_warmup(tmp_path / "no-such-version", lambda **inputs: None) == 0
     with pytest.raises(ValueError, match="1 to 1000"):
-        export.write_warmup(tmp_path / "x", "ranker", [])
+        modelbase.write_warmup(tmp_path / "x", "ranker", [])
 
 
 def test_metadata_response_is_tf_servings_json_for_the_savedmodel(tmp_path):
@@ -1093,8 +1094,8 @@ def test_metadata_response_is_tf_servings_json_for_the_savedmodel(tmp_path):
         return {"embedding": tf.gather(servable.table, rows), "n": tf.size(user_id)}
 
     servable.serve = serve
-    path = export.save_servable(servable, tmp_path / "query_tower" / "2")
-    body = json.loads(json.dumps(export.metadata_response(path, "query_tower", 2)))
+    path = modelbase.save_servable(servable, tmp_path / "query_tower" / "2")
+    body = json.loads(json.dumps(modelbase.metadata_response(path, "query_tower", 2)))
     assert body["model_spec"] == {"name": "query_tower", "signature_name": "", "version": "2"}
     signature = body["metadata"]["signature_def"]["signature_def"]["serving_default"]
     assert signature["method_name"] == "tensorflow/serving/predict"
@@ -1110,9 +1111,9 @@ def test_every_exported_version_carries_warmup_requests_that_replay(exported):
     base = exported["base"]
     for name in export.SERVED_MODELS:
         version_dir = base / name / "1"
-        assert (version_dir / export.WARMUP_PATH).is_file(), f"{name} has no warm-up file"
+        assert (version_dir / modelbase.WARMUP_PATH).is_file(), f"{name} has no warm-up file"
         signature = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
-        assert export.replay_warmup(version_dir, signature) >= 2, f"{name}: its warm-up requests must run"
+        assert modelbase.replay_warmup(version_dir, signature) >= 2, f"{name}: its warm-up requests must run"
 
 
 @pytest.mark.serving
@@ -1137,7 +1138,7 @@ def test_metadata_and_labels_against_a_real_tensorflow_model_server(exported, tm
         'version_labels { key: "stable" value: 1 } } }\n', encoding="utf-8")
     with launch.model_server(config) as urls:
         served = requests.get(f"{urls['rest']}/v1/models/ranker/versions/1/metadata", timeout=10).json()
-        offline = export.metadata_response(base / "ranker" / "1", "ranker", 1)
+        offline = modelbase.metadata_response(base / "ranker" / "1", "ranker", 1)
         def shapes(body):  # dtype and sizes of every input and output of serving_default
             signature = body["metadata"]["signature_def"]["signature_def"]["serving_default"]
             return {side: {name: (t["dtype"], [d["size"] for d in t["tensor_shape"]["dim"]])

@@ -53,3 +53,32 @@ def test_lesson_cites_its_sources(lesson):
     markdown = "\n".join(c.source for c in read_source(lesson.solution).cells if c.cell_type == "markdown")
     assert re.search(r"^#+ References", markdown, re.M), "a lesson ends with a References section"
     assert "http" in markdown.split("References")[-1], "the References section links its sources"
+
+
+# The serving lessons' size limits (issue "Serving as two lessons a student can finish"): at
+# most about 1,000 lines of source and 3,500 words of prose (markdown cells, references
+# included), and a stated time of at most two hours. Plumbing a student need not write lives
+# in hand-written modules (movierec/serving/launch.py, transport.py, ...), not in the lesson.
+# The other lessons are not held to these limits (yet): several are longer today.
+SIZE_LIMITED = {"07_tf_serving", "08_service"}
+MAX_LINES = 1_000
+MAX_PROSE_WORDS = 3_500
+MAX_MINUTES = 120
+
+
+def test_serving_lessons_stay_within_their_size_limits(lesson):
+    if lesson.slug not in SIZE_LIMITED:
+        return
+    from grader.site.syllabus import SYLLABUS
+
+    lines = lesson.solution.read_text(encoding="utf-8").splitlines()
+    markdown = [c.source for c in read_source(lesson.solution).cells if c.cell_type == "markdown"]
+    words = sum(len(source.split()) for source in markdown)
+    assert len(lines) <= MAX_LINES, (
+        f"{lesson.solution.name} has {len(lines)} lines (limit {MAX_LINES}): move plumbing into a hand-written "
+        "module shown by an import and a paragraph, or tighten the prose")
+    assert words <= MAX_PROSE_WORDS, f"{lesson.solution.name} has {words} words of prose (limit {MAX_PROSE_WORDS})"
+    planned = next(p for p in SYLLABUS if p.slug == lesson.slug)
+    assert planned.minutes <= MAX_MINUTES, f"{lesson.slug}: the syllabus states {planned.minutes} min (limit 120)"
+    stated = re.search(r"\*\*Time:\*\* about (\d+) hours?", "\n".join(markdown))
+    assert stated and int(stated.group(1)) * 60 <= MAX_MINUTES, "the lesson states its time, at most 2 hours"

@@ -6,23 +6,15 @@ is ``#| export serving.clients``, in lesson order; each block
 names the section of the lesson that explains it.
 """
 
-import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
-import grpc
 import numpy as np
-import requests
 import tensorflow as tf
-from tensorflow_serving.apis import (
-    get_model_status_pb2,
-    model_service_pb2_grpc,
-    predict_pb2,
-    prediction_service_pb2_grpc,
-)
+from tensorflow_serving.apis import predict_pb2
 
 
-# --- from solutions/07_tf_serving.py, section: A REST client with timeouts
+# --- from solutions/07_tf_serving.py, section: The request format, and two ways to fail
 class ServingUnavailable(RuntimeError):
     """The model server could not be reached, or did not answer within the timeout."""
 
@@ -50,91 +42,10 @@ def columnar_request(inputs: Mapping[str, Any], signature_name: str = "serving_d
     return {"signature_name": signature_name, "inputs": {name: _json_list(values) for name, values in inputs.items()}}
 
 
-def _as_array(value: Any) -> np.ndarray:
-    try:
-        array = np.asarray(value)
-    except ValueError as exc:  # ragged nested lists
-        raise ServingError(f"TF Serving answered an output that is not a regular array ({exc})") from None
-    return array.astype(np.float32) if array.dtype == np.float64 else array  # JSON numbers arrive as float64
-
-
-def outputs_to_arrays(body: Mapping[str, Any], output_names: Sequence[str]) -> dict[str, np.ndarray]:
-    """NumPy arrays from a columnar response ``{"outputs": ...}``; ``ServingError`` for ``{"error": ...}``.
-
-    A single-output signature answers with the bare value, so the names are needed to
-    label it. Floats come back as float32, like the model's own outputs.
-    """
-    if "error" in body:
-        raise ServingError(str(body["error"]))
-    if "outputs" not in body:
-        raise ServingError(f"unexpected response from TF Serving, keys {sorted(body)}")
-    outputs = body["outputs"]
-    names = list(output_names)
-    if isinstance(outputs, dict):
-        missing = set(names) - set(outputs)
-        if missing:
-            raise ServingError(f"the response lacks outputs {sorted(missing)}")
-        return {name: _as_array(outputs[name]) for name in names}
-    if len(names) != 1:
-        raise ServingError(f"got one unnamed output but expected {names}")
-    return {names[0]: _as_array(outputs)}
-
-
 def predict_url(base_url: str, model: str, version: int | None = None) -> str:
     """``<base>/v1/models/<model>[/versions/<v>]:predict``."""
     where = f"/versions/{int(version)}" if version is not None else ""
     return f"{base_url.rstrip('/')}/v1/models/{model}{where}:predict"
-
-
-class TFServingRestClient:
-    """A small, thread-safe client for TF Serving's REST API with a timeout on every call."""
-
-    def __init__(self, base_url: str, timeout_s: float = 2.0) -> None:
-        if not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"a REST base URL starts with http:// or https://, got {base_url!r}")
-        self.base_url = base_url.rstrip("/")
-        self.timeout_s = timeout_s
-        self._local = threading.local()
-
-    def _session(self) -> requests.Session:
-        if not hasattr(self._local, "session"):
-            self._local.session = requests.Session()
-        return self._local.session
-
-    def _call(self, method: str, url: str, body: dict | None = None) -> dict:
-        try:
-            response = self._session().request(method, url, json=body, timeout=self.timeout_s)
-        except requests.Timeout:
-            message = f"TF Serving at {self.base_url} did not answer within {self.timeout_s:g} s"
-            raise ServingUnavailable(message) from None
-        except requests.RequestException as exc:
-            raise ServingUnavailable(f"TF Serving at {self.base_url} is unreachable ({type(exc).__name__})") from None
-        try:
-            payload = response.json()
-        except ValueError:
-            payload = {"error": response.text[:200]}
-        if response.status_code >= 400 or "error" in payload:
-            message = f"TF Serving answered {response.status_code}: {payload.get('error', payload)}"
-            raise ServingError(message, response.status_code)
-        return payload
-
-    def predict(
-        self,
-        model: str,
-        inputs: Mapping[str, Any],
-        output_names: Sequence[str],
-        *,
-        version: int | None = None,
-        signature_name: str = "serving_default",
-    ) -> dict[str, np.ndarray]:
-        """Call ``model`` (optionally a pinned ``version``) with columnar inputs; arrays out."""
-        body = self._call("POST", predict_url(self.base_url, model, version), columnar_request(inputs, signature_name))
-        return outputs_to_arrays(body, output_names)
-
-    def model_versions(self, model: str) -> dict[int, str]:
-        """``{version: state}`` from ``GET /v1/models/<model>``, e.g. ``{1: "AVAILABLE"}``."""
-        body = self._call("GET", f"{self.base_url}/v1/models/{model}")
-        return {int(s["version"]): s["state"] for s in body.get("model_version_status", [])}
 
 
 # --- from solutions/07_tf_serving.py, section: 11. Calling TF Serving over gRPC
@@ -153,64 +64,3 @@ def grpc_predict_request(
             array = np.char.encode(array, "utf-8")
         request.inputs[name].CopyFrom(tf.make_tensor_proto(array))
     return request
-
-
-def grpc_response_to_arrays(response: predict_pb2.PredictResponse) -> dict[str, np.ndarray]:
-    """``{output name: array}`` from a ``PredictResponse``; strings decoded to ``str``."""
-    arrays = {}
-    for name, proto in response.outputs.items():
-        array = tf.make_ndarray(proto)
-        if array.dtype == object:
-            decode = np.vectorize(lambda v: v.decode("utf-8"), otypes=[object])
-            array = decode(array) if array.size else array.astype(str)
-        arrays[name] = array
-    return arrays
-
-
-class TFServingGrpcClient:
-    """A client for TF Serving's gRPC API (``host:port``, usually port 8500), with timeouts."""
-
-    def __init__(self, target: str, timeout_s: float = 2.0) -> None:
-        if "://" in target:
-            target = target.split("://", 1)[1]
-        self.target = target
-        self.timeout_s = timeout_s
-        self._channel = grpc.insecure_channel(target)
-        self._predict = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
-        self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
-
-    def _rpc(self, method: Callable, request: Any) -> Any:
-        try:
-            return method(request, timeout=self.timeout_s)
-        except grpc.RpcError as exc:
-            code = exc.code() if hasattr(exc, "code") else None
-            if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-                raise ServingUnavailable(f"TF Serving at {self.target} is unavailable ({code.name})") from None
-            details = exc.details() if hasattr(exc, "details") else str(exc)
-            raise ServingError(f"TF Serving answered {getattr(code, 'name', code)}: {details}") from None
-
-    def predict(
-        self,
-        model: str,
-        inputs: Mapping[str, Any],
-        output_names: Sequence[str] | None = None,
-        *,
-        version: int | None = None,
-        signature_name: str = "serving_default",
-    ) -> dict[str, np.ndarray]:
-        """Call ``model`` over gRPC; the same arrays as :meth:`TFServingRestClient.predict`."""
-        request = grpc_predict_request(model, inputs, version=version, signature_name=signature_name)
-        response = self._rpc(self._predict.Predict, request)
-        arrays = grpc_response_to_arrays(response)
-        return arrays if output_names is None else {name: arrays[name] for name in output_names}
-
-    def model_versions(self, model: str) -> dict[int, str]:
-        """``{version: state}`` from the ``GetModelStatus`` RPC."""
-        request = get_model_status_pb2.GetModelStatusRequest()
-        request.model_spec.name = model
-        response = self._rpc(self._models.GetModelStatus, request)
-        state_name = get_model_status_pb2.ModelVersionStatus.State.Name
-        return {int(s.version): state_name(s.state) for s in response.model_version_status}
-
-    def close(self) -> None:
-        self._channel.close()

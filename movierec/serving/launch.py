@@ -9,6 +9,8 @@ and stops the child process when the ``with`` block ends.
 * :func:`model_server` — a real ``tensorflow_model_server`` on a model config file,
   ready once every model in the config has an AVAILABLE version (``FileNotFoundError``
   when the binary is not installed: the course never fakes TF Serving);
+* :func:`compare_with_model_server` — serve a model base with a real TF Serving and check
+  that it answers over REST and gRPC like the same SavedModels loaded in-process;
 * :func:`api_server` — ``python -m movierec.api serve`` on a model base, ready once
   ``/healthz`` answers 200.
 """
@@ -29,9 +31,9 @@ from pathlib import Path
 
 import requests
 
-from movierec.serving.clients import TFServingRestClient
+from movierec.serving.transport import TFServingGrpcClient, TFServingRestClient
 
-__all__ = ["api_server", "free_port", "model_server", "wait_until"]
+__all__ = ["api_server", "compare_with_model_server", "free_port", "model_server", "wait_until"]
 
 
 def free_port() -> int:
@@ -100,6 +102,38 @@ def model_server(
         yield urls
     finally:
         stop(process, grace_s=10)
+
+
+def compare_with_model_server(base: str | Path, inputs: Mapping[str, Mapping], version: int = 1) -> list[str]:
+    """Start TF Serving on ``<base>/models.config`` and compare its answers with the SavedModels in-process.
+
+    ``inputs`` maps a model name to the keyword inputs of its ``serving_default``
+    signature. Every output must match over REST and gRPC (floats within 1e-5, the rest
+    exactly; ``AssertionError`` otherwise). Returns one line per protocol and model, or,
+    when ``tensorflow_model_server`` is not installed, one line saying why nothing ran.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    if shutil.which("tensorflow_model_server") is None:
+        return ["tensorflow_model_server is not installed here: no live TF Serving calls (lesson 07, section 8)."]
+    base, lines = Path(base), []
+    with model_server(base / "models.config") as urls:
+        clients = {"REST": TFServingRestClient(urls["rest"]), "gRPC": TFServingGrpcClient(urls["grpc"])}
+        for name, named_inputs in inputs.items():
+            local = tf.saved_model.load(str(base / name / str(version))).signatures["serving_default"]
+            expected = {key: value.numpy() for key, value in local(**named_inputs).items()}
+            for protocol, client in clients.items():
+                answer = client.predict(name, named_inputs, list(expected))
+                for key, value in expected.items():
+                    if value.dtype.kind == "f":
+                        np.testing.assert_allclose(answer[key], value, rtol=1e-5, atol=1e-6)
+                    else:
+                        assert np.array_equal(answer[key], value), f"{protocol} {name}.{key} differs"
+                versions = clients["REST"].model_versions(name)
+                lines.append(f"{protocol:<5} {name:<12} answers like the in-process model; versions {versions}")
+        clients["gRPC"].close()
+    return lines
 
 
 @contextlib.contextmanager

@@ -5,7 +5,9 @@ of an API on the loopback; each sends a request, waits for the answer and sends 
 for a fixed time or number of requests. It refuses any host but the loopback, warms the
 connections up first, and counts, given each user's training ratings, the returned titles
 the user had already rated. :func:`latency_summary` is the reference summary (count,
-mean, p50, p95, p99, max) that lesson 08 asks students to understand.
+mean, p50, p95, p99, max) that lesson 08 asks students to understand, and
+:func:`plot_latency` draws lesson 08's two figures of a set of runs (the latency
+distribution, and where a request spends its time).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from urllib.parse import quote, urlparse
 
 import numpy as np
 
-__all__ = ["LOOPBACK_HOSTS", "latency_summary", "load_test"]
+__all__ = ["LOOPBACK_HOSTS", "latency_summary", "load_test", "plot_latency"]
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
@@ -145,3 +147,38 @@ def load_test(
         result["seen_share"] = counted["seen_titles"] / max(counted["returned_titles"], 1)
     result["latencies_ms"] = latencies
     return result
+
+
+STAGES = ("query_tower", "annoy", "ranker")  # the server-side stages each answer's timings_ms reports
+
+
+def plot_latency(runs: Mapping[int, Mapping[str, Any]]) -> Any:
+    """Two panels for ``{clients: load_test result}``: latency CDFs, and mean time per stage.
+
+    The stage bars are the server's own ``timings_ms`` means; the grey remainder of each
+    client-side mean is HTTP, the framework, JSON and waiting (for a thread or a core).
+    Returns the matplotlib figure.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for clients, r in runs.items():
+        values = np.sort(r["latencies_ms"])
+        left.plot(values, np.arange(1, len(values) + 1) / len(values), label=f"{clients} client(s)")
+    left.set(xscale="log", xlabel="latency of GET /recommend (ms, log scale)", ylabel="fraction of requests")
+    left.set_title("Latency distribution on the loopback")
+    left.axhline(0.99, color="grey", linestyle=":", linewidth=1)
+    left.legend()
+    for position, r in enumerate(runs.values()):
+        bottom = 0.0
+        rest = r["mean_ms"] - sum(r["server_mean_ms"][stage] for stage in STAGES)
+        values = [*(r["server_mean_ms"][stage] for stage in STAGES), rest]
+        for stage, value, color in zip([*STAGES, "HTTP + framework"], values, ["C0", "C1", "C2", "C7"]):
+            right.bar(position, value, bottom=bottom, color=color, label=stage if position == 0 else None)
+            bottom += value
+    right.set_xticks(range(len(runs)), [f"{c} client(s)" for c in runs])
+    right.set_ylabel("mean time per request (ms)")
+    right.set_title("Where a request spends its time")
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

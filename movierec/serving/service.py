@@ -21,12 +21,14 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from movierec.annoy import MovieIndex
-from movierec.serving.clients import ServingError, ServingUnavailable, TFServingGrpcClient, TFServingRestClient
-from movierec.serving.export import N_CANDIDATES, ModelDirError, latest_version, replay_warmup
+from movierec.serving.clients import ServingError, ServingUnavailable
+from movierec.serving.export import N_CANDIDATES
 from movierec.serving.index import ANNOY_DIR, ANNOY_FILE, HISTORY_FILE, TUNING_FILE
+from movierec.serving.modelbase import ModelDirError, latest_version, replay_warmup
+from movierec.serving.transport import TFServingBackend
 
 
-# --- from solutions/08_service.py, section: Two interchangeable backends
+# --- from solutions/08_service.py, section: 3. Backends: where the models run
 class InProcessBackend:
     """The exported SavedModels, loaded with ``tf.saved_model.load`` and called in-process."""
 
@@ -70,53 +72,6 @@ class InProcessBackend:
         return {"status": "ok", "backend": self.name}
 
 
-class TFServingBackend:
-    """The same two calls, answered by a TF Serving at ``url`` (``http://...`` REST, ``grpc://...`` gRPC)."""
-
-    name = "tf-serving"
-
-    def __init__(self, url: str, *, query_version: int, timeout_s: float = 2.0) -> None:
-        self.url = url
-        if url.startswith("grpc://"):
-            self.client = TFServingGrpcClient(url, timeout_s=timeout_s)
-        else:
-            self.client = TFServingRestClient(url, timeout_s=timeout_s)
-        self.query_version = query_version
-        self._ranker_version: int | None = None
-
-    def ranker_version(self) -> int:
-        """The newest AVAILABLE ranker version, asked once and then remembered."""
-        if self._ranker_version is None:
-            available = [v for v, state in self.client.model_versions("ranker").items() if state == "AVAILABLE"]
-            if not available:
-                raise ServingUnavailable(f"TF Serving at {self.url} has no AVAILABLE version of the ranker")
-            self._ranker_version = max(available)
-        return self._ranker_version
-
-    # The arrays go back as TF Serving sent them: the Recommender checks every answer's
-    # types, shapes and values, whichever backend gave it.
-    def embed(self, user_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        names = ["embedding", "known_user"]
-        out = self.client.predict("query_tower", {"user_id": list(user_ids)}, names, version=self.query_version)
-        return out["embedding"], out["known_user"]
-
-    def score(self, user_ids: Sequence[str], titles: Sequence[str]) -> np.ndarray:
-        inputs = {"user_id": list(user_ids), "movie_title": list(titles)}
-        return self.client.predict("ranker", inputs, ["score"], version=self.ranker_version())["score"]
-
-    def versions(self) -> dict[str, int | None]:
-        return {"query_tower": self.query_version, "ranker": self._ranker_version}
-
-    def health(self) -> dict[str, Any]:
-        """Ask TF Serving for both models' states; ``ServingUnavailable`` if it does not answer."""
-        query_states = self.client.model_versions("query_tower")
-        if query_states.get(self.query_version) != "AVAILABLE":
-            raise ServingUnavailable(
-                f"TF Serving at {self.url} does not have query_tower version {self.query_version} AVAILABLE "
-                f"(it reports {query_states}); it must serve the version the Annoy index was built for"
-            )
-        self._ranker_version = None  # re-resolve: a newer ranker may have been deployed
-        return {"status": "ok", "backend": self.name, "url": self.url, "ranker_version": self.ranker_version()}
 
 
 def load_backend(base: str | Path, *, query_version: int, tf_serving: str | None = None, timeout_s: float = 2.0):

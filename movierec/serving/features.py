@@ -1,0 +1,123 @@
+"""Raw ids to model features inside the exported graph: the lookup tables of lesson 07's servables.
+
+Hand-written, not generated from a lesson: lesson 07 (section 5) explains the idea in a
+paragraph and imports it. A client of a served model knows a user id and a title, while
+the towers and the ranker take dicts of raw features; these tables, built from the
+training ratings and the catalogue, are saved inside each SavedModel like variables, so
+the lookups run in the graph — in TF Serving too — and no client can apply a stale
+vocabulary.
+
+* :func:`user_feature_table` — one row per user: the profile and the time of the latest rating;
+* :func:`movie_feature_table` — one row per distinct title: its movie id and genres as text;
+* :func:`distinct_titles` — one row per title of the catalogue's embeddings (18 MovieLens
+  titles name two movie ids; a title returned twice is one movie too few);
+* :class:`FeatureLookup` — ``tf.lookup.StaticHashTable`` s from ids to those features, with
+  defaults for ids the tables do not hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from movierec.dataset import to_numpy
+
+__all__ = ["USER_FEATURES", "FeatureLookup", "distinct_titles", "movie_feature_table", "user_feature_table"]
+
+USER_FEATURES = (
+    "bucketized_user_age",
+    "raw_user_age",
+    "user_gender",
+    "user_occupation_label",
+    "user_occupation_text",
+    "user_zip_code",
+    "timestamp",
+)
+
+
+def user_feature_table(ratings: tf.data.Dataset) -> dict[str, np.ndarray]:
+    """One row per user: ``user_id``, the profile features, and the latest ``timestamp``.
+
+    MovieLens repeats a user's profile in each of their ratings; keeping the row of the
+    most recent rating gives the profile plus the time the user was last active.
+    """
+    columns = to_numpy(ratings, ("user_id", *USER_FEATURES))
+    order = np.lexsort((columns["timestamp"], columns["user_id"]))  # by user, then by time
+    users = columns["user_id"][order]
+    last_of_user = np.append(users[1:] != users[:-1], True)
+    return {name: values[order][last_of_user] for name, values in columns.items()}
+
+
+def movie_feature_table(movies: tf.data.Dataset) -> dict[str, np.ndarray]:
+    """One row per distinct title: ``movie_title``, ``movie_id`` and ``movie_genres`` as text.
+
+    Titles are the item key of the towers; the 18 titles that name two movie ids keep the
+    smaller id. Genres become space-separated label numbers (``b"4 7"``).
+    """
+    batch = next(iter(movies.ragged_batch(1 << 20)))  # the whole catalogue in one batch
+    titles = batch["movie_title"].numpy()
+    ids = batch["movie_id"].numpy()
+    genres = np.array([" ".join(str(g) for g in row).encode() for row in batch["movie_genres"].to_list()], dtype=object)
+    order = np.argsort(ids.astype(np.int64), kind="stable")  # smaller movie id first
+    _, first = np.unique(titles[order], return_index=True)
+    keep = order[first]
+    return {"movie_title": titles[keep], "movie_id": ids[keep], "movie_genres": genres[keep]}
+
+
+def _most_common(values: np.ndarray):
+    uniques, counts = np.unique(values, return_counts=True)
+    return uniques[np.argmax(counts)]
+
+
+def _static_table(keys: np.ndarray, values: np.ndarray, default) -> tf.lookup.StaticHashTable:
+    values = tf.constant(values)
+    initializer = tf.lookup.KeyValueTensorInitializer(tf.constant(keys, tf.string), values)
+    return tf.lookup.StaticHashTable(initializer, default_value=tf.constant(default, values.dtype))
+
+
+class FeatureLookup(tf.Module):
+    """In-graph tables from raw ids to the feature dicts the towers and the ranker expect.
+
+    Unknown user ids get each profile feature's most common value and the latest
+    timestamp in the data; unknown titles get an empty genre list. ``user_features``
+    also returns whether each id was known.
+    """
+
+    def __init__(self, users: Mapping[str, np.ndarray], movies: Mapping[str, np.ndarray]) -> None:
+        super().__init__(name="feature_lookup")
+        user_ids = np.asarray(users["user_id"])
+        self.known_users = _static_table(user_ids, np.ones(len(user_ids), dtype=bool), False)
+        self.user_tables = {}
+        for name in USER_FEATURES:
+            values = np.asarray(users[name])
+            default = values.max() if name == "timestamp" else _most_common(values)
+            self.user_tables[name] = _static_table(user_ids, values, default)
+        titles = np.asarray(movies["movie_title"])
+        self.movie_ids = _static_table(titles, np.asarray(movies["movie_id"]), b"")
+        self.movie_genres = _static_table(titles, np.asarray(movies["movie_genres"]), b"")
+
+    def user_features(self, user_id: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+        """``(features, known)`` for a ``(batch,)`` string tensor of user ids."""
+        features = {"user_id": user_id}
+        for name, table in self.user_tables.items():
+            features[name] = table.lookup(user_id)
+        return features, self.known_users.lookup(user_id)
+
+    def movie_features(self, movie_title: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Movie features for a ``(batch,)`` string tensor of titles; genres are ragged."""
+        genre_text = tf.strings.split(self.movie_genres.lookup(movie_title))
+        return {
+            "movie_title": movie_title,
+            "movie_id": self.movie_ids.lookup(movie_title),
+            "movie_genres": tf.strings.to_number(genre_text, out_type=tf.int64),
+        }
+
+
+def distinct_titles(titles: Sequence[bytes], vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(titles, vectors)`` with one row per title, the first row of each, in catalogue order."""
+    titles = np.asarray(titles)
+    _, first = np.unique(titles, return_index=True)
+    keep = np.sort(first)
+    return titles[keep], np.asarray(vectors, dtype=np.float32)[keep]
