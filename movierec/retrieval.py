@@ -123,7 +123,7 @@ class RetrievalModel(tfrs.Model):
         return loss
 
     def sampling_probability(self, movie_ids: tf.Tensor) -> tf.Tensor | None:
-        """Each movie's share of the training ratings (the log-Q correction's ``p``); ``None`` without the correction."""
+        """Each movie's share of the training ratings (the log-Q correction's ``p``), or ``None`` without it."""
         if not self.popularity_correction:
             return None
         return tf.gather(self._sampling_probability, self._count_lookup(movie_ids))
