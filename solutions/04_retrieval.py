@@ -447,6 +447,14 @@ class RetrievalModel(tfrs.Model):
 # trains, and returns the model; `evaluate_top_k` ranks the catalogue for every test
 # rating.
 #
+# Both measure top-k accuracy with the count of `FactorizedTopK` (how many movies score
+# strictly higher than the true one), but not through a Keras evaluation pass: that pass
+# embeds the catalogue again for every batch and computes an in-batch loss nobody reads
+# for the test set, and it cost about a third of a training epoch. Embedding the
+# catalogue once and scoring all held-out ratings with one matrix product gives the same
+# counts for a fraction of the time; with a dozen models to train and measure, that
+# matters. (`model.evaluate` still works through the metric.)
+#
 # One training run serves twice here. Section 6 needs the same model trained for as
 # long as it improves on the validation set, so we train it that way (measuring
 # validation after every epoch changes nothing in the training itself) and keep a copy
@@ -1314,9 +1322,9 @@ for k in (1, 10, 50, 100):
     record(f"retrieval.exclusion.top_{k}", with_exclusion[k])
 
 # %% [markdown]
-# The first column agrees with the `FactorizedTopK` numbers of section 6 up to rounding
-# (floating-point ties can flip a few borderline cases), a useful check on the NumPy
-# code. Excluding seen movies lifts every cut-off — the users who rated many
+# The first column agrees with the `evaluate_top_k` number of the `ids_logq` row in
+# section 6 up to rounding (floating-point ties can flip a few borderline cases), a
+# useful check on the NumPy code. Excluding seen movies lifts every cut-off — the users who rated many
 # movies gain the most, since more of their top $k$ was taken by movies they had
 # already rated. When you compare retrieval numbers across papers or tutorials, check
 # which protocol they use.
@@ -1452,10 +1460,13 @@ plt.show()
 # Besides top-100 accuracy the evaluation below reports **per-user recall@100** (each
 # user's share of test movies retrieved, averaged over users, so heavy raters do not
 # dominate) and **coverage@10** (the share of the catalogue that appears in at least one
-# top-10 list — popularity covers ten movies). On each protocol we retrain the
-# configuration that won on random-split validation, with early stopping on *that*
-# protocol's validation set, and read its test set once. (Quick mode, for the tests,
-# runs the global protocol only, on a fifth of the ratings.)
+# top-10 list — popularity covers ten movies). On each temporal protocol we retrain
+# the rows of the ablation (`ROWS`), each with early stopping on *that* protocol's
+# validation set, and read each model's test set once. `features_clock` is left out to
+# save time: on the random split it changed nothing measurable, and the configuration
+# that won on random-split validation is trained anyway, as the `best` row. (Quick mode,
+# for the tests, trains only the best, on the global protocol and a fifth of the
+# ratings.)
 #
 # A test rating whose user has no training rating is the cold-start case of exercise 5.
 # The best model has side features, so unlike `id_model` it has something to say about
@@ -1614,31 +1625,63 @@ if not QUICK:  # the claims of the text below
     assert results["random"]["best"]["top_100"] > results["random"]["popularity"]["top_100"] + 0.05
     assert results["user_temporal"]["popularity"]["top_100"] < results["user_temporal"]["best"]["top_100"]
     assert results["user_temporal"]["best"]["top_100"] < results["random"]["best"]["top_100"]
+    assert (results["user_temporal"]["best"]["top_100"] - results["user_temporal"]["popularity"]["top_100"]
+            < results["random"]["best"]["top_100"] - results["random"]["popularity"]["top_100"])
+    for protocol in ("user_temporal", "global_temporal"):  # the order of the random split's rows holds on each
+        uncorrected = max(results[protocol][name]["top_100"] for name in ("ids_tutorial", "ids_batch1024"))
+        assert uncorrected < results[protocol]["ids_logq"]["top_100"] < results[protocol]["features"]["top_100"]
+    assert max(results["user_temporal"][name]["top_100"] for name in ("ids_tutorial", "ids_batch1024")) < (
+        results["user_temporal"]["popularity"]["top_100"])
+    assert all(results["global_temporal"][name]["top_100"] < results["global_temporal"]["popularity"]["top_100"]
+               for name in TEMPORAL_ROWS)
+    assert results["global_temporal"]["features"]["top_100"] > 2 * results["global_temporal"]["ids_tutorial"]["top_100"]
     assert results["global_temporal"]["best"]["new_user_share"] > 0.8
-    assert policy == {"new_user": "model", "known_user": "popularity"}
-    assert by_model["new_user_top_100"] - by_popularity["new_user_top_100"] < 0.02
+    assert policy == {"new_user": "popularity", "known_user": "popularity"}
+    assert abs(by_model["new_user_top_100"] - by_popularity["new_user_top_100"]) < 0.001
     assert by_popularity["known_user_top_100"] - by_model["known_user_top_100"] > 0.02
-    assert 0 < results["global_temporal"]["best"]["top_100"] - results["global_temporal"]["popularity"]["top_100"] < 0.02
+    assert results["global_temporal"]["best"]["top_100"] == results["global_temporal"]["popularity"]["top_100"]
+    assert results["global_temporal"]["best"]["distinct_top_10_lists"] == 1
+    assert results["global_temporal"]["best"]["coverage_at_10"] == 10 / n_movies
+    assert results["global_temporal"][best_name]["coverage_at_10"] > 10 * results["global_temporal"]["best"]["coverage_at_10"]
 
 # %% [markdown]
-# Read the printed table by rows. On the random split the model is well ahead of the
-# popularity list. Predicting each known user's *next* ratings (per-user temporal) is
-# much harder for both — tastes drift, and a user's last ratings are not a random
-# sample of their history — and the model's lead shrinks, but it stays ahead.
+# Read the first table by columns: each column is one protocol, its rows ordered as in
+# the ablation, each row changing one thing from the row above it.
 #
-# After a global cutoff most test ratings come from new users (the `new users` column),
-# and the validation lines above the table decided who answers each group. For new
-# users the model wins on validation, by a small margin: the side features (age, gender,
-# occupation) say a little about a stranger, and the untrained OOV id row, which starts
-# near zero, adds little noise. (`id_model` of exercise 5 has nothing but that row,
-# which is why it falls back to popularity.) For the users the model does know,
-# popularity wins, and clearly: the model learned their tastes from older ratings and
-# does not know which movies became popular after its data ends. With each group
-# answered by its validation winner, the line under the table compares the test numbers
-# group by group, and the table's `best` column is then ahead of popularity's on this
-# protocol too — by a hair, and only because the side features help with strangers (the
-# `assert`s check each of these claims). Doing better needs a sense of what is recent
-# and a new user's first ratings; try it, and judge it on this protocol's validation set.
+# * **Random split.** The ablation of sections 6 and 10: the log-Q correction is the
+#   large step, the side features a small one, and the best model is well ahead of the
+#   popularity list.
+# * **Per-user temporal.** Predicting each known user's *next* ratings is much harder
+#   for every row — tastes drift, and a user's last ratings are not a random sample of
+#   their history. The rows keep their order, but the two id-only rows without the
+#   correction now fall below the popularity list; the log-Q rows stay above it, and the
+#   best model's lead over popularity shrinks but holds.
+# * **Global temporal.** After a global cutoff most test ratings come from new users
+#   (the `new users` column of the second table). The rows still keep their order, but
+#   *every* model, answering every query on its own, is below the popularity list. The
+#   id-only rows collapse: for a new user they have nothing but the untrained OOV row,
+#   and its top 100 is noise. The side-feature row more than doubles the tutorial row,
+#   because age, gender and occupation say something about a stranger, yet it only
+#   comes close to popularity.
+#
+# The validation lines printed above the tables decided who answers each group on the
+# global protocol. For the users the model knows, popularity wins clearly: the model
+# learned their tastes from older ratings and does not know which movies became
+# popular after its data ends. For new users, validation cannot tell the model from
+# popularity — they differ in the fourth decimal — and the rule "the model answers a
+# group only when it is better on validation" hands that group to popularity too. So
+# on this protocol the best system *is* the popularity list: the same test top-100, a
+# gain of exactly zero (the `assert`s check each of these claims).
+#
+# Top-100 accuracy hides what that costs. The last printed line compares coverage@10:
+# the side-feature model answering everyone puts many different movies into someone's
+# top 10, more than ten times as many as the system chosen on validation, because the
+# popularity fallback shows every user the same ten movies: one list, and coverage@10
+# falls to ten movies out of 1,682. A recommender that can only
+# tie popularity on accuracy should be judged on what else it offers — coverage,
+# novelty, the new user's first ratings — and doing better than popularity here needs
+# a sense of what is recent and of what a new user does first. Try it, and judge it on
+# this protocol's validation set.
 #
 # The last two columns use the stricter protocol of section 9 on every split: each
 # user's training movies are removed from the candidates before the top 100 are taken.
