@@ -47,7 +47,7 @@ SYLLABUS = (
             "Loading, exploring and splitting the ratings without leaking the future."),
     Planned("03_preprocessing", "From raw features to embeddings", 210,
             "Keras preprocessing layers, vocabularies, text and multi-valued features, the two towers."),
-    Planned("04_retrieval", "Two-tower retrieval with TFRS", 160,
+    Planned("04_retrieval", "Two-tower retrieval with TFRS", 165,
             "In-batch softmax, FactorizedTopK, BruteForce, and a feature-rich model that beats the tutorials."),
     Planned("05_ranking", "Ranking with explicit feedback", 170,
             "Rating prediction, deep & cross networks, NDCG, and the two-stage pipeline."),
