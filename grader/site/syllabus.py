@@ -51,7 +51,7 @@ SYLLABUS = (
             "In-batch softmax, FactorizedTopK, BruteForce, and a feature-rich model that beats the tutorials."),
     Planned("05_ranking", "Ranking with explicit feedback", 170,
             "Rating prediction, deep & cross networks, NDCG, and the two-stage pipeline. "
-            "Its full run trains 14 models: about 7 min on two CPU cores."),
+            "Its full run trains 14 models: about 8 min on two CPU cores."),
     Planned("06_annoy", "Approximate nearest neighbours with Annoy", 150,
             "Random-projection forests, recall versus latency, and when ANN pays off. "
             "Its full run (one retrieval model, then index benchmarks): under 2 min on two CPU cores."),
