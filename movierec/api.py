@@ -67,7 +67,7 @@ HEADER_TIMEOUT_S = 10.0
 MAX_HEADER_BYTES = 16 * 1024
 MAX_WAITING_CONNECTIONS = 256  # well under the usual limit of 1,024 descriptors per process
 BACKLOG = 128  # connections accepted per event-loop turn, at most: 256 + 128 stays far below 1,024
-MODEL_SLOTS = 1  # requests inside the app at once (see the module docstring)
+MODEL_SLOTS = 2  # requests inside the app at once (see the module docstring): one per core here
 
 
 class ModelQueue:
