@@ -202,17 +202,25 @@ def export_course_models(base: str | Path, *, quick: bool, seed: int = 42) -> di
     tuned Annoy index and the rating history); the benchmarks' model cache and the demo
     page's test call it too. Returns ``export_models``'s summary.
     """
+    from movierec.serving.index import export_models
+
+    return export_models(base, **train_course_models(quick=quick, seed=seed), seed=seed)
+
+
+def train_course_models(*, quick: bool, seed: int = 42) -> dict:
+    """Both models trained on all 80,000 non-test ratings of the course split (lesson 02).
+
+    Returns ``train``, ``movies``, ``retrieval_model`` and ``ranking_model``: the keyword
+    arguments of ``export_models``, so tests can keep the trained models as well.
+    """
     from movierec.dataset import load_movies, load_ratings, random_split
     from movierec.serving.export import train_models
-    from movierec.serving.index import export_models
 
     movies = load_movies()
     train, validation, _ = random_split(load_ratings(), seed=seed)
     train = train.concatenate(validation)
     retrieval_model, ranking_model = train_models(train, movies, quick=quick, seed=seed)
-    return export_models(
-        base, retrieval_model=retrieval_model, ranking_model=ranking_model, train=train, movies=movies, seed=seed
-    )
+    return {"train": train, "movies": movies, "retrieval_model": retrieval_model, "ranking_model": ranking_model}
 
 
 def main(argv: list[str] | None = None) -> int:

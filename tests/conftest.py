@@ -176,18 +176,14 @@ def served_models(tmp_path_factory) -> dict:
 
     configure_environment()  # Keras 2, before anything imports TensorFlow
     seed_everything()
-    from movierec.dataset import load_movies, load_ratings, random_split
-    from movierec.serving import export, features
+    from movierec.api import train_course_models
+    from movierec.serving import features
     from movierec.serving import index as annoy_export
 
-    movies = load_movies()
-    train, validation, _ = random_split(load_ratings())
-    train = train.concatenate(validation)  # what lesson 07 trains on: all 80,000 non-test ratings
-    retrieval_model, ranking_model = export.train_models(train, movies, quick=True)
+    trained = train_course_models(quick=True)
     base = tmp_path_factory.mktemp("serving") / "models"
-    info = annoy_export.export_models(
-        base, retrieval_model=retrieval_model, ranking_model=ranking_model, train=train, movies=movies
-    )
+    info = annoy_export.export_models(base, **trained)
+    train, movies = trained["train"], trained["movies"]
     lookup = features.FeatureLookup(features.user_feature_table(train), features.movie_feature_table(movies))
-    return {"base": base, "info": info, "retrieval_model": retrieval_model, "ranking_model": ranking_model,
-            "lookup": lookup, "movies": movies}
+    return {"base": base, "info": info, "retrieval_model": trained["retrieval_model"],
+            "ranking_model": trained["ranking_model"], "lookup": lookup, "movies": movies}
