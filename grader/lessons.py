@@ -6,6 +6,7 @@ source is ``solutions/NN_name.py``; everything else is derived from it.
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,10 +107,7 @@ def read_source(path: Path) -> nbformat.NotebookNode:
     elif path.suffix == ".py":
         if not PERCENT_MARKER.search(text):
             raise UnreadableLesson("not a jupytext percent script: no '# %%' cell markers")
-        try:
-            nb = jupytext.reads(text, fmt=PERCENT)
-        except Exception as exc:  # noqa: BLE001 - jupytext raises many kinds
-            raise UnreadableLesson(f"not a jupytext percent script: {str(exc).splitlines()[0][:200]}") from None
+        nb = _parse_percent(text)
     else:
         kind = path.suffix or "a file without suffix"
         raise UnreadableLesson(f"a lesson is a jupytext percent .py file or an .ipynb notebook, not {kind}")
@@ -123,6 +121,33 @@ def read_source(path: Path) -> nbformat.NotebookNode:
     nb.metadata["kernelspec"] = dict(KERNELSPEC)
     nb.metadata.setdefault("language_info", {"name": "python"})
     return nb
+
+
+def _parse_percent(text: str) -> nbformat.NotebookNode:
+    """jupytext's parse of a percent script, a fresh copy each call (callers change what they get).
+
+    A grading run reads the same lesson several times (its release, its library hash, its
+    points); parsing a long lesson costs ~0.1 s, so recent parses of small texts are kept.
+    """
+    if len(text) > _PARSED_MAX_CHARS:
+        return _jupytext_reads(text)
+    parsed = _parsed.get(text)
+    if parsed is None:
+        parsed = _parsed[text] = _jupytext_reads(text)
+        while len(_parsed) > _PARSED_KEPT:
+            _parsed.pop(next(iter(_parsed)))
+    return copy.deepcopy(parsed)
+
+
+_PARSED_KEPT, _PARSED_MAX_CHARS = 16, 1_000_000
+_parsed: dict[str, nbformat.NotebookNode] = {}
+
+
+def _jupytext_reads(text: str) -> nbformat.NotebookNode:
+    try:
+        return jupytext.reads(text, fmt=PERCENT)
+    except Exception as exc:  # noqa: BLE001 - jupytext raises many kinds
+        raise UnreadableLesson(f"not a jupytext percent script: {str(exc).splitlines()[0][:200]}") from None
 
 
 def _read_notebook(text: str) -> nbformat.NotebookNode:

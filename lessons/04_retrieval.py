@@ -123,16 +123,20 @@ print("quick mode:", QUICK)
 # timestamps the temporal splits look at), and `take_rows` gathers each part's rows
 # from the columns in memory. A shuffle with a fixed seed permutes positions the same
 # way whatever the elements hold, so these are exactly the parts `random_split(ratings)`
-# gives, without reading the file three more times.
+# gives, without reading the file three more times. The two helpers go into the library
+# with `read_train_test`, which lessons 06–08 use to get the 80,000 training ratings in
+# one read.
 #
 # In quick mode (`COURSE_QUICK=1`, which the course's tests use), validation and test
 # are cut to their first 2,000 and 4,000 ratings: the tests check that every cell runs,
 # not how good a model gets.
 
-# %%
-FEATURES = QUERY_FEATURES + CANDIDATE_FEATURES
-all_features = read_features(load_ratings(), FEATURES + ("user_rating",))  # the one pass over the ratings
-movie_features = read_features(load_movies())
+# %% tags=["export"]
+import numpy as np
+import tensorflow as tf
+
+from movierec.dataset import load_ratings, random_split, to_numpy
+from movierec.preprocessing import read_features
 
 
 def take_rows(columns: dict, rows: np.ndarray) -> dict:
@@ -141,13 +145,33 @@ def take_rows(columns: dict, rows: np.ndarray) -> dict:
 
 
 def split_rows(split, columns: dict) -> list[np.ndarray]:
-    """Run one of lesson 02's split functions on row numbers; the rows of each part, in order."""
+    """Run one of lesson 02's split functions on row numbers; the rows of each part, in order.
+
+    ``columns`` must hold ``user_id`` and ``timestamp`` (what the temporal splits look at).
+    Later lessons read the ratings once and split them with this too.
+    """
     rows = tf.data.Dataset.from_tensor_slices(
         {"row": np.arange(len(columns["user_id"])), "user_id": columns["user_id"], "timestamp": columns["timestamp"]}
     )
     return [to_numpy(part, ("row",))["row"] for part in split(rows)]
 
 
+def read_train_test(seed: int = 42) -> tuple[dict, dict]:
+    """Lesson 02's random split as columns, reading the ratings once: ``(train, test)``.
+
+    ``train`` is the tutorial's 80,000 training ratings (the split's train and validation
+    parts, in that order), for the lessons that tune nothing; ``test`` the 20,000 test
+    ratings. Each is a ``read_features`` dict, exactly the rows and order of the lazy split.
+    """
+    columns = read_features(load_ratings())
+    train_rows, validation_rows, test_rows = split_rows(lambda ratings: random_split(ratings, seed=seed), columns)
+    return take_rows(columns, np.concatenate([train_rows, validation_rows])), take_rows(columns, test_rows)
+
+
+# %%
+FEATURES = QUERY_FEATURES + CANDIDATE_FEATURES
+all_features = read_features(load_ratings(), FEATURES + ("user_rating",))  # the one pass over the ratings
+movie_features = read_features(load_movies())
 train_rows, validation_rows, test_rows = split_rows(random_split, all_features)
 if QUICK:  # the tests: fewer held-out ratings to score
     validation_rows, test_rows = validation_rows[:2_000], test_rows[:4_000]

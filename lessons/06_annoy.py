@@ -352,7 +352,8 @@ plt.show()
 #
 # Now the real vectors. We train the feature-rich two-tower model of lesson 04
 # (`movierec.retrieval`, with its default settings) on the course's seeded 80/20 split
-# of lesson 02, reading the features once with lesson 03's `read_features`. Then we
+# of lesson 02, reading the ratings once with lesson 04's `read_train_test` (it reads the
+# features with lesson 03's `read_features` and splits on row numbers). Then we
 # compute:
 #
 # * `item_vectors`: one row per movie, from the candidate tower, with `titles` saying
@@ -365,15 +366,13 @@ plt.show()
 # lesson works on them just the same.
 
 # %%
-from movierec.dataset import load_movies, load_ratings, random_split
-from movierec.preprocessing import CANDIDATE_FEATURES, QUERY_FEATURES, read_features
-from movierec.retrieval import candidate_embeddings, query_embeddings, train_retrieval_model
+from movierec.dataset import load_movies
+from movierec.preprocessing import QUERY_FEATURES, read_features
+from movierec.retrieval import candidate_embeddings, query_embeddings, read_train_test, train_retrieval_model
 
 movie_features = read_features(load_movies())
-train, validation, test = random_split(load_ratings())
-train = train.concatenate(validation)  # nothing is tuned here: train on all 80,000
-train_features = read_features(train, QUERY_FEATURES + CANDIDATE_FEATURES)
-test_features = read_features(test.take(1_000), QUERY_FEATURES)
+train_features, test = read_train_test()  # nothing is tuned here: train on all 80,000
+test_features = {key: test[key][:1_000] for key in QUERY_FEATURES}
 model = train_retrieval_model(train_features, movie_features, features=True, verbose=2)
 print(f"trained in {model.train_seconds:.0f} s")
 

@@ -112,13 +112,13 @@ print("quick mode:", QUICK, "| scratch directory:", scratch)
 # reports recall@100 over all training users, to watch when a retrained model changes.
 
 # %%
-from movierec.dataset import load_movies, load_ratings, random_split
+from movierec.dataset import load_movies
+from movierec.retrieval import read_train_test
 from movierec.serving.export import train_models
 from movierec.serving.features import user_feature_table
 
 movies = load_movies()
-train, validation, test = random_split(load_ratings())
-train = train.concatenate(validation)  # nothing is tuned here: train on all 80,000
+train, _ = read_train_test()  # columns, read once (lesson 04); nothing is tuned here: train on all 80,000
 started = time.perf_counter()
 retrieval_model, ranking_model = train_models(train, movies, quick=QUICK)
 print(f"trained both models in {time.perf_counter() - started:.0f} s")
@@ -144,16 +144,16 @@ TUNING_FILE = "tuning.json"  # beside the index: its n_trees, tuned search_k and
 ANNOY_TREES = 10  # lesson 06, section 9
 
 
-def rating_history(train: tf.data.Dataset) -> dict[str, Any]:
+def rating_history(train: tf.data.Dataset | dict) -> dict[str, Any]:
     """What the API needs to know about the training ratings, as plain JSON.
 
     ``{"seen": {user_id: [title, ...]}, "popular": [[title, n_ratings], ...]}``: every
     title each training user rated, and every rated title by its number of ratings (most
     rated first, ties by title), the cold-start fallback for users the models never saw.
     """
-    from movierec.dataset import to_numpy
+    from movierec.serving.features import rating_columns
 
-    columns = to_numpy(train, ("user_id", "movie_title"))
+    columns = rating_columns(train, ("user_id", "movie_title"))
     users = [u.decode() for u in columns["user_id"]]
     titles = [t.decode() for t in columns["movie_title"]]
     seen: dict[str, set[str]] = {}
@@ -167,7 +167,8 @@ def rating_history(train: tf.data.Dataset) -> dict[str, Any]:
 
 
 def export_models(base: str | Path, *, retrieval_model: tf.keras.Model, ranking_model: tf.keras.Model,
-                  train: tf.data.Dataset, movies: tf.data.Dataset, n_trees: int = ANNOY_TREES, seed: int = 42) -> dict:
+                  train: tf.data.Dataset | dict, movies: tf.data.Dataset, n_trees: int = ANNOY_TREES,
+                  seed: int = 42) -> dict:
     """Export a new version of the servables (lesson 07, :func:`export_servables`) and, beside them, the index.
 
     ``<base>/annoy/<v>/`` holds the Annoy index, its tuning (``search_k`` tuned against the

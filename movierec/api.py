@@ -210,15 +210,15 @@ def export_course_models(base: str | Path, *, quick: bool, seed: int = 42) -> di
 def train_course_models(*, quick: bool, seed: int = 42) -> dict:
     """Both models trained on all 80,000 non-test ratings of the course split (lesson 02).
 
-    Returns ``train``, ``movies``, ``retrieval_model`` and ``ranking_model``: the keyword
+    Returns ``train`` (a dict of columns), ``movies``, ``retrieval_model`` and ``ranking_model``: the keyword
     arguments of ``export_models``, so tests can keep the trained models as well.
     """
-    from movierec.dataset import load_movies, load_ratings, random_split
+    from movierec.dataset import load_movies
+    from movierec.retrieval import read_train_test
     from movierec.serving.export import train_models
 
     movies = load_movies()
-    train, validation, _ = random_split(load_ratings(), seed=seed)
-    train = train.concatenate(validation)
+    train, _ = read_train_test(seed=seed)  # the 80,000 training ratings as columns, read once
     retrieval_model, ranking_model = train_models(train, movies, quick=quick, seed=seed)
     return {"train": train, "movies": movies, "retrieval_model": retrieval_model, "ranking_model": ranking_model}
 

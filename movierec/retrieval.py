@@ -11,14 +11,47 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
+from movierec.dataset import load_ratings, random_split, to_numpy
 from movierec.preprocessing import (
     CANDIDATE_FEATURES,
     QUERY_FEATURES,
     build_candidate_tower,
     build_query_tower,
     feature_columns,
+    read_features,
 )
 from movierec.setup import quick_mode, training_slice
+
+
+# --- from solutions/04_retrieval.py, section: 1. Implicit feedback
+def take_rows(columns: dict, rows: np.ndarray) -> dict:
+    """The given rows of every column."""
+    return {key: tf.gather(value, rows) for key, value in columns.items()}
+
+
+def split_rows(split, columns: dict) -> list[np.ndarray]:
+    """Run one of lesson 02's split functions on row numbers; the rows of each part, in order.
+
+    ``columns`` must hold ``user_id`` and ``timestamp`` (what the temporal splits look at).
+    Later lessons read the ratings once and split them with this too.
+    """
+    rows = tf.data.Dataset.from_tensor_slices(
+        {"row": np.arange(len(columns["user_id"])), "user_id": columns["user_id"], "timestamp": columns["timestamp"]}
+    )
+    return [to_numpy(part, ("row",))["row"] for part in split(rows)]
+
+
+def read_train_test(seed: int = 42) -> tuple[dict, dict]:
+    """Lesson 02's random split as columns, reading the ratings once: ``(train, test)``.
+
+    ``train`` is the tutorial's 80,000 training ratings (the split's train and validation
+    parts, in that order), for the lessons that tune nothing; ``test`` the 20,000 test
+    ratings. Each is a ``read_features`` dict, exactly the rows and order of the lazy split.
+    """
+    columns = read_features(load_ratings())
+    train_rows, validation_rows, test_rows = split_rows(lambda ratings: random_split(ratings, seed=seed), columns)
+    return take_rows(columns, np.concatenate([train_rows, validation_rows])), take_rows(columns, test_rows)
+
 
 # --- from solutions/04_retrieval.py, section: 4. A `tfrs.Model`
 TOP_KS = (1, 10, 50, 100)

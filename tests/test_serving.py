@@ -429,6 +429,27 @@ def test_rating_history_lists_seen_titles_and_popularity():
     history = annoy_export.rating_history(train)
     assert history["seen"] == {"1": ["A", "B"], "2": ["A"], "3": ["A", "C"]}
     assert history["popular"] == [["A", 3], ["B", 1], ["C", 1]]
+    columns = {"user_id": np.array([b"1", b"1", b"2", b"3", b"3"]),
+               "movie_title": np.array([b"B", b"A", b"A", b"C", b"A"])}
+    assert annoy_export.rating_history(columns) == history, "a dict of columns gives what the dataset gives"
+    with pytest.raises(ValueError, match="movie_title"):
+        annoy_export.rating_history({"user_id": columns["user_id"]})
+
+
+@pytest.mark.serving
+def test_read_train_test_gives_the_rows_of_the_lazy_random_split():
+    """Lessons 06-08 read the ratings once and split on row numbers: the same rows, in the same order."""
+    from movierec.dataset import load_ratings, random_split, to_numpy
+    from movierec.retrieval import read_train_test
+
+    keys = ("user_id", "movie_title", "timestamp", "user_rating")
+    train, test = read_train_test()
+    lazy_train, lazy_validation, lazy_test = random_split(load_ratings())
+    for columns, lazy in ((train, lazy_train.concatenate(lazy_validation)), (test, lazy_test)):
+        expected = to_numpy(lazy, keys)
+        for key in keys:
+            np.testing.assert_array_equal(columns[key].numpy(), expected[key], err_msg=key)
+    assert len(train["user_id"]) == 80_000 and len(test["user_id"]) == 20_000
 
 
 def _rows(n, dim=2, value=0.5):

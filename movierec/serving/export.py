@@ -19,7 +19,8 @@ from movierec.serving.modelbase import check_unclipped, next_version, save_serva
 
 
 # --- from solutions/07_tf_serving.py, section: 2. The models we will serve
-def train_models(train: tf.data.Dataset, movies: tf.data.Dataset, *, quick: bool, seed: int = 42) -> tuple:
+def train_models(train: tf.data.Dataset | dict, movies: tf.data.Dataset | dict, *, quick: bool,
+                 seed: int = 42) -> tuple:
     """Train the lesson 04 retrieval model and the lesson 05 ranking model for serving.
 
     Returns ``(retrieval_model, ranking_model)``: 3 epochs of retrieval, and a ranker
@@ -31,7 +32,8 @@ def train_models(train: tf.data.Dataset, movies: tf.data.Dataset, *, quick: bool
     from movierec.ranking import train_ranking_model
     from movierec.retrieval import train_retrieval_model
 
-    train_columns, movie_columns = read_features(train), read_features(movies)  # read the data once for both
+    # Columns (a ``read_features`` dict) are used as they are; a dataset is read once for both models.
+    train_columns, movie_columns = (data if isinstance(data, dict) else read_features(data) for data in (train, movies))
     retrieval_epochs, ranking_epochs = (1, 1) if quick else (3, None)  # None: early stopping
     retrieval_model = train_retrieval_model(train_columns, movie_columns, features=True, epochs=retrieval_epochs,
                                             seed=seed)
@@ -146,7 +148,8 @@ def warmup_examples(model_name: str, user_ids: Sequence[str], titles: Sequence[s
 
 
 def export_servables(base: str | Path, *, retrieval_model: tf.keras.Model, ranking_model: tf.keras.Model,
-                     train: tf.data.Dataset, movies: tf.data.Dataset, version: int | None = None) -> dict[str, Any]:
+                     train: tf.data.Dataset | dict, movies: tf.data.Dataset,
+                     version: int | None = None) -> dict[str, Any]:
     """Save a new version of the three servables, with warm-up files, and write both config files.
 
     Writes ``<base>/{query_tower,ranker,retrieval}/<v>/`` where ``v`` is ``version`` or

@@ -24,7 +24,8 @@ import tensorflow as tf
 
 from movierec.dataset import to_numpy
 
-__all__ = ["USER_FEATURES", "FeatureLookup", "distinct_titles", "movie_feature_table", "user_feature_table"]
+__all__ = ["USER_FEATURES", "FeatureLookup", "distinct_titles", "movie_feature_table", "rating_columns",
+           "user_feature_table"]
 
 USER_FEATURES = (
     "bucketized_user_age",
@@ -37,13 +38,28 @@ USER_FEATURES = (
 )
 
 
-def user_feature_table(ratings: tf.data.Dataset) -> dict[str, np.ndarray]:
+def rating_columns(ratings: tf.data.Dataset | Mapping, keys: Sequence[str]) -> dict[str, np.ndarray]:
+    """Scalar columns ``keys`` as NumPy arrays, from a ratings dataset or an already-read dict of columns.
+
+    The lessons read the training ratings once (lesson 04's ``read_train_test``) and pass the
+    columns around; a dataset still works, at the cost of another pass over it.
+    """
+    if isinstance(ratings, tf.data.Dataset):
+        return to_numpy(ratings, keys)
+    missing = [key for key in keys if key not in ratings]
+    if missing:
+        raise ValueError(f"the ratings have no {missing}; they have {sorted(ratings)}")
+    return {key: np.asarray(ratings[key]) for key in keys}
+
+
+def user_feature_table(ratings: tf.data.Dataset | Mapping) -> dict[str, np.ndarray]:
     """One row per user: ``user_id``, the profile features, and the latest ``timestamp``.
 
     MovieLens repeats a user's profile in each of their ratings; keeping the row of the
     most recent rating gives the profile plus the time the user was last active.
+    ``ratings`` is a dataset or a dict of columns (:func:`rating_columns`).
     """
-    columns = to_numpy(ratings, ("user_id", *USER_FEATURES))
+    columns = rating_columns(ratings, ("user_id", *USER_FEATURES))
     order = np.lexsort((columns["timestamp"], columns["user_id"]))  # by user, then by time
     users = columns["user_id"][order]
     last_of_user = np.append(users[1:] != users[:-1], True)
