@@ -1,6 +1,7 @@
 """Latency and throughput of the recommendation API's ``GET /recommend`` (lesson 08).
 
-The API runs as a child process (``python -m movierec.api serve``) with the embedded
+The API runs as a child process (``python -m movierec.api serve``; ``--processes N`` runs
+N server processes on one port, each with its own models) with the embedded
 in-process backend: the exported query tower and ranker loaded with
 ``tf.saved_model.load``, and the Annoy index. A closed-loop load generator in this
 process then runs, for each concurrency level (1, 4 and 16 clients by default), a
@@ -64,6 +65,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--models", type=Path, default=None, help="an exported model base (default: the cached course models)"
     )
     parser.add_argument("--model-slots", type=int, default=None, help="the API's --model-slots (default: its own)")
+    parser.add_argument("--processes", type=int, default=1, help="the API's --processes (default 1, the API's own)")
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "benchmarks")
     return parser.parse_args(argv)
 
@@ -108,9 +110,14 @@ def main(argv: list[str] | None = None) -> int:
     user_ids = [u.decode() for u in np.random.default_rng(42).permutation(users)]
 
     results = []
-    options = ("--model-slots", str(args.model_slots)) if args.model_slots else ()
+    from movierec.api import default_model_slots
+
+    processes = args.processes
+    slots = args.model_slots or default_model_slots(processes)
+    options = ("--processes", str(processes), "--model-slots", str(slots))
     with launch.api_server(models, options=options) as url:
-        print(f"API at {url}; {duration:g} s per level, k={args.k}, levels {args.clients}")
+        print(f"API at {url} ({processes} process(es), {slots} model slot(s) each); {duration:g} s per level, "
+              f"k={args.k}, levels {args.clients}")
         for clients in args.clients:
             result = loadgen.load_test(
                 url,
@@ -149,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         "duration_s_per_level": duration,
         "k": args.k,
         "backend": "in-process",
-        "model_slots": args.model_slots or "the API's default",
+        "processes": processes,
+        "model_slots": slots,
         "models": str(models),
         "model_versions": {
             "query_tower": version,

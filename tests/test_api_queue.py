@@ -57,3 +57,39 @@ def test_zero_slots_is_refused_with_the_fix(capsys):
         ModelQueue(lambda *a: None, 0)
     assert main(["serve", "--models", "/nonexistent", "--model-slots", "0"]) == 2
     assert "--model-slots must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_zero_processes_is_refused_with_the_fix(capsys):
+    assert main(["serve", "--models", "/nonexistent", "--processes", "0"]) == 2
+    assert "--processes must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_model_slots_default_to_one_per_core_in_all(monkeypatch):
+    from movierec import api
+
+    monkeypatch.setattr(api, "cores", lambda: 2)
+    assert [api.default_model_slots(n) for n in (1, 2, 4)] == [2, 1, 1]
+
+
+def test_every_tcp_connection_sends_without_waiting_for_acks():
+    """uvicorn's socket for --processes > 1 has protocol 0, so asyncio leaves Nagle on: the API turns it off."""
+    import socket
+
+    from movierec.api import no_delay
+
+    class Transport:
+        def __init__(self, sock):
+            self.sock = sock
+
+        def get_extra_info(self, name):
+            return self.sock if name == "socket" else None
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:  # protocol 0, as uvicorn binds it
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        with socket.create_connection(listener.getsockname()) as client, listener.accept()[0] as accepted:
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 0, "the case this guards against"
+            no_delay(Transport(accepted))
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+            assert client.fileno() > 0
+    no_delay(Transport(None))  # no socket (a test transport): nothing to do

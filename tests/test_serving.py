@@ -1033,6 +1033,34 @@ def test_api_serves_over_the_loopback_from_the_command_line(exported):
         assert result["p50_ms"] <= result["p99_ms"]
 
 
+def _spawned_children(port: int) -> list[int]:
+    """The worker processes uvicorn spawned for the API listening on ``port`` (Linux /proc)."""
+    parents = subprocess.run(["pgrep", "-f", f"movierec.api serve .*--port {port}"], capture_output=True,
+                             text=True).stdout.split()
+    assert len(parents) == 1, f"expected one API parent process on port {port}, found {parents}"
+    children = []
+    for task in Path(f"/proc/{parents[0]}/task").iterdir():
+        children += (task / "children").read_text().split()
+    return [int(pid) for pid in children
+            if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()]
+
+
+@pytest.mark.serving
+def test_two_server_processes_share_the_port_and_answer_as_one_does(exported, recommender):
+    import requests
+
+    users = ["1", "42", "943", "not-a-user"]
+    expected = {user: [r["title"] for r in recommender.recommend(user, 5)["recommendations"]] for user in users}
+    with launch.api_server(exported["base"], options=("--processes", "2")) as url:
+        assert len(_spawned_children(int(url.rsplit(":", 1)[1]))) == 2
+        for user in users:
+            reply = requests.get(f"{url}/recommend/{user}", params={"k": 5}, timeout=10)
+            assert reply.status_code == 200
+            assert [r["title"] for r in reply.json()["recommendations"]] == expected[user], user
+        result = loadgen.load_test(url, users[:3], concurrency=4, duration_s=1.0, max_requests=80)
+        assert result["errors"] == 0 and result["requests"] > 0
+
+
 @pytest.mark.serving
 @pytest.mark.skipif(
     TF_SERVING_BINARY is None,
