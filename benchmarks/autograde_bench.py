@@ -63,6 +63,7 @@ from grader.grading.autograde import autograde  # noqa: E402
 from grader.grading.config import GradingConfig  # noqa: E402
 from grader.grading.release import Release  # noqa: E402
 from grader.lessons import BUILD, all_lessons, find_lesson, nbgrader_meta, read_source  # noqa: E402
+from movierec.setup import usable_cores  # noqa: E402
 
 KINDS = ("reference", "stub", "faulty", "tampered")
 
@@ -237,13 +238,13 @@ def main(argv: list[str] | None = None) -> int:
     args.repeat = args.repeat or (3 if args.quick else 1)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
-    jobs = args.jobs or len(os.sched_getaffinity(0))
+    jobs = args.jobs or usable_cores()
     config = GradingConfig(cell_timeout=600, notebook_timeout=1800, env={"COURSE_QUICK": "1"})
     env = baseline_env(config)
     work = args.keep or Path(tempfile.mkdtemp(prefix="autograde-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    report: dict = {"machine": {"cores": len(os.sched_getaffinity(0)), "python": platform.python_version(),
+    report: dict = {"machine": {"cores": usable_cores(), "python": platform.python_version(),
                                 "load_average_start": load()},
                     "students": students, "lessons": [lesson.slug for lesson in lessons], "jobs": jobs,
                     "rounds": args.repeat, "phases": {}}
@@ -256,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{n} submissions ({students} students × {len(lessons)} lessons), {jobs} workers, "
           f"{args.repeat} round(s)", file=sys.stderr)
     rounds = [measure_round(made, lessons, work, workspace, jobs, config, env, r) for r in range(args.repeat)]
-    csvs = {phase.pop("csv") for one in rounds for name, phase in one.items() if "csv" in phase}
+    csvs = {phase.pop("csv") for one in rounds for phase in one.values() if "csv" in phase}
     same_csv = len(csvs) == 1
     phases = report["phases"] = combine(rounds)
     per = {name: round(phase["seconds"] / n, 3) for name, phase in phases.items()}

@@ -7,6 +7,7 @@ source is ``solutions/NN_name.py``; everything else is derived from it.
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,16 +132,15 @@ def _parse_percent(text: str) -> nbformat.NotebookNode:
     """
     if len(text) > _PARSED_MAX_CHARS:
         return _jupytext_reads(text)
-    parsed = _parsed.get(text)
-    if parsed is None:
-        parsed = _parsed[text] = _jupytext_reads(text)
-        while len(_parsed) > _PARSED_KEPT:
-            _parsed.pop(next(iter(_parsed)))
-    return copy.deepcopy(parsed)
+    return copy.deepcopy(_kept_parse(text))
 
 
-_PARSED_KEPT, _PARSED_MAX_CHARS = 16, 1_000_000
-_parsed: dict[str, nbformat.NotebookNode] = {}
+_PARSED_MAX_CHARS = 1_000_000
+
+
+@functools.lru_cache(maxsize=16)
+def _kept_parse(text: str) -> nbformat.NotebookNode:
+    return _jupytext_reads(text)
 
 
 def _jupytext_reads(text: str) -> nbformat.NotebookNode:

@@ -432,13 +432,12 @@ print(shown.stdout or shown.stderr[-2000:])
 # %% [markdown]
 # In Python, `describe_signatures` (imported above) reads a signature's
 # `structured_input_signature` and `structured_outputs` as plain names, dtypes and shapes;
-# `check_signature` (also from `modelbase`) compares them with section 6's contract, so a
-# deployment can refuse a broken export.
+# `check_signature` (also from `modelbase`) compares them with section 6's contract and
+# returns what it checked, so a deployment can refuse a broken export.
 
 # %%
 for name in SERVED_MODELS:
-    check_signature(export_base / name / "1", SIGNATURES[name])
-    print(name, describe_signatures(export_base / name / "1")["serving_default"])
+    print(name, check_signature(export_base / name / "1", SIGNATURES[name]))
 
 # %% [markdown]
 # The check that matters most: **does the reloaded model answer like the one in memory?**

@@ -115,7 +115,6 @@ print("quick mode:", QUICK, "| scratch directory:", scratch)
 from movierec.dataset import load_movies
 from movierec.retrieval import read_train_test
 from movierec.serving.export import train_models
-from movierec.serving.features import user_feature_table
 
 movies = load_movies()
 train, _ = read_train_test()  # columns, read once (lesson 04); nothing is tuned here: train on all 80,000
@@ -257,12 +256,12 @@ class InProcessBackend:
         ranker_version = ranker_version or latest_version(base / "ranker")
         # Keep the loaded objects: their signatures need the tables and variables they own.
         self._query_model = tf.saved_model.load(str(query_dir))
-        self._ranker_model = tf.saved_model.load(str(base / "ranker" / str(ranker_version)))
+        ranker_dir = base / "ranker" / str(ranker_version)
+        self._ranker_model = tf.saved_model.load(str(ranker_dir))
         self._embed = self._query_model.signatures["serving_default"]
         self._score = self._ranker_model.signatures["serving_default"]
         self._versions = {"query_tower": query_version, "ranker": ranker_version}
         # What TF Serving does before a version takes traffic (lesson 07, section 9).
-        ranker_dir = base / "ranker" / str(ranker_version)
         self.warmup_requests = replay_warmup(query_dir, self._embed) + replay_warmup(ranker_dir, self._score)
 
     def embed(self, user_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -282,8 +281,6 @@ class InProcessBackend:
 
     def health(self) -> dict[str, Any]:
         return {"status": "ok", "backend": self.name}
-
-
 
 
 def load_backend(base: str | Path, *, query_version: int, tf_serving: str | None = None, timeout_s: float = 2.0):
@@ -877,7 +874,7 @@ print("percentile_ms: visible tests passed")
 from movierec.serving.launch import api_server
 from movierec.serving.loadgen import load_test, plot_latency
 
-load_users = [u.decode() for u in np.random.default_rng(42).permutation(user_feature_table(train)["user_id"])]
+load_users = [str(u) for u in np.random.default_rng(42).permutation(sorted(recommender.seen))]  # training users
 seconds_per_level = 1 if QUICK else 8
 runs = {}
 with api_server(models_base) as api_url:

@@ -71,7 +71,7 @@ from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from movierec.setup import configure_environment, quick_mode, seed_everything
+from movierec.setup import configure_environment, quick_mode, seed_everything, usable_cores
 
 DEFAULT_MODELS = Path("build") / "models"
 KEEP_ALIVE_S = 5
@@ -79,20 +79,12 @@ HEADER_TIMEOUT_S = 10.0
 MAX_HEADER_BYTES = 16 * 1024
 MAX_WAITING_CONNECTIONS = 256  # well under the usual limit of 1,024 descriptors per process
 BACKLOG = 128  # connections accepted per event-loop turn, at most: 256 + 128 stays far below 1,024
-def cores() -> int:
-    """CPU cores this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+SETTINGS_ENV = "MOVIEREC_API_SETTINGS"  # how `serve --processes N` hands its settings to each process
 
 
 def default_model_slots(processes: int) -> int:
     """Requests inside the app at once, per process (see the module docstring): one per core in all."""
-    return max(1, cores() // processes)
-
-
-SETTINGS_ENV = "MOVIEREC_API_SETTINGS"  # how `serve --processes N` hands its settings to each process
+    return max(1, usable_cores() // processes)
 
 
 class ModelQueue:
@@ -304,12 +296,11 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_environment()  # Keras 2 and quiet logs, before TensorFlow is imported
     seed_everything()
-    for option in ("processes", "model_slots"):
-        if option == "model_slots" and args.model_slots is None:
-            args.model_slots = default_model_slots(args.processes)
-        if getattr(args, option) < 1:
-            name = option.replace("_", "-")
-            print(f"error: --{name} must be at least 1, got {getattr(args, option)}", file=sys.stderr)
+    if args.model_slots is None and args.processes >= 1:
+        args.model_slots = default_model_slots(args.processes)
+    for name, value in (("processes", args.processes), ("model-slots", args.model_slots)):
+        if value < 1:
+            print(f"error: --{name} must be at least 1, got {value}", file=sys.stderr)
             return 2
     import uvicorn
 

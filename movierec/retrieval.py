@@ -29,16 +29,16 @@ def take_rows(columns: dict, rows: np.ndarray) -> dict:
     return {key: tf.gather(value, rows) for key, value in columns.items()}
 
 
-def split_rows(split, columns: dict) -> list[np.ndarray]:
+def split_rows(split, columns: dict, **options) -> list[np.ndarray]:
     """Run one of lesson 02's split functions on row numbers; the rows of each part, in order.
 
-    ``columns`` must hold ``user_id`` and ``timestamp`` (what the temporal splits look at).
-    Later lessons read the ratings once and split them with this too.
+    ``columns`` must hold ``user_id`` and ``timestamp`` (what the temporal splits look at);
+    ``options`` go to ``split``. Later lessons read the ratings once and split them with this too.
     """
     rows = tf.data.Dataset.from_tensor_slices(
         {"row": np.arange(len(columns["user_id"])), "user_id": columns["user_id"], "timestamp": columns["timestamp"]}
     )
-    return [to_numpy(part, ("row",))["row"] for part in split(rows)]
+    return [to_numpy(part, ("row",))["row"].astype(np.int64) for part in split(rows, **options)]
 
 
 def read_train_test(seed: int = 42) -> tuple[dict, dict]:
@@ -49,7 +49,7 @@ def read_train_test(seed: int = 42) -> tuple[dict, dict]:
     ratings. Each is a ``read_features`` dict, exactly the rows and order of the lazy split.
     """
     columns = read_features(load_ratings())
-    train_rows, validation_rows, test_rows = split_rows(lambda ratings: random_split(ratings, seed=seed), columns)
+    train_rows, validation_rows, test_rows = split_rows(random_split, columns, seed=seed)
     return take_rows(columns, np.concatenate([train_rows, validation_rows])), take_rows(columns, test_rows)
 
 

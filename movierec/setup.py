@@ -15,6 +15,14 @@ import sys
 DEFAULT_SEED = 42
 
 
+def usable_cores() -> int:
+    """CPU cores this process may use (its affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def configure_environment() -> None:
     """Select Keras 2 and quieten TensorFlow's C++ start-up chatter."""
     if "tensorflow" in sys.modules and os.environ.get("TF_USE_LEGACY_KERAS") != "1":

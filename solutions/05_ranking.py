@@ -45,6 +45,7 @@ import tensorflow_recommenders as tfrs
 from movierec.dataset import load_movies, load_ratings, random_split, temporal_split, user_temporal_split
 from movierec.preprocessing import CANDIDATE_FEATURES, QUERY_FEATURES, read_features
 from movierec.report import record
+from movierec.retrieval import split_rows, take_rows
 from movierec.setup import quick_mode
 
 QUICK = quick_mode()
@@ -89,7 +90,8 @@ print("quick mode:", QUICK)
 # with `read_features` from lesson 03, and express each split as a list of row numbers:
 # the split functions of lesson 02 run on a small in-memory table of row numbers, user
 # ids and timestamps (a shuffle does not look at what it shuffles, so the random split
-# picks exactly the rows it picks from TFDS), and `take_rows` gathers those rows.
+# picks exactly the rows it picks from TFDS), and `take_rows` gathers those rows — lesson
+# 04's `split_rows` and `take_rows`, from the library.
 
 # %%
 ratings = load_ratings()
@@ -101,25 +103,8 @@ KEYS = tuple(dict.fromkeys(
 ))
 # Quick mode (the tests) reads only the first 20,000 ratings and splits them in the same proportions.
 all_features = read_features(ratings.take(20_000) if QUICK else ratings, KEYS)  # the one pass over the ratings
-_row_table = tf.data.Dataset.from_tensor_slices({
-    "row": tf.range(len(all_features["user_id"]), dtype=tf.int64),
-    "user_id": all_features["user_id"], "timestamp": all_features["timestamp"],
-})
-
-
-def split_rows(split, rows=_row_table, **options) -> tuple[np.ndarray, ...]:
-    """Row numbers (into ``all_features``) of each part that a lesson-02 split function makes."""
-    return tuple(np.concatenate([batch["row"] for batch in part.batch(100_000).as_numpy_iterator()] or [[]])
-                 .astype(np.int64) for part in split(rows, **options))
-
-
-def take_rows(features: dict, rows: np.ndarray) -> dict[str, tf.Tensor]:
-    """The given rows of every column, in the given order."""
-    return {key: tf.gather(value, rows) for key, value in features.items()}
-
-
 _sizes = dict(train_size=16_000, test_size=4_000, validation_size=1_600) if QUICK else {}
-train_rows, validation_rows, test_rows = split_rows(random_split, **_sizes)
+train_rows, validation_rows, test_rows = split_rows(random_split, all_features, **_sizes)
 # The tutorial's 80,000 training ratings, in its order; their last 8,000 are lesson 02's validation set.
 train_features = take_rows(all_features, np.concatenate([train_rows, validation_rows]))
 test_features = take_rows(all_features, test_rows)  # read once; each model below is scored on it once
@@ -1634,7 +1619,7 @@ else:
 # refit would add more ratings of the same period, none newer; section 13 differs.)
 
 # %%
-past_rows, _, future_rows = split_rows(temporal_split, validation_fraction=0.0)
+past_rows, _, future_rows = split_rows(temporal_split, all_features, validation_fraction=0.0)
 past_features = take_rows(all_features, past_rows)
 future_features = take_rows(all_features, future_rows)
 future_ratings = future_features["user_rating"].numpy()
@@ -2025,7 +2010,7 @@ def evaluate_pipeline(retrieval, ranker, known: dict, held_out: dict, *, k: int 
 
 
 # The per-user temporal protocol: new models on each user's earlier ratings.
-ut_train_rows, ut_validation_rows, ut_test_rows = split_rows(user_temporal_split)
+ut_train_rows, ut_validation_rows, ut_test_rows = split_rows(user_temporal_split, all_features)
 ut_known = take_rows(all_features, np.concatenate([ut_train_rows, ut_validation_rows]))  # validation rows last
 ut_test = take_rows(all_features, ut_test_rows)
 ut_retrieval = train_retrieval_model(ut_known, movie_features, features=True, epochs=1 if QUICK else None)

@@ -67,7 +67,7 @@ def test_zero_processes_is_refused_with_the_fix(capsys):
 def test_model_slots_default_to_one_per_core_in_all(monkeypatch):
     from movierec import api
 
-    monkeypatch.setattr(api, "cores", lambda: 2)
+    monkeypatch.setattr(api, "usable_cores", lambda: 2)
     assert [api.default_model_slots(n) for n in (1, 2, 4)] == [2, 1, 1]
 
 

@@ -10,7 +10,6 @@ rest to the worker pool (:func:`grader.grading.pool.run_jobs`).
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from grader.grading.job import Job, release_folder
 from grader.grading.release import Release
 from grader.grading.results import Result, content_key
 from grader.lessons import Lesson
+from movierec.setup import usable_cores
 
 
 @dataclass(frozen=True)
@@ -45,10 +45,8 @@ class Run:
 
 
 def default_jobs() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return max(1, os.cpu_count() or 1)
+    """One grading worker per usable core."""
+    return usable_cores()
 
 
 def sandbox_mode(config: GradingConfig) -> tuple[str, str]:

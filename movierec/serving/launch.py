@@ -123,6 +123,7 @@ def compare_with_model_server(base: str | Path, inputs: Mapping[str, Mapping], v
         for name, named_inputs in inputs.items():
             local = tf.saved_model.load(str(base / name / str(version))).signatures["serving_default"]
             expected = {key: value.numpy() for key, value in local(**named_inputs).items()}
+            versions = clients["REST"].model_versions(name)
             for protocol, client in clients.items():
                 answer = client.predict(name, named_inputs, list(expected))
                 for key, value in expected.items():
@@ -130,7 +131,6 @@ def compare_with_model_server(base: str | Path, inputs: Mapping[str, Mapping], v
                         np.testing.assert_allclose(answer[key], value, rtol=1e-5, atol=1e-6)
                     else:
                         assert np.array_equal(answer[key], value), f"{protocol} {name}.{key} differs"
-                versions = clients["REST"].model_versions(name)
                 lines.append(f"{protocol:<5} {name:<12} answers like the in-process model; versions {versions}")
         clients["gRPC"].close()
     return lines

@@ -115,6 +115,8 @@ def write_warmup(
     """
     from tensorflow_serving.apis import prediction_log_pb2
 
+    from movierec.serving.clients import grpc_predict_request  # the request a gRPC client sends
+
     if not 1 <= len(examples) <= MAX_WARMUP_RECORDS:
         raise ValueError(f"a warm-up file holds 1 to {MAX_WARMUP_RECORDS} requests, got {len(examples)}")
     path = Path(version_dir) / WARMUP_PATH
@@ -122,12 +124,7 @@ def write_warmup(
     with tf.io.TFRecordWriter(str(path)) as writer:
         for inputs in examples:
             log = prediction_log_pb2.PredictionLog()
-            log.predict_log.request.model_spec.name = model_name
-            log.predict_log.request.model_spec.signature_name = signature_name
-            for name, values in inputs.items():
-                array = np.asarray(values)
-                array = np.char.encode(array, "utf-8") if array.dtype.kind == "U" else array
-                log.predict_log.request.inputs[name].CopyFrom(tf.make_tensor_proto(array))
+            log.predict_log.request.CopyFrom(grpc_predict_request(model_name, inputs, signature_name=signature_name))
             writer.write(log.SerializeToString())
     return path
 
@@ -242,8 +239,10 @@ def check_unclipped(servable: tf.Module, user_ids: Sequence[str], titles: Sequen
         raise ValueError(f"unclipped_rating no longer matches the ranker's call (gap {gap:.3g}); update it")
 
 
-def check_signature(path: str | Path, contract: Mapping[str, Mapping[str, tuple]]) -> None:
+def check_signature(path: str | Path, contract: Mapping[str, Mapping[str, tuple]]) -> dict:
     """Raise ``ValueError`` naming the difference if ``path``'s ``serving_default`` breaks ``contract``.
+
+    Returns that signature's description (:func:`describe_signatures`), so a caller need not load it again.
 
     ``contract`` is ``{"inputs"|"outputs": {name: (dtype, shape)}}`` with ``None`` for any
     size, as ``movierec.serving.export.SIGNATURES`` documents each exported model.
@@ -262,3 +261,4 @@ def check_signature(path: str | Path, contract: Mapping[str, Mapping[str, tuple]
                 raise ValueError(
                     f"{path}: {side[:-1]} {name!r} is {got_dtype} {got_shape}, the contract says {dtype} {shape}"
                 )
+    return found["serving_default"]

@@ -45,12 +45,12 @@ class InProcessBackend:
         ranker_version = ranker_version or latest_version(base / "ranker")
         # Keep the loaded objects: their signatures need the tables and variables they own.
         self._query_model = tf.saved_model.load(str(query_dir))
-        self._ranker_model = tf.saved_model.load(str(base / "ranker" / str(ranker_version)))
+        ranker_dir = base / "ranker" / str(ranker_version)
+        self._ranker_model = tf.saved_model.load(str(ranker_dir))
         self._embed = self._query_model.signatures["serving_default"]
         self._score = self._ranker_model.signatures["serving_default"]
         self._versions = {"query_tower": query_version, "ranker": ranker_version}
         # What TF Serving does before a version takes traffic (lesson 07, section 9).
-        ranker_dir = base / "ranker" / str(ranker_version)
         self.warmup_requests = replay_warmup(query_dir, self._embed) + replay_warmup(ranker_dir, self._score)
 
     def embed(self, user_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -70,8 +70,6 @@ class InProcessBackend:
 
     def health(self) -> dict[str, Any]:
         return {"status": "ok", "backend": self.name}
-
-
 
 
 def load_backend(base: str | Path, *, query_version: int, tf_serving: str | None = None, timeout_s: float = 2.0):
