@@ -214,8 +214,8 @@ class GradingSlot:
         import nbformat
         from nbgrader.converters import Autograde
 
+        from grader.grading.feedback import ReusableFeedback
         from grader.grading.integrity import answers_into_release, check_locked_cells
-        from grader.grading.preprocessors import ReusableFeedback
         from grader.lessons import UnreadableLesson, read_source
 
         start = time.monotonic()

@@ -531,41 +531,6 @@ class TrimTracebacks(NbGraderPreprocessor):
         return cell, resources
 
 
-class ReusableFeedback:
-    """nbgrader's ``GenerateFeedback`` that keeps its HTML exporter between runs.
-
-    nbgrader builds a new exporter, and so compiles its Jinja templates again, for every
-    run; a grading worker renders one feedback page per job, so it keeps one.
-    """
-
-    def __new__(cls, *args, **kwargs):
-        from nbgrader.converters import GenerateFeedback
-
-        class _Reusable(GenerateFeedback):
-            _kept = None
-
-            def start(self):
-                import os
-
-                from nbconvert.writers import FilesWriter
-
-                self.init_notebooks()
-                self.writer = FilesWriter(parent=self, config=self.config)
-                if self._kept is None:
-                    self._kept = self.exporter_class(parent=self, config=self.config)
-                    for pp in self.preprocessors:
-                        self._kept.register_preprocessor(pp)
-                self.exporter = self._kept
-                here = os.getcwd()
-                os.chdir(self.coursedir.root)
-                try:
-                    self.convert_notebooks()
-                finally:
-                    os.chdir(here)
-
-        return _Reusable(*args, **kwargs)
-
-
 SAFE_MIMETYPES = ("text/plain", "image/png", "image/jpeg")  # data a browser shows as text or a picture, never runs
 
 

@@ -379,9 +379,15 @@ def _wait_forwarding(child: int) -> int:
     jupyter_client signals the kernel's whole process group (SIGINT reaches the kernel
     directly, so the wrapper ignores it) and SIGKILLs the group on shutdown.
     """
+    def forward(signum: int, _frame) -> None:
+        try:
+            os.kill(child, signum)
+        except ProcessLookupError:  # the kernel has just ended: waitpid below returns its status
+            pass
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
-        signal.signal(signum, lambda s, _f: os.kill(child, s))
+        signal.signal(signum, forward)
     while True:
         try:
             _, status = os.waitpid(child, 0)
