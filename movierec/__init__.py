@@ -16,7 +16,8 @@ line), so one lesson can fill several modules of a subpackage: lesson 07 fills
 The hand-written modules are :mod:`movierec.setup` (environment and seeds),
 :mod:`movierec.report` (metrics that ``make course`` collects), :mod:`movierec.checks`
 (the plain-data comparisons test cells use), :mod:`movierec.api` (the command line that
-exports and serves the models), and the serving infrastructure
+exports and serves the models), :mod:`movierec.balancer` (spreading the API's connections over
+its processes), and the serving infrastructure
 :mod:`movierec.serving.launch` (server processes and ports), :mod:`movierec.serving.loadgen`
 (the load generator), :mod:`movierec.serving.demo` (the demo page), :mod:`movierec.serving.features`
 (in-graph feature tables), :mod:`movierec.serving.modelbase` (the model base on disk),

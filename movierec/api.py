@@ -48,20 +48,19 @@ place in the queue.
 
 Processes (``--processes N``, default 1): one Python process runs one request's Python
 code at a time (the GIL), so on a 2-core machine a single process cannot use both cores
-for the framework and model-call code around the TensorFlow ops. With ``N > 1`` uvicorn
-starts N processes that share the listening socket; each loads the models itself
-(:func:`worker_app`) and has its own queue of ``--model-slots``. The parent loads the
-models once too, before it starts them, so a bad model folder is an error message, not
-a loop of crashing workers. The processes share one listening socket and whichever wakes
-first accepts what is waiting, so a few keep-alive connections opened together can all
-land in one process: it helps with many clients, not reliably with few (README, serving).
+for the framework and model-call code around the TensorFlow ops. With ``N > 1`` the
+command starts N server processes, each loading the models itself (:func:`worker_config`)
+with its own queue of ``--model-slots``, and stays as their parent: it owns the port and
+hands each new connection to the process with the fewest open connections
+(:mod:`movierec.balancer`, which says why a shared listening socket is not enough).
+The parent loads the models once too, before it starts them, so a bad model folder is an
+error message, not a loop of crashing processes.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import socket
 import sys
@@ -79,7 +78,6 @@ HEADER_TIMEOUT_S = 10.0
 MAX_HEADER_BYTES = 16 * 1024
 MAX_WAITING_CONNECTIONS = 256  # well under the usual limit of 1,024 descriptors per process
 BACKLOG = 128  # connections accepted per event-loop turn, at most: 256 + 128 stays far below 1,024
-SETTINGS_ENV = "MOVIEREC_API_SETTINGS"  # how `serve --processes N` hands its settings to each process
 
 
 def default_model_slots(processes: int) -> int:
@@ -115,7 +113,7 @@ def no_delay(transport: asyncio.BaseTransport) -> None:
     the socket uvicorn binds for ``--processes`` > 1 says 0, so a response's second write
     waited for the client's delayed ACK (measured: 48 ms per request instead of 4 ms).
     """
-    sock = transport.get_extra_info("socket")
+    sock = transport.get_extra_info("socket")  # a connection handed over by the balancer has protocol 0 too
     if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
@@ -172,22 +170,19 @@ class GuardedH11Protocol(H11Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_waiting()
         super().connection_lost(exc)
+        closed = self.server_state.__dict__.get("on_connection_closed")  # set by the balancer's processes
+        if closed is not None:
+            closed()
 
 
 def server_config(
-    app: Any, *, host: str, port: int, access_log: bool = False, http: type[H11Protocol] = GuardedH11Protocol,
-    workers: int = 1,
+    app: Any, *, host: str, port: int, access_log: bool = False, http: type[H11Protocol] = GuardedH11Protocol
 ) -> Any:
-    """The ``uvicorn.Config`` the API runs with: the limits described in the module docstring.
-
-    With ``workers > 1``, ``app`` is the import string of an app factory (:func:`worker_app`).
-    """
+    """The ``uvicorn.Config`` the API runs with: the limits described in the module docstring."""
     import uvicorn
 
     return uvicorn.Config(
         app,
-        factory=workers > 1,
-        workers=workers,
         host=host,
         port=port,
         log_level="warning",
@@ -283,13 +278,12 @@ def build_app(models: str | Path, *, tf_serving: str | None, timeout: float, mod
     return ModelQueue(install_demo(service.create_app(recommender), recommender), model_slots), recommender
 
 
-def worker_app() -> Any:
-    """uvicorn's app factory in each process of ``serve --processes N``: the settings come from the parent."""
-    settings = json.loads(os.environ[SETTINGS_ENV])
+def worker_config(settings: dict[str, Any], host: str, port: int, access_log: bool) -> Any:
+    """Each process of ``serve --processes N``: its own models, app and request queue; one process's limits."""
     configure_environment()
     seed_everything()
     one_thread_per_request()
-    return build_app(**settings)[0]
+    return server_config(build_app(**settings)[0], host=host, port=port, access_log=access_log)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -332,15 +326,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.processes == 1:
         uvicorn.Server(server_config(app, host=args.host, port=args.port, access_log=args.access_log)).run()
         return 0
-    from uvicorn.supervisors import Multiprocess
+    from movierec import balancer
 
     del app, recommender  # each process loads its own copy
-    os.environ[SETTINGS_ENV] = json.dumps(settings)
-    config = server_config("movierec.api:worker_app", host=args.host, port=args.port, access_log=args.access_log,
-                           workers=args.processes)
-    Multiprocess(config, sockets=[config.bind_socket()]).run()
-    return 0
-
+    options = {"settings": settings, "host": args.host, "port": args.port, "access_log": args.access_log}
+    return balancer.serve(worker_config, options, host=args.host, port=args.port, processes=args.processes,
+                          backlog=BACKLOG)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,0 +1,120 @@
+"""`serve --processes N`: the parent hands each connection to the process with the fewest open ones.
+
+The processes here serve a tiny ASGI app that answers with its pid (no models), through the
+same balancer, uvicorn protocol and limits as the API.
+"""
+
+from __future__ import annotations
+
+import collections
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from movierec.balancer import CLOSED, READY, LeastConnections
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:  # not movierec.serving.launch's: that package imports TensorFlow
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def pid_config(host: str, port: int):
+    """Each spawned process's server: answers every request with its own pid."""
+    from movierec.api import server_config
+
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        body = str(os.getpid()).encode()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    return server_config(app, host=host, port=port)
+
+
+def test_least_connections_waits_for_every_process_then_spreads_and_refills():
+    choice = LeastConnections(3)
+    choice.message(0, READY)
+    choice.message(1, READY)
+    assert choice.choose() is None, "a process still loading its models would miss the first clients"
+    choice.message(2, READY)
+    assert [choice.choose() for _ in range(6)] == [0, 1, 2, 0, 1, 2]
+    choice.message(1, CLOSED + CLOSED)
+    assert choice.open == [2, 0, 2]
+    assert [choice.choose() for _ in range(3)] == [1, 1, 0]  # refill process 1, then the longest unpicked
+    choice.message(2, CLOSED * 5)
+    assert choice.open[2] == 0, "more closes than connections never goes negative"
+
+
+@pytest.fixture
+def balanced():
+    """A two-process balanced server in a child process: ``(port, process)``."""
+    port = free_port()
+    code = ("import sys; from test_balancer import pid_config; from movierec.balancer import serve; "
+            f"sys.exit(serve(pid_config, {{'host': '127.0.0.1', 'port': {port}}}, host='127.0.0.1', port={port}, "
+            "processes=2))")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT)])}
+    process = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while process.poll() is None and time.monotonic() < deadline:  # the parent binds the port first thing
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except ConnectionRefusedError:
+            time.sleep(0.05)
+    yield port, process
+    if process.poll() is None:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def served_by(connection: http.client.HTTPConnection) -> int:
+    connection.request("GET", "/")
+    response = connection.getresponse()
+    assert response.status == 200
+    return int(response.read())
+
+
+def test_keep_alive_connections_spread_evenly_and_a_closed_slot_is_refilled(balanced):
+    port, process = balanced
+    connections = [http.client.HTTPConnection("127.0.0.1", port, timeout=60) for _ in range(4)]
+    pids = [served_by(c) for c in connections]  # the first waits until both processes are ready
+    assert sorted(collections.Counter(pids).values()) == [2, 2], pids
+    assert [served_by(c) for c in connections] == pids, "a keep-alive connection stays with its process"
+    first = pids[0]
+    for connection, pid in zip(connections, pids):
+        if pid == first:
+            connection.close()
+    time.sleep(0.5)  # the two closes reach the parent
+    fresh = [http.client.HTTPConnection("127.0.0.1", port, timeout=60) for _ in range(2)]
+    assert [served_by(c) for c in fresh] == [first, first], "new connections go to the process with fewer"
+    for connection in connections + fresh:
+        connection.close()
+    process.terminate()
+    assert process.wait(timeout=30) == 0
+    for pid in set(pids):
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+
+
+def test_a_process_that_dies_stops_the_server_with_a_message(balanced):
+    port, process = balanced
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    victim = served_by(connection)
+    connection.close()
+    os.kill(victim, signal.SIGKILL)
+    assert process.wait(timeout=30) == 1
+    stderr = process.stderr.read()
+    assert f"(pid {victim}) exited; stopping the server" in stderr, stderr
