@@ -228,7 +228,7 @@ def _parser() -> argparse.ArgumentParser:
             "--processes",
             type=int,
             default=1,
-            help="server processes sharing the port, each with its own models (default 1)",
+            help="server processes, each with its own models; the parent spreads connections over them (default 1)",
         )
     return parser
 
