@@ -168,6 +168,7 @@ def run_process(make_config: Callable[..., Any], options: dict[str, Any], channe
     """One server process: build its uvicorn config, then serve the connections the parent hands it."""
     import uvicorn
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
     config = make_config(**options)
 
     class HandedServer(uvicorn.Server):
@@ -213,7 +214,6 @@ def run_process(make_config: Callable[..., Any], options: dict[str, Any], channe
                 sock.close()
                 _send(channel, CLOSED)
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
     HandedServer(config).run()
 
 

@@ -67,7 +67,8 @@ def balanced():
             f"sys.exit(serve(pid_config, {{'host': '127.0.0.1', 'port': {port}}}, host='127.0.0.1', port={port}, "
             "processes=2))")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT)])}
-    process = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)  # its own process group, as a terminal's job is
     deadline = time.monotonic() + 60
     while process.poll() is None and time.monotonic() < deadline:  # the parent binds the port first thing
         try:
@@ -118,3 +119,14 @@ def test_a_process_that_dies_stops_the_server_with_a_message(balanced):
     assert process.wait(timeout=30) == 1
     stderr = process.stderr.read()
     assert f"(pid {victim}) exited; stopping the server" in stderr, stderr
+
+
+def test_ctrl_c_to_the_whole_group_stops_it_cleanly(balanced):
+    """A terminal's Ctrl-C sends SIGINT to every process of the job: only the parent acts on it."""
+    port, process = balanced
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    served_by(connection)  # both processes are up
+    os.killpg(process.pid, signal.SIGINT)
+    assert process.wait(timeout=30) == 0
+    stderr = process.stderr.read()
+    assert "Traceback" not in stderr and "exited" not in stderr, stderr
