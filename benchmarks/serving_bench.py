@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     import tensorflow as tf
 
     from benchmarks import model_cache
+    from movierec.api import default_model_slots
     from movierec.serving import index as annoy_export
     from movierec.serving import launch, loadgen, modelbase
 
@@ -109,8 +110,6 @@ def main(argv: list[str] | None = None) -> int:
     user_ids = [str(u) for u in np.random.default_rng(42).permutation(sorted(seen))]  # the training users
 
     results = []
-    from movierec.api import default_model_slots
-
     processes = args.processes
     slots = args.model_slots or default_model_slots(processes)
     options = ("--processes", str(processes), "--model-slots", str(slots))

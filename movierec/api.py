@@ -109,11 +109,12 @@ class ModelQueue:
 def no_delay(transport: asyncio.BaseTransport) -> None:
     """Send each write of a TCP connection at once (``TCP_NODELAY``).
 
-    asyncio turns Nagle's algorithm off only when the listening socket says ``IPPROTO_TCP``;
-    the socket uvicorn binds for ``--processes`` > 1 says 0, so a response's second write
-    waited for the client's delayed ACK (measured: 48 ms per request instead of 4 ms).
+    asyncio turns Nagle's algorithm off only for a socket whose protocol is ``IPPROTO_TCP``;
+    the connections :mod:`movierec.balancer` hands over (and uvicorn's own multi-process
+    socket) say 0, so a response's second write waited for the client's delayed ACK
+    (measured: 48 ms per request instead of 4 ms).
     """
-    sock = transport.get_extra_info("socket")  # a connection handed over by the balancer has protocol 0 too
+    sock = transport.get_extra_info("socket")
     if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
@@ -332,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     options = {"settings": settings, "host": args.host, "port": args.port, "access_log": args.access_log}
     return balancer.serve(worker_config, options, host=args.host, port=args.port, processes=args.processes,
                           backlog=BACKLOG)
+
 
 if __name__ == "__main__":
     sys.exit(main())

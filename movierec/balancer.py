@@ -117,23 +117,13 @@ def serve(make_config: Callable[..., Any], options: dict[str, Any], *, host: str
                         data = key.fileobj.recv(4096)
                     except OSError:
                         data = b""
-                    if not data:
-                        if stopping:
-                            break
-                        print(f"error: API process {key.data} (pid {workers[key.data].pid}) exited; "
-                              "stopping the server", file=sys.stderr)
-                        status = 1
-                        stopping.append(None)
+                    if not data:  # the process exited (its end of the channel closed)
+                        if not stopping:
+                            stopping.append(None)
+                            status = 1
+                            report_exit(workers[key.data], key.data, choice.ready[key.data])
                         break
                     choice.message(key.data, data)
-                if any(not choice.ready[i] for i in range(processes)):
-                    for number, worker in enumerate(workers):
-                        if not worker.is_alive() and not choice.ready[number]:
-                            print(f"error: API process {number} exited with status {worker.exitcode} before it was "
-                                  "ready; see its messages above", file=sys.stderr)
-                            status = 1
-                            stopping.append(None)
-                            break
         finally:
             listener.close()
             for channel in channels:
@@ -146,22 +136,29 @@ def serve(make_config: Callable[..., Any], options: dict[str, Any], *, host: str
     return status
 
 
+def report_exit(worker: Any, number: int, ready: bool) -> None:
+    """Say which process exited, and when, before the server stops."""
+    worker.join(timeout=5)
+    when = "" if ready else " before it was ready (see its messages above)"
+    print(f"error: API process {number} (pid {worker.pid}) exited{when}; stopping the server "
+          f"(exit status {worker.exitcode})", file=sys.stderr)
+
+
 def hand_out(listener: socket.socket, channels: list[socket.socket], choice: LeastConnections, most: int) -> None:
     """Accept the connections waiting (at most ``most``) and send each to a process; close it here."""
     for _ in range(most):
-        number = choice.choose()
-        if number is None:
-            return  # no process is ready: the connection waits in the listen backlog
+        if not all(choice.ready):
+            return  # until every process is ready, connections wait in the listen backlog
         try:
             connection, _ = listener.accept()
         except (BlockingIOError, InterruptedError):
-            choice.open[number] -= 1  # nothing was waiting after all
             return
+        number = choice.choose()
         with connection:
             try:
                 socket.send_fds(channels[number], [CONNECTION], [connection.fileno()])
             except OSError:
-                choice.open[number] -= 1  # that process is gone: the selector reports it next
+                choice.message(number, CLOSED)  # that process is gone: the selector reports it next
 
 
 def run_process(make_config: Callable[..., Any], options: dict[str, Any], channel: socket.socket) -> None:

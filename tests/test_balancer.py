@@ -59,16 +59,27 @@ def test_least_connections_waits_for_every_process_then_spreads_and_refills():
     assert choice.open[2] == 0, "more closes than connections never goes negative"
 
 
-@pytest.fixture
-def balanced():
-    """A two-process balanced server in a child process: ``(port, process)``."""
+def broken_config(host: str, port: int):
+    """A process whose app cannot be built (as with a bad model folder)."""
+    raise RuntimeError("no models here")
+
+
+def start(config: str) -> tuple[int, subprocess.Popen]:
+    """A two-process balanced server running ``test_balancer.<config>`` in a child process."""
     port = free_port()
-    code = ("import sys; from test_balancer import pid_config; from movierec.balancer import serve; "
-            f"sys.exit(serve(pid_config, {{'host': '127.0.0.1', 'port': {port}}}, host='127.0.0.1', port={port}, "
+    code = (f"import sys; from test_balancer import {config}; from movierec.balancer import serve; "
+            f"sys.exit(serve({config}, {{'host': '127.0.0.1', 'port': {port}}}, host='127.0.0.1', port={port}, "
             "processes=2))")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT)])}
     process = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE, text=True,
                                start_new_session=True)  # its own process group, as a terminal's job is
+    return port, process
+
+
+@pytest.fixture
+def balanced():
+    """A two-process balanced server in a child process: ``(port, process)``."""
+    port, process = start("pid_config")
     deadline = time.monotonic() + 60
     while process.poll() is None and time.monotonic() < deadline:  # the parent binds the port first thing
         try:
@@ -130,3 +141,10 @@ def test_ctrl_c_to_the_whole_group_stops_it_cleanly(balanced):
     assert process.wait(timeout=30) == 0
     stderr = process.stderr.read()
     assert "Traceback" not in stderr and "exited" not in stderr, stderr
+
+
+def test_a_process_that_cannot_start_stops_the_server_before_it_serves():
+    _, process = start("broken_config")
+    assert process.wait(timeout=60) == 1
+    stderr = process.stderr.read()
+    assert "RuntimeError: no models here" in stderr and "exited before it was ready" in stderr, stderr
