@@ -153,12 +153,23 @@ def hand_out(listener: socket.socket, channels: list[socket.socket], choice: Lea
             connection, _ = listener.accept()
         except (BlockingIOError, InterruptedError):
             return
+        read_messages(channels, choice)  # closes reported since the last select count for this choice
         number = choice.choose()
         with connection:
             try:
                 socket.send_fds(channels[number], [CONNECTION], [connection.fileno()])
             except OSError:
                 choice.message(number, CLOSED)  # that process is gone: the selector reports it next
+
+
+def read_messages(channels: list[socket.socket], choice: LeastConnections) -> None:
+    """Apply every message waiting on the channels now (an exit is left for the selector to report)."""
+    for number, channel in enumerate(channels):
+        try:
+            data = channel.recv(4096)
+        except OSError:  # nothing waiting (BlockingIOError), or the process is gone
+            continue
+        choice.message(number, data)
 
 
 def run_process(make_config: Callable[..., Any], options: dict[str, Any], channel: socket.socket) -> None:

@@ -93,6 +93,12 @@ def balanced():
         process.wait(timeout=30)
 
 
+def open_sockets(pid: int) -> int:
+    """Sockets process ``pid`` holds open (Linux /proc)."""
+    fds = Path(f"/proc/{pid}/fd")
+    return sum(1 for fd in fds.iterdir() if os.readlink(fd).startswith("socket:"))
+
+
 def served_by(connection: http.client.HTTPConnection) -> int:
     connection.request("GET", "/")
     response = connection.getresponse()
@@ -107,10 +113,13 @@ def test_keep_alive_connections_spread_evenly_and_a_closed_slot_is_refilled(bala
     assert sorted(collections.Counter(pids).values()) == [2, 2], pids
     assert [served_by(c) for c in connections] == pids, "a keep-alive connection stays with its process"
     first = pids[0]
+    before = open_sockets(first)
     for connection, pid in zip(connections, pids):
         if pid == first:
             connection.close()
-    time.sleep(0.5)  # the two closes reach the parent
+    deadline = time.monotonic() + 60  # a bound, not a measurement
+    while open_sockets(first) > before - 2 and time.monotonic() < deadline:
+        time.sleep(0.01)  # asyncio reports a lost connection (our CLOSED message) before it closes the socket
     fresh = [http.client.HTTPConnection("127.0.0.1", port, timeout=60) for _ in range(2)]
     assert [served_by(c) for c in fresh] == [first, first], "new connections go to the process with fewer"
     for connection in connections + fresh:
