@@ -356,7 +356,8 @@ def train_retrieval_model(
     return model
 
 
-def _top_k_accuracies(model: RetrievalModel, columns: dict, *, batch_size: int = 4096) -> dict[int, float]:
+def _top_k_accuracies(model: RetrievalModel, columns: dict, *, batch_size: int = 4096,
+                      queries: np.ndarray | None = None) -> dict[int, float]:
     """``{k: top-k accuracy}`` of held-out ``columns`` (a dict of feature tensors), for each k of ``model.ks``.
 
     A rating is a hit at ``k`` when fewer than ``k`` catalogue movies score strictly
@@ -368,7 +369,7 @@ def _top_k_accuracies(model: RetrievalModel, columns: dict, *, batch_size: int =
     vectors = model.corpus.vectors().numpy()
     column_of = {movie: i for i, movie in enumerate(model.corpus.identifiers().numpy().tolist())}
     truth = np.array([column_of[movie] for movie in columns["movie_id"].numpy().tolist()], dtype=np.int64)
-    queries = query_embeddings(model, columns, batch_size=batch_size)
+    queries = query_embeddings(model, columns, batch_size=batch_size) if queries is None else queries
     better = [np.zeros(0, dtype=np.int64)]
     for start in range(0, len(truth), batch_size):
         scores = queries[start : start + batch_size] @ vectors.T
@@ -378,16 +379,30 @@ def _top_k_accuracies(model: RetrievalModel, columns: dict, *, batch_size: int =
     return {k: float(np.mean(better < k)) for k in model.ks}
 
 
-def _held_out_loss(model: RetrievalModel, columns: dict, batch_size: int) -> float:
-    """The in-batch loss per example of held-out ``columns``, batch by batch, as ``model.evaluate`` would log it."""
-    total, count = 0.0, int(columns["movie_id"].shape[0])
+def _held_out_loss(model: RetrievalModel, columns: dict, batch_size: int, queries: np.ndarray | None = None) -> float:
+    """The in-batch loss per example of held-out ``columns``, batch by batch, as ``model.evaluate`` would log it.
+
+    The towers embed every rating once (``queries`` may be passed in, already computed);
+    each batch's loss — ``tfrs.tasks.Retrieval``'s softmax cross-entropy of every query
+    against the batch's candidates, less ``log p`` with the log-Q correction, summed —
+    is then a few NumPy operations, instead of an eager call of the task per batch.
+    """
+    count = int(columns["movie_id"].shape[0])
+    if count == 0:
+        return 0.0
+    queries = query_embeddings(model, columns) if queries is None else queries
+    chunks = ({key: value[start : start + 4096] for key, value in columns.items()} for start in range(0, count, 4096))
+    candidates = np.concatenate([model.candidate_tower(chunk).numpy() for chunk in chunks])
+    probability = model.sampling_probability(columns["movie_id"])
+    log_p = np.zeros(count) if probability is None else np.log(probability.numpy().astype(np.float64))
+    total = 0.0
     for start in range(0, count, batch_size):
-        chunk = {key: value[start : start + batch_size] for key, value in columns.items()}
-        probability = model.sampling_probability(chunk["movie_id"])
-        loss = model.task(model.query_tower(chunk), model.candidate_tower(chunk),
-                          candidate_sampling_probability=probability, compute_metrics=False)
-        total += float(loss)
-    return total / max(count, 1)
+        rows = slice(start, start + batch_size)
+        logits = queries[rows].astype(np.float64) @ candidates[rows].T.astype(np.float64) - log_p[rows][None, :]
+        peak = logits.max(axis=1)
+        log_sum = peak + np.log(np.exp(logits - peak[:, None]).sum(axis=1))
+        total += float(np.sum(log_sum - np.diag(logits)))
+    return total / count
 
 
 class _Validation(tf.keras.callbacks.Callback):
@@ -410,9 +425,10 @@ class _Validation(tf.keras.callbacks.Callback):
         if logs is None:
             return
         name = self.model.task.factorized_metrics[0].name
-        for k, value in _top_k_accuracies(self.model, self.columns).items():
+        queries = query_embeddings(self.model, self.columns)  # shared by the accuracies and the loss
+        for k, value in _top_k_accuracies(self.model, self.columns, queries=queries).items():
             logs[f"val_{name}/top_{k}_categorical_accuracy"] = value
-        logs["val_loss_per_example"] = _held_out_loss(self.model, self.columns, self.batch_size)
+        logs["val_loss_per_example"] = _held_out_loss(self.model, self.columns, self.batch_size, queries)
 
 
 def evaluate_top_k(model: RetrievalModel, test: tf.data.Dataset | dict, *, batch_size: int = 4096) -> dict[int, float]:
