@@ -39,16 +39,15 @@ BARS = (
         "best retrieval model (chosen on validation) beats the popularity list on the random split (test top-100)"),
     Bar("retrieval.best.user_temporal.top_100_minus_popularity", ">", 0.0,
         "best retrieval model beats the popularity list on the per-user temporal split (test top-100)"),
+    Bar("retrieval.best.global_temporal.top_100_minus_popularity", ">", 0.0,
+        "best retrieval system beats the popularity list after a global time cutoff (test top-100; most users are "
+        "new, answered as the validation set chose: popularity, or the model plus a popularity prior)"),
     Bar("retrieval.best.random.top_100", ">=", 0.39, "leak-free retrieval (no session features) on the random split"),
     Bar("ranking.baseline.rmse", "<=", 1.106, "id-only ranking matches the TFRS basic-ranking tutorial"),
     Bar("ranking.best.rmse", "<=", 0.92, "best ranking model beats the TFRS deep & cross tutorial"),
     Bar("annoy.recall_at_10", ">=", 0.95, "Annoy keeps recall@10 at 0.95 or better on the movie embeddings"),
 )
-# Not a bar: retrieval.best.global_temporal.top_100_minus_popularity. Issue 14 asks for the best model to beat
-# popularity on every protocol. After the global cutoff (88% of test ratings from new users) every model alone is
-# below popularity (best row 0.2755 vs 0.2792), and on validation the model and popularity tie for new users
-# (0.2716 vs 0.2722), so lesson 04's validation-chosen policy answers everyone with popularity: a gain of 0.
-# No bar on training time either: wall-clock seconds move with whatever else runs on the machine.
+# No gated bar on training time: wall-clock seconds move with whatever else runs on the machine.
 
 
 def check_bars(metrics: dict[str, float]) -> list[dict]:
