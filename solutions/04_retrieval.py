@@ -562,6 +562,7 @@ def train_retrieval_model(
     hidden_units: tuple[int, ...] = (),
     validation_data: tf.data.Dataset | dict | None = None,
     validation_batch_size: int = 1024,
+    validation_loss: bool = False,
     max_epochs: int | None = None,
     patience: int = 2,
     run_at_least: int = 0,
@@ -600,6 +601,9 @@ def train_retrieval_model(
             not depend on it; the held-out in-batch loss does (a larger batch means more
             negatives per example), so compare training and validation loss curves only
             when it equals ``batch_size`` (the default 1,024 for both).
+        validation_loss: also log that held-out loss after every epoch
+            (``val_loss_per_example``), for drawing loss curves. Off by default: early
+            stopping reads only the accuracies, and the loss costs about as much again.
         run_at_least: with early stopping, keep training (and recording the validation
             curve) until this many epochs even after the stopping rule has fired; the
             kept weights, ``best_epoch`` and ``train_seconds`` are still those of the run
@@ -614,9 +618,10 @@ def train_retrieval_model(
         The trained :class:`RetrievalModel`. ``model.query_tower`` and
         ``model.candidate_tower`` map raw feature dicts to vectors,
         ``model.curves`` holds the curves, one value per epoch (``loss_per_example`` and,
-        with validation data, ``val_loss_per_example`` and the ``val_factorized_top_k/...``
-        accuracies; ``model.history.history`` too, until Keras replaces ``model.history``
-        at the next ``evaluate``), ``model.best_epoch`` the epoch whose weights were kept and
+        with validation data, the ``val_factorized_top_k/...`` accuracies and, with
+        ``validation_loss``, ``val_loss_per_example``; ``model.history.history`` too, until
+        Keras replaces ``model.history`` at the next ``evaluate``), ``model.best_epoch``
+        the epoch whose weights were kept and
         ``model.train_seconds`` the CPU time of ``fit`` (``time.process_time``, which
         other jobs on the machine do not inflate the way they inflate wall time), and
         ``model.seconds_after[epoch]`` the CPU time up to the end of each epoch.
@@ -649,7 +654,8 @@ def train_retrieval_model(
     batches = tf.data.Dataset.range(size).shuffle(size, seed=seed).batch(batch_size).map(_rows_of(columns))
     callbacks = []
     if validation_data is not None:  # measured by a callback, before the log that reads it
-        callbacks.append(_Validation(training_slice(feature_columns(validation_data, keys)), validation_batch_size))
+        callbacks.append(_Validation(training_slice(feature_columns(validation_data, keys)), validation_batch_size,
+                                     with_loss=validation_loss))
     monitor = f"val_{model.task.factorized_metrics[0].name}/top_100_categorical_accuracy"
     stopping = None
     if epochs is None and validation_data is not None:
@@ -735,13 +741,14 @@ class _Validation(tf.keras.callbacks.Callback):
     metric; that pass embeds the whole catalogue again for every validation batch, and
     costs about a third of a training epoch. Embedding it once per epoch and scoring all
     validation ratings with one matrix product gives the same counts for a fraction of
-    that. The loss is still computed batch by batch (``batch_size``), because an in-batch
-    loss depends on its batch. It runs before the callbacks that read these logs.
+    that. The loss (only ``with_loss``) is still computed batch by batch (``batch_size``),
+    because an in-batch loss depends on its batch. It runs before the callbacks that read
+    these logs.
     """
 
-    def __init__(self, columns: dict, batch_size: int) -> None:
+    def __init__(self, columns: dict, batch_size: int, *, with_loss: bool = False) -> None:
         super().__init__()
-        self.columns, self.batch_size = columns, batch_size
+        self.columns, self.batch_size, self.with_loss = columns, batch_size, with_loss
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if logs is None:
@@ -750,7 +757,8 @@ class _Validation(tf.keras.callbacks.Callback):
         queries = query_embeddings(self.model, self.columns)  # shared by the accuracies and the loss
         for k, value in _top_k_accuracies(self.model, self.columns, queries=queries).items():
             logs[f"val_{name}/top_{k}_categorical_accuracy"] = value
-        logs["val_loss_per_example"] = _held_out_loss(self.model, self.columns, self.batch_size, queries)
+        if self.with_loss:
+            logs["val_loss_per_example"] = _held_out_loss(self.model, self.columns, self.batch_size, queries)
 
 
 def evaluate_top_k(model: RetrievalModel, test: tf.data.Dataset | dict, *, batch_size: int = 4096) -> dict[int, float]:
@@ -1037,7 +1045,7 @@ def fit_row(name: str, **settings) -> RetrievalModel:
 
 score_row("ids_tutorial", tutorial_run)  # trained in section 5 with the settings of ROWS["ids_tutorial"]
 fit_row("ids_batch1024", **ROWS["ids_batch1024"])
-id_model = fit_row("ids_logq", **ROWS["ids_logq"], run_at_least=CURVE_EPOCHS)
+id_model = fit_row("ids_logq", **ROWS["ids_logq"], run_at_least=CURVE_EPOCHS, validation_loss=True)  # section 7's curve
 id_accuracy = ablation["ids_logq"]["test"]
 
 # %% [markdown]
@@ -1077,7 +1085,8 @@ if not QUICK:  # the claims of the text below (quick mode trains too little to c
 # %%
 curves = {0.0: {key: values[:CURVE_EPOCHS] for key, values in id_model.curves.items()}}  # section 6's run
 curves[0.1] = train_retrieval_model(
-    train_features, movie_features, features=False, epochs=CURVE_EPOCHS, l2=0.1, validation_data=validation_features
+    train_features, movie_features, features=False, epochs=CURVE_EPOCHS, l2=0.1, validation_data=validation_features,
+    validation_loss=True,
 ).curves
 for l2 in (0.0, 0.1):
     print(f"l2={l2}: validation top-100 by epoch", np.round(curves[l2]["val_factorized_top_k/top_100_categorical_accuracy"], 3))
