@@ -592,12 +592,13 @@ plot_curves({"tutorial model, Adagrad 0.1": baseline_curves}, "The tutorial base
 # concatenated feature vector $\mathbf{x}_{ui}$. The network then only has to learn the
 # *deviations* from "this user is generous, this movie is good".
 #
-# **A recipe.** Adam (learning rate 0.003), batches of 4,096, dropout 0.3 on the
+# **A recipe.** Adam (learning rate 0.01), batches of 4,096, dropout 0.3 on the
 # input vector and on each hidden layer, early stopping on the validation slice with
-# patience 4. The validation slice has then done its job, so the model is rebuilt and
-# trained on *all* the training ratings (the **refit**), for 10% more epochs than the
-# best epoch found — a rule of thumb, not a law: the refit cannot be early-stopped, as
-# it has no held-out data left.
+# patience 2. (A rate of 0.003 reaches a slightly lower validation RMSE, but it needs
+# about twice as many epochs; we take the speed.) The validation slice has then done
+# its job, so the model is rebuilt and trained on *all* the training ratings (the
+# **refit**), for 10% more epochs than the best epoch found — a rule of thumb, not a
+# law: the refit cannot be early-stopped, as it has no held-out data left.
 #
 # Predictions are clipped to the 1–5 star range at inference (not during training,
 # where clipping would stop the gradient for predictions outside the range): a user
@@ -883,9 +884,9 @@ def train_ranking_model(
     epochs: int | None = None,
     seed: int = 42,
     batch_size: int = 4096,
-    learning_rate: float = 3e-3,
+    learning_rate: float = 0.01,
     validation_fraction: float = 0.1,
-    patience: int = 4,
+    patience: int = 2,
     max_epochs: int = 50,
     refit: bool = True,
     embedding_dim: int = 32,
@@ -1017,7 +1018,7 @@ for _name, _features in (("known pair", _probe), ("unknown user and title", _str
 # * **dropout** (Srivastava et al., 2014): during training, zero each input of a layer
 #   with probability $p$ and scale the rest by $1/(1-p)$, so that no unit can rely on
 #   a few co-adapted inputs;
-# * **Adam** with large batches and a tuned learning rate, so the model reaches its
+# * **Adam** with large batches and a large learning rate, so the model reaches its
 #   best epoch in seconds and early stopping has a clear curve to act on.
 #
 # We train the library model on the ids only (no side features, no cross layer) for a
@@ -1026,7 +1027,7 @@ for _name, _features in (("known pair", _probe), ("unknown user and title", _str
 # weights of its best validation epoch, which is what the test RMSE is measured on.
 
 # %%
-CURVE_EPOCHS = 1 if QUICK else 25
+CURVE_EPOCHS = 1 if QUICK else 12
 
 
 _test_rmse: dict[int, float] = {}  # each model is scored on the test split once; later tables reuse the number
@@ -1094,7 +1095,7 @@ plot_curves({name: model.curves for name, model in curve_runs.items()}, "Library
 # and look at the test split only for the chosen strength.
 
 # %%
-L2_GRID = (0.0, 1e-2) if QUICK else (0.0, 1e-3, 1e-2, 1e-1)  # quick mode (tests): one strength
+L2_GRID = (0.0, 1e-2) if QUICK else (0.0, 1e-3, 1e-2)  # quick mode (tests): one strength
 l2_runs = {0.0: ids_plain}  # lambda = 0 is the run above
 for strength in L2_GRID[1:]:
     l2_runs[strength] = train_ranking_model(train_features, movie_features, dropout=0.0, l2=strength,
