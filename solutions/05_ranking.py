@@ -592,12 +592,13 @@ plot_curves({"tutorial model, Adagrad 0.1": baseline_curves}, "The tutorial base
 # concatenated feature vector $\mathbf{x}_{ui}$. The network then only has to learn the
 # *deviations* from "this user is generous, this movie is good".
 #
-# **A recipe.** Adam (learning rate 0.003), batches of 4,096, dropout 0.3 on the
+# **A recipe.** Adam (learning rate 0.01), batches of 4,096, dropout 0.3 on the
 # input vector and on each hidden layer, early stopping on the validation slice with
-# patience 4. The validation slice has then done its job, so the model is rebuilt and
-# trained on *all* the training ratings (the **refit**), for 10% more epochs than the
-# best epoch found — a rule of thumb, not a law: the refit cannot be early-stopped, as
-# it has no held-out data left.
+# patience 2. (A rate of 0.003 reaches a slightly lower validation RMSE, but it needs
+# about twice as many epochs; we take the speed.) The validation slice has then done
+# its job, so the model is rebuilt and trained on *all* the training ratings (the
+# **refit**), for 10% more epochs than the best epoch found — a rule of thumb, not a
+# law: the refit cannot be early-stopped, as it has no held-out data left.
 #
 # Predictions are clipped to the 1–5 star range at inference (not during training,
 # where clipping would stop the gradient for predictions outside the range): a user
@@ -883,9 +884,9 @@ def train_ranking_model(
     epochs: int | None = None,
     seed: int = 42,
     batch_size: int = 4096,
-    learning_rate: float = 3e-3,
+    learning_rate: float = 0.01,
     validation_fraction: float = 0.1,
-    patience: int = 4,
+    patience: int = 2,
     max_epochs: int = 50,
     refit: bool = True,
     embedding_dim: int = 32,
@@ -1017,7 +1018,7 @@ for _name, _features in (("known pair", _probe), ("unknown user and title", _str
 # * **dropout** (Srivastava et al., 2014): during training, zero each input of a layer
 #   with probability $p$ and scale the rest by $1/(1-p)$, so that no unit can rely on
 #   a few co-adapted inputs;
-# * **Adam** with large batches and a tuned learning rate, so the model reaches its
+# * **Adam** with large batches and a large learning rate, so the model reaches its
 #   best epoch in seconds and early stopping has a clear curve to act on.
 #
 # We train the library model on the ids only (no side features, no cross layer) for a
@@ -1026,7 +1027,7 @@ for _name, _features in (("known pair", _probe), ("unknown user and title", _str
 # weights of its best validation epoch, which is what the test RMSE is measured on.
 
 # %%
-CURVE_EPOCHS = 1 if QUICK else 25
+CURVE_EPOCHS = 1 if QUICK else 12
 
 
 _test_rmse: dict[int, float] = {}  # each model is scored on the test split once; later tables reuse the number
@@ -1094,7 +1095,7 @@ plot_curves({name: model.curves for name, model in curve_runs.items()}, "Library
 # and look at the test split only for the chosen strength.
 
 # %%
-L2_GRID = (0.0, 1e-2) if QUICK else (0.0, 1e-3, 1e-2, 1e-1)  # quick mode (tests): one strength
+L2_GRID = (0.0, 1e-2) if QUICK else (0.0, 1e-3, 1e-2)  # quick mode (tests): one strength
 l2_runs = {0.0: ids_plain}  # lambda = 0 is the run above
 for strength in L2_GRID[1:]:
     l2_runs[strength] = train_ranking_model(train_features, movie_features, dropout=0.0, l2=strength,
@@ -1642,6 +1643,7 @@ temporal_runs = [  # (label, metric prefix, predictions)
     ("best", "best", predict_all(temporal_best, future_inputs)),
 ]
 print(f"{'':<17}{'RMSE':>7}{'NDCG@10':>9}{'RMSE new users':>16}{'RMSE known users':>18}")
+temporal = {}  # metric prefix -> (RMSE, NDCG@10, RMSE new users, RMSE known users)
 for name, key, predictions in temporal_runs:
     errors = predictions - future_ratings
     overall, new, known = (float(np.sqrt(np.mean(e**2))) for e in (errors, errors[new_users], errors[~new_users]))
@@ -1656,11 +1658,19 @@ for name, key, predictions in temporal_runs:
         record(f"ranking.{key}.temporal_ndcg_10", ranked)
     record(f"ranking.{key}.temporal_new_user_rmse", new)
     record(f"ranking.{key}.temporal_known_user_rmse", known)
+    temporal[key] = (overall, ranked, new, known)
 n_new = len(np.setdiff1d(future_features["user_id"].numpy(), past_users))
 if skipped is not None:
     print(f"NDCG@10 ranked {len(all_users) - skipped} users ({n_new} of them new) and skipped {skipped} "
           "(training users with no later rating)")
     record("ranking.temporal_skipped_users", skipped)
+if not QUICK and isinstance(temporal_baseline, RankingModel):  # the claims of the text below (tutorial baseline)
+    assert 0.0 < temporal["baseline"][2] - temporal["best"][2] < 0.05, "new users: the best model gains a few hundredths"
+    assert all(temporal[key][2] > temporal[key][3] + 0.03 for key in ("baseline", "best")), "new users are clearly harder"
+    assert temporal["baseline"][0] > baseline_rmse and temporal["best"][0] > best_rmse
+    if skipped is not None and ndcg:
+        assert temporal["baseline"][1] < ndcg["baseline"] and temporal["best"][1] < ndcg["best"]
+        assert abs(temporal["best"][1] - temporal["baseline"][1]) < 0.02, "NDCG@10 hardly separates the two models"
 
 # %% [markdown]
 # Two surprises. First, MovieLens 100k's users joined over time, so most ratings after
@@ -1668,9 +1678,9 @@ if skipped is not None:
 # start**. For those users the id embedding is the untrained OOV row and the history is
 # empty, so the models fall back on the movie side and, for the best model, the user's
 # profile (age, gender, occupation, region). The last two columns show how little that
-# profile says about taste: on new users the best model is only slightly better than
-# the id-only baseline, while on the users it knows it is clearly ahead, as on the
-# random split. Second, most users seen in training never rate again, so NDCG skips
+# buys: on new users the best model gains only a few hundredths of RMSE over the id-only
+# baseline, and both models are clearly worse on new users than on the users they
+# know. Second, most users seen in training never rate again, so NDCG skips
 # them; reporting how many keeps the average honest.
 #
 # Every number is worse than on the random split, and NDCG@10 hardly separates the two
