@@ -26,7 +26,6 @@ NOT_RESULTS = {
     ("01_intro", "80%"): "Netflix's published share of hours streamed from recommendations (cited)",
     ("03_preprocessing", "23.97"): "clock arithmetic: 23:58 is 23.97 hours after midnight",
     ("03_preprocessing", "0.02"): "clock arithmetic: 00:01 is 0.02 hours after midnight",
-    ("05_ranking", "0.003"): "a slower learning rate the recipe was compared with (not a result of the run)",
     ("05_ranking", "5.3"): "an impossible rating, as an example of what clipping removes",
     ("05_ranking", "0.89"): "a published RMSE on another split (Han et al., 2021, cited)",
     ("05_ranking", "0.93"): "the TFRS deep & cross network tutorial's published RMSE on its own split (cited)",
