@@ -47,7 +47,7 @@ SYLLABUS = (
             "Loading, exploring and splitting the ratings without leaking the future."),
     Planned("03_preprocessing", "From raw features to embeddings", 210,
             "Keras preprocessing layers, vocabularies, text and multi-valued features, the two towers."),
-    Planned("04_retrieval", "Two-tower retrieval with TFRS", 165,
+    Planned("04_retrieval", "Two-tower retrieval with TFRS", 170,
             "In-batch softmax, the log-Q correction, an ablation on three evaluation protocols, and cold start. "
             "Its full run trains 18 models: about 3.5 min on two CPU cores."),
     Planned("05_ranking", "Ranking with explicit feedback", 170,
