@@ -109,21 +109,11 @@ def serve(make_config: Callable[..., Any], options: dict[str, Any], *, host: str
             selector.register(channel, selectors.EVENT_READ, number)
         try:
             while not stopping:
-                for key, _ in selector.select(timeout=0.5):
-                    if key.data == "listen":
-                        hand_out(listener, channels, choice, backlog)
-                        continue
-                    try:
-                        data = key.fileobj.recv(4096)
-                    except OSError:
-                        data = b""
-                    if not data:  # the process exited (its end of the channel closed)
-                        if not stopping:
-                            stopping.append(None)
-                            status = 1
-                            report_exit(workers[key.data], key.data, choice.ready[key.data])
-                        break
-                    choice.message(key.data, data)
+                exited = dispatch(selector.select(timeout=0.5), listener, channels, choice, backlog)
+                if exited is not None and not stopping:
+                    stopping.append(None)
+                    status = 1
+                    report_exit(workers[exited], exited, choice.ready[exited])
         finally:
             listener.close()
             for channel in channels:
@@ -134,6 +124,37 @@ def serve(make_config: Callable[..., Any], options: dict[str, Any], *, host: str
                     worker.terminate()
                     worker.join(timeout=5)
     return status
+
+
+def dispatch(events: list[tuple[selectors.SelectorKey, int]], listener: socket.socket,
+             channels: list[socket.socket], choice: LeastConnections, backlog: int) -> int | None:
+    """Act on one ``select()``'s events: hand out new connections, apply messages; the process that exited, if any.
+
+    Handing out connections reads every channel first (:func:`read_messages`), so a channel
+    the same ``select()`` reported readable may have nothing left by its turn: that is not
+    an exit. (Treating it as one stopped a healthy server under load, a process "exited"
+    with no exit status.)
+    """
+    for key, _ in events:
+        if key.data == "listen":
+            hand_out(listener, channels, choice, backlog)
+            continue
+        data = receive(key.fileobj)
+        if data == b"":
+            return key.data
+        if data is not None:
+            choice.message(key.data, data)
+    return None
+
+
+def receive(channel: socket.socket) -> bytes | None:
+    """The messages waiting on a (non-blocking) channel: ``None`` if none, ``b""`` once the process is gone."""
+    try:
+        return channel.recv(4096)
+    except (BlockingIOError, InterruptedError):
+        return None
+    except OSError:  # e.g. reset by a process that died
+        return b""
 
 
 def report_exit(worker: Any, number: int, ready: bool) -> None:
@@ -165,11 +186,9 @@ def hand_out(listener: socket.socket, channels: list[socket.socket], choice: Lea
 def read_messages(channels: list[socket.socket], choice: LeastConnections) -> None:
     """Apply every message waiting on the channels now (an exit is left for the selector to report)."""
     for number, channel in enumerate(channels):
-        try:
-            data = channel.recv(4096)
-        except OSError:  # nothing waiting (BlockingIOError), or the process is gone
-            continue
-        choice.message(number, data)
+        data = receive(channel)
+        if data:
+            choice.message(number, data)
 
 
 def run_process(make_config: Callable[..., Any], options: dict[str, Any], channel: socket.socket) -> None:

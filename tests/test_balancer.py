@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections
 import http.client
 import os
+import selectors
 import signal
 import socket
 import subprocess
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from movierec.balancer import CLOSED, READY, LeastConnections
+from movierec.balancer import CLOSED, READY, LeastConnections, dispatch, listen
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -74,6 +75,44 @@ def start(config: str) -> tuple[int, subprocess.Popen]:
     process = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE, text=True,
                                start_new_session=True)  # its own process group, as a terminal's job is
     return port, process
+
+
+def test_a_channel_drained_by_the_hand_out_is_not_mistaken_for_an_exit():
+    """One select() reports a new connection and a process's message; handing out reads the message first.
+
+    The channel then has nothing left by its turn. Reading that as "the process exited"
+    stopped a healthy two-process server under load (CI: connection reset on the next request).
+    """
+    listener = listen("127.0.0.1", 0, backlog=8)
+    pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(2)]
+    parents = [parent for parent, _ in pairs]
+    for parent in parents:
+        parent.setblocking(False)
+    choice = LeastConnections(2)
+    choice.message(0, READY)
+    choice.message(1, READY)
+    choice.choose(), choice.choose()  # one open connection each
+    client = socket.create_connection(listener.getsockname(), timeout=5)
+    pairs[1][1].send(CLOSED)  # process 1's connection closed: it should get the new one
+    time.sleep(0.05)
+    key = {fileobj: selectors.SelectorKey(fileobj, fileobj.fileno(), selectors.EVENT_READ, data)
+           for fileobj, data in [(listener, "listen"), (parents[1], 1)]}
+    try:
+        events = [(key[listener], selectors.EVENT_READ), (key[parents[1]], selectors.EVENT_READ)]
+        assert dispatch(events, listener, parents, choice, backlog=8) is None, "a live process was taken for dead"
+        message, fds, _, _ = socket.recv_fds(pairs[1][1], 16, 4)
+        assert message == b"s" and len(fds) == 1, "the new connection goes to the process that just freed a slot"
+        os.close(fds[0])
+        assert choice.open == [1, 1]
+        pairs[0][1].close()  # process 0 really exits: its channel reads empty
+        assert dispatch([(selectors.SelectorKey(parents[0], parents[0].fileno(), selectors.EVENT_READ, 0),
+                          selectors.EVENT_READ)], listener, parents, choice, backlog=8) == 0
+    finally:
+        client.close()
+        listener.close()
+        for parent, child in pairs:
+            parent.close()
+            child.close()
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ distribution, and where a request spends its time).
 
 from __future__ import annotations
 
+import collections
 import http.client
 import itertools
 import json
@@ -137,6 +138,7 @@ def load_test(
         "seconds": round(seconds, 3),
         "requests": len(latencies),
         "errors": len(errors),
+        "error_kinds": dict(collections.Counter(errors)),  # e.g. {"ConnectionResetError": 2, "HTTP 503": 1}
     }
     if latencies:
         result.update(latency_summary(latencies))
