@@ -46,6 +46,36 @@ def test_one_solved_exercise_passes_alone(tmp_path):
     assert sum(is_test(c) for c in nb.cells) == len(results)
 
 
+def test_each_check_grades_in_its_own_folder_and_shares_the_cached_releases(tmp_path):
+    from grader.grading.check import private_workspace
+    from grader.grading.job import EDITIONS, release_folder
+
+    shared = tmp_path / "check"
+    with private_workspace(shared) as first, private_workspace(shared) as second:
+        assert first != second and first.parent == second.parent == shared / "runs"
+        for edition in EDITIONS:
+            assert release_folder(first, edition).resolve() == release_folder(shared, edition).resolve()
+            assert release_folder(second, edition).resolve() == release_folder(shared, edition).resolve()
+    assert not first.exists() and not second.exists(), "a run's own folder is removed when it ends"
+    assert release_folder(shared, "student").is_dir(), "the shared releases stay"
+
+
+def test_two_checks_at_once_both_grade(tmp_path):
+    """Two terminals (or two test processes) checking at once: before each run had its own
+    folder, one wiped the other's slot mid-run, and both reported 0/0 with a bare FileNotFoundError."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from grader.grading.check import check, format_report; from pathlib import Path; "
+            "tests, result = check(Path(sys.argv[1]), workspace=Path(sys.argv[2])); "
+            "print(format_report(Path(sys.argv[1]), tests, result))")
+    command = [sys.executable, "-c", code, str(INTRO.solution), str(tmp_path / "check")]
+    runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    for run in runs:
+        out, _ = run.communicate(timeout=600)
+        assert run.returncode == 0 and re.search(r"[1-9]\d* passed, 0 failed", out), out[-2000:]
+
+
 def test_check_reports_a_missing_file_clearly(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         check(tmp_path / "nope.py")

@@ -12,12 +12,15 @@ when every test passes, so the command also works in a student's own CI or pre-c
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from grader.grading.config import GradingConfig
 from grader.grading.engine import Entry, grade
-from grader.grading.job import explain  # noqa: F401 - part of check's interface (tests, docs)
+from grader.grading.job import EDITIONS, explain, release_folder  # noqa: F401 - explain: part of check's interface
 from grader.grading.results import Result
 from grader.lessons import BUILD, SOLUTIONS, Lesson, UnreadableLesson, all_lessons, is_test, read_source
 
@@ -82,12 +85,31 @@ def check(path: Path, cell_timeout: int = 900, lesson: str | None = None,
     if not any(is_test(cell) for cell in nb.cells):
         raise ValueError(f"{path} has no test cells; is it a lesson from lessons/ (or its notebook)?")
     config = GradingConfig(cell_timeout=cell_timeout, sandbox=False)
-    workspace = Path(workspace)
-    run = grade([Entry(STUDENT, lesson_of(path, nb, lesson), path)], workspace=workspace,
-                results=workspace / "results", config=config, edition=edition_of(path), jobs=1, force=True,
-                progress=False)
+    with private_workspace(Path(workspace)) as run_folder:
+        run = grade([Entry(STUDENT, lesson_of(path, nb, lesson), path)], workspace=run_folder,
+                    results=run_folder / "results", config=config, edition=edition_of(path), jobs=1, force=True,
+                    progress=False)
     result = run.results[0]
     return tests_of(result), result
+
+
+@contextmanager
+def private_workspace(shared: Path) -> Iterator[Path]:
+    """A grading workspace of this run's own that reuses the releases cached in ``shared``.
+
+    Two checks at once (two terminals, or two test processes) must not share the slot and
+    results folders: one wiped the other's kernel files mid-run (a bare ``FileNotFoundError``
+    in CI). The releases are shared: building them is the slow part, and
+    :class:`~grader.grading.release.Release` locks them while it does.
+    """
+    runs = shared / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="check-", dir=runs) as private:
+        for edition in EDITIONS:
+            cached = release_folder(shared, edition)
+            cached.mkdir(parents=True, exist_ok=True)
+            release_folder(Path(private), edition).symlink_to(cached.resolve(), target_is_directory=True)
+        yield Path(private)
 
 
 def format_report(path: Path, tests: list[TestResult], result: Result) -> str:
