@@ -56,14 +56,25 @@ def read_features(dataset: tf.data.Dataset, keys: tuple[str, ...] | list[str] | 
     if missing:
         raise ValueError(f"features {missing} are not in the dataset; it has {sorted(dataset.element_spec)}")
     selected = dataset.map(lambda element: {key: element[key] for key in keys})
+    spec = selected.element_spec
+    lists = {key for key in keys if spec[key].shape.rank}  # variable-length features: the genres
+    padding = {
+        key: tf.constant(GENRE_PAD, spec[key].dtype)
+        if key in lists and spec[key].dtype.is_integer and not spec[key].dtype.is_unsigned
+        else tf.zeros([], spec[key].dtype)
+        for key in keys
+    }
     chunks: dict[str, list] = {key: [] for key in keys}
-    for batch in selected.ragged_batch(20_000).prefetch(tf.data.AUTOTUNE):
+    for batch in selected.padded_batch(20_000, padding_values=padding).prefetch(tf.data.AUTOTUNE):
         for key in keys:
             chunks[key].append(batch[key])
     if not chunks[keys[0]]:
         raise ValueError("the dataset is empty")
-    columns = {key: tf.concat(parts, axis=0) for key, parts in chunks.items()}
-    return {key: pad_genres(value) for key, value in columns.items()}
+    for key in lists:  # each batch is as wide as its own longest list: widen all to the longest overall
+        width = max(int(part.shape[1]) for part in chunks[key])
+        chunks[key] = [tf.pad(part, [[0, 0], [0, width - int(part.shape[1])]], constant_values=padding[key])
+                       for part in chunks[key]]
+    return {key: tf.concat(parts, axis=0) for key, parts in chunks.items()}
 
 
 def feature_columns(data: tf.data.Dataset | dict, keys: tuple[str, ...]) -> dict[str, tf.Tensor]:

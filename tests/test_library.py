@@ -131,3 +131,28 @@ def test_checks_compare_plain_data_and_refuse_lookalikes():
     with pytest.raises(TypeError, match="one number"):
         checks.number([1.0, 2.0])
     assert not checks.close(np.zeros(3).view(AlwaysEqualArray), [1.0, 1.0, 1.0])
+
+
+def test_read_features_pads_lists_across_batches_as_a_ragged_read_would():
+    """``read_features`` batches with ``padded_batch`` (each batch as wide as its own longest
+    list) and widens every batch to the longest overall: the same columns as the slower
+    ``ragged_batch`` + ``to_tensor``, even when the longest list sits in a later batch."""
+    import numpy as np
+    import tensorflow as tf
+
+    from movierec.preprocessing import GENRE_PAD, read_features
+
+    n = 45_000  # three batches of read_features' 20,000
+    lengths = np.where(np.arange(n) == 41_234, 7, np.arange(n) % 3)  # the one 7-long list in the last batch
+    genres = tf.RaggedTensor.from_row_lengths(np.arange(lengths.sum(), dtype=np.int64) % 19, lengths)
+    data = tf.data.Dataset.from_tensor_slices({
+        "movie_genres": genres, "user_id": tf.constant([str(i).encode() for i in range(n)]),
+        "user_gender": tf.constant(np.arange(n) % 2 == 0), "timestamp": tf.constant(np.arange(n, dtype=np.int64)),
+    })
+    columns = read_features(data)
+    assert columns["movie_genres"].shape == (n, 7) and columns["movie_genres"].dtype == tf.int64
+    np.testing.assert_array_equal(columns["movie_genres"].numpy(), genres.to_tensor(default_value=GENRE_PAD).numpy())
+    assert columns["user_id"].numpy()[41_234] == b"41234"
+    assert columns["user_gender"].numpy()[:3].tolist() == [True, False, True]
+    np.testing.assert_array_equal(columns["timestamp"].numpy(), np.arange(n))
+    assert set(read_features(data, ["timestamp"])) == {"timestamp"}
