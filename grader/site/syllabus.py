@@ -52,7 +52,7 @@ SYLLABUS = (
             "Its full run trains 18 models: about 3.5 min on two CPU cores."),
     Planned("05_ranking", "Ranking with explicit feedback", 170,
             "Rating prediction, deep & cross networks, NDCG, and the two-stage pipeline. "
-            "Its full run trains 13 models: about 4.5 min on two CPU cores."),
+            "Its full run trains 13 models: about 3.5 min on two CPU cores."),
     Planned("06_annoy", "Approximate nearest neighbours with Annoy", 150,
             "Random-projection forests, recall versus latency, and when ANN pays off. "
             "Its full run (one retrieval model, then index benchmarks): under 2 min on two CPU cores."),
