@@ -857,18 +857,24 @@ class MovieRanker(tf.keras.Model):
                 encoder.title_lookup.vocabulary_size(), 1, embeddings_initializer="zeros", name="title_bias"
             )
 
+    def interaction(self, x0: tf.Tensor, training: bool = False) -> tf.Tensor:
+        """``f(x0)``, shape ``(batch,)``: the part of the rating that combines the encoder's features.
+
+        A method of its own so that lesson 07's servable can feed it encoder rows it
+        computed ahead of time.
+        """
+        if self.head is not None:
+            return self.head(x0, training=training)[:, 0]
+        x = x0
+        for layer, dropout in zip(self.deep, self.deep_dropout):
+            x = dropout(layer(x), training=training)
+        if self.cross is not None:
+            x = tf.concat([self.cross(x0), x], axis=1)
+        return self.rating_layer(x)[:, 0]
+
     def call(self, features: dict, training: bool = False, clip: bool = True) -> tf.Tensor:
         x0 = self.input_dropout(self.encoder(features), training=training)
-        if self.head is not None:
-            interaction = self.head(x0, training=training)[:, 0]
-        else:
-            x = x0
-            for layer, dropout in zip(self.deep, self.deep_dropout):
-                x = dropout(layer(x), training=training)
-            if self.cross is not None:
-                x = tf.concat([self.cross(x0), x], axis=1)
-            interaction = self.rating_layer(x)[:, 0]
-        rating = self.mean_rating + interaction
+        rating = self.mean_rating + self.interaction(x0, training=training)
         if self.biases:
             rating += self.user_bias(self.encoder.user_lookup(features["user_id"]))[:, 0]
             rating += self.title_bias(self.encoder.title_lookup(features["movie_title"]))[:, 0]

@@ -824,6 +824,38 @@ def test_reloaded_models_answer_like_the_in_memory_models(exported):
 
 
 @pytest.mark.serving
+def test_ranker_servable_scores_what_the_keras_ranker_scores_from_precomputed_rows(exported):
+    """The servable gathers a precomputed user row and title row per pair; the scores must be the
+    Keras model's own unclipped ones for known and unknown users and titles alike, in any mix."""
+    ranker, lookup = exported["ranking_model"], exported["lookup"]
+    servable = export.RankerServable(ranker, lookup)
+    titles = sorted(t.decode() for t in lookup.movie_ids.export()[0].numpy().tolist())[:40]
+    users = ["1", "42", "943", "not-a-user", "", "42 ", "\x00unknown"] * 8
+    pairs = list(zip(users, titles + ["Not A Movie (2031)", "", "Star Wars (1977)"] * 8))
+    user_ids, movie_titles = (tf.constant([pair[i] for pair in pairs]) for i in (0, 1))
+    served = servable.serve(user_ids, movie_titles)["score"].numpy()
+    keras = export.unclipped_rating(ranker, servable.features(user_ids, movie_titles)).numpy()
+    np.testing.assert_allclose(served, keras, rtol=1e-6, atol=1e-6)
+    assert servable.serve(tf.constant([], tf.string), tf.constant([], tf.string))["score"].shape == (0,)
+    graph = tf.saved_model.load(str(exported["base"] / "ranker" / "1")).signatures["serving_default"].graph
+    nodes = list(graph.as_graph_def().node) + [n for f in graph.as_graph_def().library.function for n in f.node_def]
+    assert sum(n.op == "LookupTableFindV2" for n in nodes) == 2, "one table lookup per id, none per feature"
+
+
+def test_ranker_servable_refuses_an_encoder_block_it_cannot_place():
+    """A new encoder block must be declared a user or a title block, or the precomputed rows would miss it."""
+    class Encoder:
+        def block_slices(self):
+            return {"user_id": slice(0, 4), "movie_title": slice(4, 8), "weather": slice(8, 9)}
+
+    class Ranker:
+        encoder = Encoder()
+
+    with pytest.raises(ValueError, match=r"\['weather'\] are neither user nor title blocks"):
+        export.RankerServable(Ranker(), lookup=None)
+
+
+@pytest.mark.serving
 def test_exact_retrieval_model_agrees_with_the_tower_and_catalogue(exported):
     retrieval = tf.saved_model.load(str(exported["base"] / "retrieval" / "1")).signatures["serving_default"]
     query = tf.saved_model.load(str(exported["base"] / "query_tower" / "1")).signatures["serving_default"]
