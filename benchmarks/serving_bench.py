@@ -1,7 +1,8 @@
 """Latency and throughput of the recommendation API's ``GET /recommend`` (lesson 08).
 
 The API runs as a child process (``python -m movierec.api serve``; ``--processes N`` runs
-N server processes on one port, each with its own models) with the embedded
+N server processes on one port, each with its own models; by default one per usable core,
+as a deployment on this machine would run it) with the embedded
 in-process backend: the exported query tower and ranker loaded with
 ``tf.saved_model.load``, and the Annoy index. A closed-loop load generator in this
 process then runs, for each concurrency level (1, 4 and 16 clients by default), a
@@ -46,7 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python benchmarks/serving_bench.py` should find movierec too
     sys.path.insert(0, str(ROOT))
 
-from movierec.setup import configure_environment, seed_everything  # noqa: E402
+from movierec.setup import configure_environment, seed_everything, usable_cores  # noqa: E402
 
 P99_BAR_MS = 25.0  # issue 16: p99 of /recommend at 4 concurrent clients, in-process backend
 BAR_CLIENTS = 4
@@ -65,7 +66,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--models", type=Path, default=None, help="an exported model base (default: the cached course models)"
     )
     parser.add_argument("--model-slots", type=int, default=None, help="the API's --model-slots (default: its own)")
-    parser.add_argument("--processes", type=int, default=1, help="the API's --processes (default 1, the API's own)")
+    parser.add_argument("--processes", type=int, default=None,
+                        help="the API's --processes (default: one per usable core, as the API would be deployed here)")
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "benchmarks")
     return parser.parse_args(argv)
 
@@ -110,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     user_ids = [str(u) for u in np.random.default_rng(42).permutation(sorted(seen))]  # the training users
 
     results = []
-    processes = args.processes
+    processes = args.processes or usable_cores()
     slots = args.model_slots or default_model_slots(processes)
     options = ("--processes", str(processes), "--model-slots", str(slots))
     with launch.api_server(models, options=options) as url:

@@ -852,7 +852,7 @@ def test_ranker_servable_refuses_an_encoder_block_it_cannot_place():
         encoder = Encoder()
 
     with pytest.raises(ValueError, match=r"\['weather'\] are neither user nor title blocks"):
-        export.RankerServable(Ranker(), lookup=None)
+        features.encoder_rows(Ranker(), lookup=None)
 
 
 @pytest.mark.serving

@@ -14,7 +14,14 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from movierec.serving.features import FeatureLookup, distinct_titles, movie_feature_table, user_feature_table
+from movierec.serving.features import (
+    FeatureLookup,
+    distinct_titles,
+    encoder_rows,
+    movie_feature_table,
+    row_table,
+    user_feature_table,
+)
 from movierec.serving.modelbase import check_unclipped, next_version, save_servable
 
 
@@ -75,79 +82,33 @@ class QueryTowerServable(tf.Module):
 
 
 def unclipped_rating(ranker: tf.keras.Model, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
-    """Lesson 05's ``MovieRanker`` at inference without its clip to 1–5 stars: the score to sort by.
-
-    ``clip(unclipped_rating(...), 1, 5) == ranker(features)``; :func:`check_unclipped`
-    verifies that on real inputs before an export is written.
-    """
+    """Lesson 05's ``MovieRanker`` at inference without its clip to 1–5 stars (the score to sort by)."""
     return ranker(features, training=False, clip=False)
 
 
-USER_BLOCKS = ("user_id", "age", "gender", "occupation", "zip_region", "timestamp", "history")
-TITLE_BLOCKS = ("movie_title", "genres", "title_words", "release_year")
-UNKNOWN_ID = b"\x00unknown"  # stands for every id the tables do not hold (no MovieLens id starts with NUL)
-
-
 class RankerServable(tf.Module):
-    """``serving_default(user_id, movie_title) -> {score}``: one raw (unclipped) predicted rating per pair.
-
-    Each block of the ranker's encoder reads the user's features or the title's, never
-    both, and the lookup tables fix those features per id. So the user half of the
-    encoder's output (and the user's bias) is computed here once per known user, the
-    title half once per known title, plus one row for any unknown id; a request gathers
-    two rows per pair and runs only the deep & cross part (``MovieRanker.interaction``).
-    """
+    """``serving_default(user_id, movie_title) -> {score}``: one raw (unclipped) predicted rating per pair."""
 
     def __init__(self, ranker: tf.keras.Model, lookup: FeatureLookup) -> None:
         super().__init__(name="ranker_servable")
-        self.ranker = ranker
-        self.lookup = lookup
-        slices = ranker.encoder.block_slices()
-        unsplit = set(slices) - set(USER_BLOCKS) - set(TITLE_BLOCKS)
-        if unsplit:
-            raise ValueError(f"encoder blocks {sorted(unsplit)} are neither user nor title blocks: add them to "
-                             "USER_BLOCKS or TITLE_BLOCKS")
-        user_columns, title_columns = (
-            np.concatenate([np.arange(slices[b].start, slices[b].stop) for b in slices if b in side])
-            for side in (USER_BLOCKS, TITLE_BLOCKS)
-        )
-        users = np.concatenate([[UNKNOWN_ID], np.sort(lookup.known_users.export()[0].numpy())])  # row 0: unknown
-        titles = np.concatenate([[UNKNOWN_ID], np.sort(lookup.movie_ids.export()[0].numpy())])
-        any_title, any_user = np.full(len(users), titles[1]), np.full(len(titles), users[1])
-        user_rows = ranker.encoder(self.features(tf.constant(users), tf.constant(any_title))).numpy()[:, user_columns]
-        title_rows = ranker.encoder(self.features(tf.constant(any_user), tf.constant(titles))).numpy()[:, title_columns]
-        user_bias, title_bias = np.zeros(len(users), np.float32), np.zeros(len(titles), np.float32)
-        if ranker.biases:
-            user_bias = ranker.user_bias(ranker.encoder.user_lookup(tf.constant(users))).numpy()[:, 0]
-            title_bias = ranker.title_bias(ranker.encoder.title_lookup(tf.constant(titles))).numpy()[:, 0]
-        self.user_rows = tf.constant(np.column_stack([user_rows, user_bias]), tf.float32)
-        self.title_rows = tf.constant(np.column_stack([title_rows, title_bias]), tf.float32)
-        # The encoder's column order, from [user columns, title columns] side by side.
-        self.order = tf.constant(np.argsort(np.concatenate([user_columns, title_columns])), tf.int32)
-        self.user_row = _row_table(users)
-        self.title_row = _row_table(titles)
+        self.ranker, self.lookup = ranker, lookup
+        rows = encoder_rows(ranker, lookup)
+        self.user_rows, self.title_rows = tf.constant(rows["user_rows"]), tf.constant(rows["title_rows"])
+        self.order = tf.constant(rows["order"])  # back to the encoder's column order
+        self.user_row, self.title_row = row_table(rows["users"]), row_table(rows["titles"])
 
-    def features(self, user_id: tf.Tensor, movie_title: tf.Tensor) -> dict[str, tf.Tensor]:
-        """The raw feature dict the Keras ranker reads for these pairs (used to build and check the rows)."""
+    def features(self, user_id: tf.Tensor, movie_title: tf.Tensor) -> dict[str, tf.Tensor]:  # for check_unclipped
         features, _ = self.lookup.user_features(user_id)
         features.update(self.lookup.movie_features(movie_title))
         return features
 
     @tf.function(input_signature=[_strings("user_id"), _strings("movie_title")])
     def serve(self, user_id: tf.Tensor, movie_title: tf.Tensor) -> dict[str, tf.Tensor]:
-        user = tf.gather(self.user_rows, self.user_row.lookup(user_id))
+        user = tf.gather(self.user_rows, self.user_row.lookup(user_id))  # last column: the bias
         title = tf.gather(self.title_rows, self.title_row.lookup(movie_title))
         x0 = tf.gather(tf.concat([user[:, :-1], title[:, :-1]], axis=1), self.order, axis=1)
         rating = self.ranker.mean_rating + self.ranker.interaction(x0, training=False) + user[:, -1] + title[:, -1]
         return {"score": tf.reshape(tf.cast(rating, tf.float32), [-1])}
-
-
-def _row_table(ids: np.ndarray) -> tf.lookup.StaticHashTable:
-    """id -> its row in a table whose row 0 stands for unknown ids (``ids[0]``)."""
-    return tf.lookup.StaticHashTable(
-        tf.lookup.KeyValueTensorInitializer(tf.constant(ids[1:]), tf.range(1, len(ids), dtype=tf.int64)),
-        default_value=tf.constant(0, tf.int64),
-    )
 
 
 class RetrievalServable(tf.Module):

@@ -12,7 +12,10 @@ vocabulary.
 * :func:`distinct_titles` — one row per title of the catalogue's embeddings (18 MovieLens
   titles name two movie ids; a title returned twice is one movie too few);
 * :class:`FeatureLookup` — ``tf.lookup.StaticHashTable`` s from ids to those features, with
-  defaults for ids the tables do not hold.
+  defaults for ids the tables do not hold;
+* :func:`encoder_rows` and :func:`row_table` — the ranker encoder's user half per known user
+  and title half per known title, computed once at export (lesson 07, section 6), and the
+  table from an id to its row.
 """
 
 from __future__ import annotations
@@ -24,8 +27,8 @@ import tensorflow as tf
 
 from movierec.dataset import to_numpy
 
-__all__ = ["USER_FEATURES", "FeatureLookup", "distinct_titles", "movie_feature_table", "rating_columns",
-           "user_feature_table"]
+__all__ = ["TITLE_BLOCKS", "UNKNOWN_ID", "USER_BLOCKS", "USER_FEATURES", "FeatureLookup", "distinct_titles",
+           "encoder_rows", "movie_feature_table", "rating_columns", "row_table", "user_feature_table"]
 
 USER_FEATURES = (
     "bucketized_user_age",
@@ -137,3 +140,58 @@ def distinct_titles(titles: Sequence[bytes], vectors: np.ndarray) -> tuple[np.nd
     _, first = np.unique(titles, return_index=True)
     keep = np.sort(first)
     return titles[keep], np.asarray(vectors, dtype=np.float32)[keep]
+
+
+USER_BLOCKS = ("user_id", "age", "gender", "occupation", "zip_region", "timestamp", "history")
+TITLE_BLOCKS = ("movie_title", "genres", "title_words", "release_year")
+UNKNOWN_ID = b"\x00unknown"  # row 0 of each side: every id the tables do not hold (no MovieLens id starts with NUL)
+
+
+def encoder_rows(ranker: tf.keras.Model, lookup: FeatureLookup) -> dict[str, np.ndarray]:
+    """Lesson 05's ranker encoder split into a user half per known user and a title half per known title.
+
+    Every block of the encoder reads the user's features or the title's, never both, and
+    ``lookup`` fixes those features per id, so each half depends on one id alone. Returns
+    ``users`` and ``titles`` (``UNKNOWN_ID`` first, then the known ids, sorted),
+    ``user_rows`` and ``title_rows`` (float32; each row the half's columns, then that id's
+    bias, 0 without biases) and ``order``: the permutation that puts ``[user columns,
+    title columns]`` back in the encoder's column order. Raises ``ValueError`` for an
+    encoder block that is neither a user nor a title block.
+    """
+    slices = ranker.encoder.block_slices()
+    unplaced = set(slices) - set(USER_BLOCKS) - set(TITLE_BLOCKS)
+    if unplaced:
+        raise ValueError(f"encoder blocks {sorted(unplaced)} are neither user nor title blocks: add them to "
+                         "USER_BLOCKS or TITLE_BLOCKS in movierec/serving/features.py")
+    user_columns, title_columns = (
+        np.concatenate([np.arange(slices[b].start, slices[b].stop) for b in slices if b in side])
+        for side in (USER_BLOCKS, TITLE_BLOCKS)
+    )
+    users = np.concatenate([[UNKNOWN_ID], np.sort(lookup.known_users.export()[0].numpy())])
+    titles = np.concatenate([[UNKNOWN_ID], np.sort(lookup.movie_ids.export()[0].numpy())])
+
+    def half(user_ids: np.ndarray, movie_titles: np.ndarray, columns: np.ndarray) -> np.ndarray:
+        features, _ = lookup.user_features(tf.constant(user_ids))
+        features.update(lookup.movie_features(tf.constant(movie_titles)))
+        return ranker.encoder(features).numpy()[:, columns]
+
+    user_half = half(users, np.full(len(users), titles[1]), user_columns)  # any title: its columns are dropped
+    title_half = half(np.full(len(titles), users[1]), titles, title_columns)
+    user_bias, title_bias = np.zeros(len(users)), np.zeros(len(titles))
+    if getattr(ranker, "biases", False):
+        user_bias = ranker.user_bias(ranker.encoder.user_lookup(tf.constant(users))).numpy()[:, 0]
+        title_bias = ranker.title_bias(ranker.encoder.title_lookup(tf.constant(titles))).numpy()[:, 0]
+    return {
+        "users": users, "titles": titles,
+        "user_rows": np.column_stack([user_half, user_bias]).astype(np.float32),
+        "title_rows": np.column_stack([title_half, title_bias]).astype(np.float32),
+        "order": np.argsort(np.concatenate([user_columns, title_columns])).astype(np.int32),
+    }
+
+
+def row_table(ids: np.ndarray) -> tf.lookup.StaticHashTable:
+    """id -> its row, for rows laid out as :func:`encoder_rows` returns them (unknown ids: row 0)."""
+    return tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(tf.constant(ids[1:]), tf.range(1, len(ids), dtype=tf.int64)),
+        default_value=tf.constant(0, tf.int64),
+    )
