@@ -834,7 +834,7 @@ def test_ranker_servable_scores_what_the_keras_ranker_scores_from_precomputed_ro
     pairs = list(zip(users, titles + ["Not A Movie (2031)", "", "Star Wars (1977)"] * 8))
     user_ids, movie_titles = (tf.constant([pair[i] for pair in pairs]) for i in (0, 1))
     served = servable.serve(user_ids, movie_titles)["score"].numpy()
-    keras = export.unclipped_rating(ranker, servable.features(user_ids, movie_titles)).numpy()
+    keras = export.unclipped_rating(ranker, lookup.pair_features(user_ids, movie_titles)).numpy()
     np.testing.assert_allclose(served, keras, rtol=1e-6, atol=1e-6)
     assert servable.serve(tf.constant([], tf.string), tf.constant([], tf.string))["score"].shape == (0,)
     graph = tf.saved_model.load(str(exported["base"] / "ranker" / "1")).signatures["serving_default"].graph
@@ -883,7 +883,7 @@ def test_ranker_servable_scores_are_the_unclipped_predictions(exported):
     users = tf.constant([str(u) for u in range(1, 101)] * 3)
     titles = tf.constant(["Star Wars (1977)"] * 100 + ["Fargo (1996)"] * 100 + ["Heat (1995)"] * 100)
     raw = ranker.serve(users, titles)["score"].numpy()
-    keras = exported["ranking_model"](ranker.features(users, titles), training=False).numpy().reshape(-1)
+    keras = exported["ranking_model"](ranker.lookup.pair_features(users, titles), training=False).numpy().reshape(-1)
     np.testing.assert_allclose(np.clip(raw, 1.0, 5.0), keras, atol=1e-5)
     modelbase.check_unclipped(ranker, ["1", "2"], ["Star Wars (1977)", "Fargo (1996)"])
 

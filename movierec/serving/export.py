@@ -97,11 +97,6 @@ class RankerServable(tf.Module):
         self.order = tf.constant(rows["order"])  # back to the encoder's column order
         self.user_row, self.title_row = row_table(rows["users"]), row_table(rows["titles"])
 
-    def features(self, user_id: tf.Tensor, movie_title: tf.Tensor) -> dict[str, tf.Tensor]:  # for check_unclipped
-        features, _ = self.lookup.user_features(user_id)
-        features.update(self.lookup.movie_features(movie_title))
-        return features
-
     @tf.function(input_signature=[_strings("user_id"), _strings("movie_title")])
     def serve(self, user_id: tf.Tensor, movie_title: tf.Tensor) -> dict[str, tf.Tensor]:
         user = tf.gather(self.user_rows, self.user_row.lookup(user_id))  # last column: the bias

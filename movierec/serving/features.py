@@ -124,6 +124,12 @@ class FeatureLookup(tf.Module):
             features[name] = table.lookup(user_id)
         return features, self.known_users.lookup(user_id)
 
+    def pair_features(self, user_id: tf.Tensor, movie_title: tf.Tensor) -> dict[str, tf.Tensor]:
+        """The ranker's raw features for ``(user_id[i], movie_title[i])`` pairs: both halves in one dict."""
+        features, _ = self.user_features(user_id)
+        features.update(self.movie_features(movie_title))
+        return features
+
     def movie_features(self, movie_title: tf.Tensor) -> dict[str, tf.Tensor]:
         """Movie features for a ``(batch,)`` string tensor of titles; genres are ragged."""
         genre_text = tf.strings.split(self.movie_genres.lookup(movie_title))
@@ -171,14 +177,13 @@ def encoder_rows(ranker: tf.keras.Model, lookup: FeatureLookup) -> dict[str, np.
     titles = np.concatenate([[UNKNOWN_ID], np.sort(lookup.movie_ids.export()[0].numpy())])
 
     def half(user_ids: np.ndarray, movie_titles: np.ndarray, columns: np.ndarray) -> np.ndarray:
-        features, _ = lookup.user_features(tf.constant(user_ids))
-        features.update(lookup.movie_features(tf.constant(movie_titles)))
+        features = lookup.pair_features(tf.constant(user_ids), tf.constant(movie_titles))
         return ranker.encoder(features).numpy()[:, columns]
 
     user_half = half(users, np.full(len(users), titles[1]), user_columns)  # any title: its columns are dropped
     title_half = half(np.full(len(titles), users[1]), titles, title_columns)
     user_bias, title_bias = np.zeros(len(users)), np.zeros(len(titles))
-    if getattr(ranker, "biases", False):
+    if ranker.biases:
         user_bias = ranker.user_bias(ranker.encoder.user_lookup(tf.constant(users))).numpy()[:, 0]
         title_bias = ranker.title_bias(ranker.encoder.title_lookup(tf.constant(titles))).numpy()[:, 0]
     return {

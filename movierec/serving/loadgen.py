@@ -85,11 +85,8 @@ def load_test(
     warm.close()
     counter = itertools.count()
     lock = threading.Lock()
-    latencies: list[float] = []
-    stages: list[dict[str, float]] = []
     errors: list[str] = []
     answered: list[tuple[float, bytes]] = []  # (milliseconds, response body) of each successful request
-    counted = {"returned_titles": 0, "seen_titles": 0}
     start = threading.Barrier(concurrency + 1)
     deadline = [0.0]
 
@@ -127,14 +124,9 @@ def load_test(
     for thread in threads:
         thread.join(timeout=duration_s + 2 * timeout_s + 5)
     seconds = time.perf_counter() - began
-    for elapsed, payload in answered:
-        body = json.loads(payload)
-        latencies.append(elapsed)
-        stages.append(body["timings_ms"])
-        if seen is not None:
-            titles = [item["title"] for item in body["recommendations"]]
-            counted["returned_titles"] += len(titles)
-            counted["seen_titles"] += len(set(titles) & set(seen.get(body["user_id"], ())))
+    latencies = [elapsed for elapsed, _ in answered]
+    bodies = [json.loads(payload) for _, payload in answered]
+    stages = [body["timings_ms"] for body in bodies]
     result: dict[str, Any] = {
         "concurrency": concurrency,
         "seconds": round(seconds, 3),
@@ -147,8 +139,11 @@ def load_test(
         result["throughput_rps"] = len(latencies) / seconds
         result["server_mean_ms"] = {stage: float(np.mean([s[stage] for s in stages])) for stage in stages[0]}
     if seen is not None:
-        result.update(counted)
-        result["seen_share"] = counted["seen_titles"] / max(counted["returned_titles"], 1)
+        returned = [[item["title"] for item in body["recommendations"]] for body in bodies]
+        result["returned_titles"] = sum(len(titles) for titles in returned)
+        result["seen_titles"] = sum(len(set(titles) & set(seen.get(body["user_id"], ())))
+                                    for titles, body in zip(returned, bodies))
+        result["seen_share"] = result["seen_titles"] / max(result["returned_titles"], 1)
     result["latencies_ms"] = latencies
     return result
 

@@ -233,7 +233,7 @@ def check_unclipped(servable: tf.Module, user_ids: Sequence[str], titles: Sequen
     """
     users, movies = tf.constant(list(user_ids)), tf.constant(list(titles))
     raw = servable.serve(users, movies)["score"].numpy()
-    keras = np.reshape(servable.ranker(servable.features(users, movies), training=False).numpy(), [-1])
+    keras = np.reshape(servable.ranker(servable.lookup.pair_features(users, movies), training=False).numpy(), [-1])
     gap = float(np.max(np.abs(np.clip(raw, 1.0, 5.0) - keras)))
     if gap > 1e-4:
         raise ValueError(f"unclipped_rating no longer matches the ranker's call (gap {gap:.3g}); update it")
