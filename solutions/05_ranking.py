@@ -1961,7 +1961,7 @@ except NotImplementedError:  # one unsolved exercise must not stop the rest of t
 # chosen on the random split's validation set, so nothing here looks at the test part,
 # and no validation slice is held back — on this protocol it would be each user's
 # latest training ratings, the ones most like what comes next. (Training for a known
-# number of epochs also skips the early-stopping run, about half the cost.)
+# number of epochs also skips the early-stopping run.)
 
 # %%
 def user_profiles(known: dict, users: np.ndarray) -> dict[str, np.ndarray]:
