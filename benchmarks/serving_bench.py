@@ -22,7 +22,10 @@ Annoy, ranker), and the share of returned titles the user had rated in training
 (``seen_share``, which must be 0). The report also carries the index's tuning
 (``n_trees``, ``search_k``, recall@100 against the exact servable) and the load
 average. The bar (issue 16): p99 <= 25 ms at 4 concurrent clients. Measure only on a quiet
-machine (1-minute load average < 1); the report records the load average before and after.
+machine (1-minute load average < 1); the report records the load average before and after,
+and how steady the CPU itself was just before the API started and just after it stopped
+(``host_steadiness``, :mod:`benchmarks.host_noise`): on a virtual machine the host can slow
+every instruction for a moment, and a p99 moves with that.
 
 Usage (from the repository root)::
 
@@ -72,6 +75,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def steadiness_line(steadiness: dict[str, dict]) -> str:
+    """One sentence on the host probes of :mod:`benchmarks.host_noise`, for the report and the terminal."""
+    parts = [
+        f"{when}: {probe['slow_share']:.1%} of its time in repetitions {probe['slow_factor']:g}x or more slower than "
+        f"its median ({probe['median_ms']:.3f} ms; worst {probe['worst_ratio']:g}x)"
+        for when, probe in steadiness.items()
+    ]
+    return "CPU steadiness (a pure-Python probe, no load running) " + "; ".join(parts)
+
+
 def table(results: list[dict]) -> str:
     """A Markdown table: one row per concurrency level."""
     columns = ["clients", "requests", "errors", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "seen share"]
@@ -91,17 +104,19 @@ def table(results: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     duration = args.duration if args.duration is not None else (3.0 if args.quick else 30.0)
+    probe_seconds = 1.0 if args.quick else 3.0
     configure_environment()
     seed_everything()
     import numpy as np
     import tensorflow as tf
 
-    from benchmarks import model_cache
+    from benchmarks import host_noise, model_cache
     from movierec.api import default_model_slots
     from movierec.serving import index as annoy_export
     from movierec.serving import launch, loadgen, modelbase
 
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    steadiness = {"before": host_noise.probe(probe_seconds)}
     started = time.perf_counter()
     models = args.models or model_cache.cached_course_models(quick=args.quick)
     print(f"models: {models} (ready after {time.perf_counter() - started:.0f} s)")
@@ -141,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"p99 {result.get('p99_ms', float('nan')):6.1f} ms, seen share {result['seen_share']:.3f}"
             )
 
+    steadiness["after"] = host_noise.probe(probe_seconds)
     at_bar = next((r for r in results if r["concurrency"] == BAR_CLIENTS), None)
     bar = None
     if at_bar is not None and "p99_ms" in at_bar:
@@ -171,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
             "load_average_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
             "tensorflow": tf.__version__,
         },
+        "host_steadiness": steadiness,
         "bar": bar,
         "seen_share": sum(r["seen_titles"] for r in results) / max(sum(r["returned_titles"] for r in results), 1),
         "annoy": tuning,
@@ -187,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
         "met": bar["met"] if bar else None,
         "load_average_1m_before": load_before,
         "load_average_1m_after": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "host_slow_share_before": steadiness["before"]["slow_share"],
+        "host_slow_share_after": steadiness["after"]["slow_share"],
         "quick": args.quick,
         "duration_s_per_level": duration,
         "levels": {
@@ -202,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         met = "met" if bar["met"] else "NOT met"
         verdict = f"p99 at {BAR_CLIENTS} clients = {bar['p99_ms']:.1f} ms; bar <= {P99_BAR_MS:g} ms: {met}"
+    verdict += "\n" + steadiness_line(steadiness)
     (args.out / f"{stem}.md").write_text(
         f"# /recommend latency ({'quick' if args.quick else 'full'} run, {duration:g} s per level, "
         f"{os.cpu_count()} CPUs, load average {report['machine']['load_average_1m']})\n\n{text}\n\n{verdict}\n\n"

@@ -40,3 +40,45 @@ def test_the_table_shows_the_rounds_behind_each_median():
     assert "3 round(s): each phase's median" in table
     assert "rounds: 20.0, 21.0, 22.0" in table
     assert "1.82x" in table
+
+
+def test_slow_share_counts_the_time_of_repetitions_at_least_twice_the_median():
+    from benchmarks.host_noise import slow_share
+
+    assert slow_share([1.0, 1.0, 1.0, 1.0]) == 0.0
+    # median 1; the 2.0 and the 5.0 are slow: (2 + 5) / (1 + 1 + 1 + 2 + 5)
+    assert abs(slow_share([1.0, 1.0, 1.0, 2.0, 5.0]) - 0.7) < 1e-12
+    assert slow_share([1.0, 1.0, 1.9]) == 0.0  # below the factor
+    assert abs(slow_share([1.0, 1.0, 1.9], factor=1.5) - 1.9 / 3.9) < 1e-12
+
+
+def test_slow_share_refuses_what_it_cannot_measure():
+    import pytest
+
+    from benchmarks.host_noise import probe, slow_share
+
+    with pytest.raises(ValueError, match="no durations"):
+        slow_share([])
+    with pytest.raises(ValueError, match="factor must be above 1"):
+        slow_share([1.0], factor=1.0)
+    with pytest.raises(ValueError, match="seconds must be positive"):
+        probe(0)
+
+
+def test_a_short_probe_reports_a_share_between_zero_and_one():
+    from benchmarks.host_noise import probe
+
+    result = probe(0.2)
+    assert result["repetitions"] > 10
+    assert 0.0 <= result["slow_share"] <= 1.0
+    assert result["worst_ratio"] >= 1.0 and result["median_ms"] > 0
+
+
+def test_the_steadiness_line_names_each_probe():
+    from benchmarks.serving_bench import steadiness_line
+
+    line = steadiness_line({
+        "before": {"slow_share": 0.05, "slow_factor": 2.0, "median_ms": 0.2, "worst_ratio": 6.5},
+        "after": {"slow_share": 0.0, "slow_factor": 2.0, "median_ms": 0.19, "worst_ratio": 1.4},
+    })
+    assert "before: 5.0% of its time" in line and "after: 0.0% of its time" in line and "worst 6.5x" in line
