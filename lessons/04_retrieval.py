@@ -1528,16 +1528,26 @@ def prepare_held_out(known: dict, held_out: dict) -> dict[str, np.ndarray]:
 
 def in_top_100(scores: np.ndarray, positive: np.ndarray) -> np.ndarray:
     """Per query: fewer than 100 movies score strictly above its held-out movie's score ``positive``."""
-    return (scores > positive[:, None]).sum(axis=1) < 100
+    return np.count_nonzero(scores > positive[:, None], axis=1) < 100
 
 
 def answer(scores: np.ndarray | None, popularity: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """The scores each query is ranked by: popularity where its weight is NaN, else model + weight * popularity."""
-    answered = np.tile(popularity, (len(weights), 1))
+    """The scores each query is ranked by (read-only): popularity where its weight is NaN, else model + weight *
+    popularity. Rows answered by popularity alone share one row of memory; one weight for all needs no per-row product.
+    """
     by_model = ~np.isnan(weights)
-    if scores is not None and by_model.any():
-        answered[by_model] = scores[by_model] + weights[by_model, None] * popularity
+    if scores is None or not by_model.any():
+        return np.broadcast_to(popularity, (len(weights), len(popularity)))
+    if by_model.all() and (weights == weights[0]).all():
+        return np.add(scores, weights[0] * popularity.astype(np.float64)).astype(np.float32)
+    answered = np.tile(popularity, (len(weights), 1))
+    answered[by_model] = scores[by_model] + weights[by_model, None] * popularity
     return answered
+
+
+def chunks(n: int, size: int = 4096) -> list[slice]:
+    """Row slices of at most ``size``: a (chunk, catalogue) score matrix stays small whatever the held-out set."""
+    return [slice(start, start + size) for start in range(0, n, size)]
 
 
 def weights_for(who: dict[str, str | float], known_user: np.ndarray) -> np.ndarray:
@@ -1560,8 +1570,7 @@ def protocol_metrics(scores: np.ndarray | None, prepared: dict, *, who: dict[str
     truth, known_user = prepared["truth"], prepared["known_user"]
     weights = weights_for(who, known_user)
     hits, hits_unseen, top10 = [], [], []
-    for start in range(0, len(truth), 4096):
-        rows = slice(start, start + 4096)
+    for rows in chunks(len(truth)):
         chunk = answer(None if scores is None else scores[rows], prepared["popularity"], weights[rows])
         positive = chunk[np.arange(len(truth[rows])), truth[rows]]
         hits.append(in_top_100(chunk, positive))
@@ -1589,8 +1598,12 @@ def choose_policy(scores: np.ndarray, prepared: dict) -> tuple[dict[str, str | f
     truth, known_user = prepared["truth"], prepared["known_user"]
     table = {"new_user": {}, "known_user": {}}
     for option in ("popularity", *PRIOR_WEIGHTS):
-        answered = answer(scores, prepared["popularity"], np.full(len(truth), np.nan if option == "popularity" else option))
-        hit = in_top_100(answered, answered[np.arange(len(truth)), truth])
+        weights = np.full(len(truth), np.nan if option == "popularity" else option)
+        hit = []
+        for rows in chunks(len(truth)):
+            answered = answer(scores[rows], prepared["popularity"], weights[rows])
+            hit.append(in_top_100(answered, answered[np.arange(len(answered)), truth[rows]]))
+        hit = np.concatenate(hit)
         for group, members in (("new_user", ~known_user), ("known_user", known_user)):
             if members.any():
                 table[group][option] = float(hit[members].mean())
