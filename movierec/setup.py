@@ -13,6 +13,7 @@ import random
 import sys
 
 DEFAULT_SEED = 42
+COURSE_THREADS = 1  # TensorFlow threads of every reference run (make course's kernels) and of every lesson
 
 
 def usable_cores() -> int:
@@ -55,6 +56,36 @@ def seed_everything(seed: int = DEFAULT_SEED, tensorflow: bool = True) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
+def pin_threads(threads: int = COURSE_THREADS) -> None:
+    """Run TensorFlow's ops on ``threads`` threads, so a student's run prints the lesson's numbers.
+
+    Op determinism fixes the order of a kernel's sums for one thread count, not across
+    counts: a sum split over two threads rounds differently, and training amplifies the
+    difference (a lesson 05 ranking model trained with the same seed ends with different
+    weights on 1 and on 2 threads). The reference runs use ``COURSE_THREADS``; without
+    this, a laptop or Colab would use one thread per core and print other numbers. A
+    second thread gains little on the course's small models.
+
+    Call it before TensorFlow runs its first op; later (the setup cell run again) it
+    keeps the count already set, and raises only if that differs.
+    """
+    import tensorflow as tf
+
+    for name, getter, setter in (
+        ("intra-op", tf.config.threading.get_intra_op_parallelism_threads,
+         tf.config.threading.set_intra_op_parallelism_threads),
+        ("inter-op", tf.config.threading.get_inter_op_parallelism_threads,
+         tf.config.threading.set_inter_op_parallelism_threads),
+    ):
+        try:
+            setter(threads)
+        except RuntimeError as exc:  # the runtime already started with another count
+            raise RuntimeError(
+                f"TensorFlow already runs {getter()} {name} threads, and the course's numbers need {threads}: "
+                "restart the kernel/runtime and run the setup cell first"
+            ) from exc
+
+
 QUICK_TRAINING_ROWS = 16_384
 
 
@@ -77,8 +108,10 @@ def training_slice(columns: dict) -> dict:
 
 
 def setup_lesson(seed: int = DEFAULT_SEED, tensorflow: bool = True) -> None:
-    """Everything a lesson's setup cell needs: Keras 2, quiet logs, fixed seeds."""
+    """Everything a lesson's setup cell needs: Keras 2, quiet logs, the course's thread count, fixed seeds."""
     configure_environment()
+    if tensorflow:
+        pin_threads()
     seed_everything(seed, tensorflow=tensorflow)
     try:
         import matplotlib
