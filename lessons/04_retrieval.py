@@ -657,6 +657,12 @@ def train_retrieval_model(
         movie_counts = dict(zip(ids, counts))
     model = RetrievalModel(query_tower, candidate_tower, catalogue, movie_counts=movie_counts)
     model.compile(optimizer=tf.keras.optimizers.Adagrad(learning_rate))
+    # Create every weight and the optimiser's accumulators now, on one row: left to the first training step, they
+    # are created inside fit's traced function, which TensorFlow then traces a second time (about a CPU second
+    # per model). The initial values are the same either way, and so is the trained model.
+    one_row = {key: value[:1] for key, value in columns.items()}
+    query_tower(one_row), candidate_tower(one_row)
+    model.optimizer.build(model.trainable_variables)
     size = int(columns["movie_id"].shape[0])
     # A seeded shuffle permutes positions whatever the elements hold, so shuffling row numbers and gathering
     # each batch's rows gives exactly the batches of shuffling the rows themselves, with a fraction of the

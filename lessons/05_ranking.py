@@ -950,6 +950,10 @@ def train_ranking_model(
             # Quick mode trains a few steps on a slice: eager steps cost less than tracing the graphs.
             run_eagerly=quick_mode(),
         )
+        # Every weight and the optimiser's moments now, on one row, so fit's traced step does not create them and
+        # get traced twice (lesson 04's trainer does the same); the initial values, and the training, are unchanged.
+        model(inputs({key: value[:1] for key, value in part.items()}))
+        model.optimizer.build(model.trainable_variables)
         return model
 
     started = time.perf_counter()
