@@ -70,7 +70,7 @@ from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from movierec.setup import configure_environment, quick_mode, seed_everything, usable_cores
+from movierec.setup import configure_environment, pin_threads, quick_mode, seed_everything, usable_cores
 
 DEFAULT_MODELS = Path("build") / "models"
 KEEP_ALIVE_S = 5
@@ -264,10 +264,7 @@ def train_course_models(*, quick: bool, seed: int = 42) -> dict:
 
 def one_thread_per_request() -> None:
     """Each request's TensorFlow ops on one thread (module docstring); before any op runs."""
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    pin_threads(1)
 
 
 def build_app(models: str | Path, *, tf_serving: str | None, timeout: float, model_slots: int) -> tuple[Any, Any]:

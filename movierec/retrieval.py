@@ -326,8 +326,8 @@ def train_retrieval_model(
     model = RetrievalModel(query_tower, candidate_tower, catalogue, movie_counts=movie_counts)
     model.compile(optimizer=tf.keras.optimizers.Adagrad(learning_rate))
     # Create every weight and the optimiser's accumulators now, on one row: left to the first training step, they
-    # are created inside fit's traced function, which TensorFlow then traces a second time (about a CPU second
-    # per model). The initial values are the same either way, and so is the trained model.
+    # are created inside fit's traced function, which TensorFlow then traces a second time. The initial
+    # values are the same either way, and so is the trained model.
     one_row = {key: value[:1] for key, value in columns.items()}
     query_tower(one_row), candidate_tower(one_row)
     model.optimizer.build(model.trainable_variables)

