@@ -276,7 +276,7 @@ def train_ranking_model(
     validation_fraction: float = 0.1,
     patience: int = 2,
     max_epochs: int = 50,
-    refit: bool = True,
+    refit: bool = False,
     embedding_dim: int = 32,
     side_features: bool = True,
     history: bool = True,
