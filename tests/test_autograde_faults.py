@@ -416,6 +416,15 @@ def test_notebook_time_limit_keeps_the_points_earned_before_it(fault_run):
     assert 0 < points < TOTAL and cells(fault_run, "sleepy")["test_fit_matrix_factorization"] == 0
 
 
+def test_a_run_records_its_kernels_cpu_time_beside_its_wall_time(fault_run):
+    """A spinning cell costs CPU time, a sleeping one only wall time: the CPU seconds measure the lesson's work."""
+    loop, sleepy, reference = (json.loads((fault_run["results"] / student / "01_intro" / "result.json").read_text())
+                               for student in ("loop", "sleepy", "reference"))
+    assert loop["execution_cpu_seconds"] >= 0.8 * CONFIG["cell_timeout"], loop  # the loop spun until its cell timed out
+    assert sleepy["execution_cpu_seconds"] < sleepy["execution_seconds"] - 3 * SLEEP, sleepy  # 4 sleeps ran
+    assert 0 < reference["execution_cpu_seconds"] < loop["execution_cpu_seconds"]
+
+
 def test_a_kernel_that_dies_is_an_error_row(fault_run):
     status, points, reason = row(fault_run, "crash")
     assert (status, points) == ("error", 0.0), reason

@@ -114,7 +114,8 @@ def private_workspace(shared: Path) -> Iterator[Path]:
 
 def format_report(path: Path, tests: list[TestResult], result: Result) -> str:
     width = max([len(t.grade_id) for t in tests] + [4])
-    lines = [f"{path}  ({result.execution_seconds or result.seconds:.1f} s)", ""]
+    cpu = "" if result.execution_cpu_seconds is None else f", {result.execution_cpu_seconds:.1f} CPU s"
+    lines = [f"{path}  ({result.execution_seconds or result.seconds:.1f} s{cpu})", ""]
     if result.status != "graded":
         lines += [f"  {result.status.upper()}: {result.reason}", ""]
     for test in tests:

@@ -245,6 +245,7 @@ class GradingSlot:
         timings["autograde"] = round(time.monotonic() - mark, 3)
         report = json.loads(self.report.read_text()) if self.report.exists() else {}
         result.execution_seconds = report.get("seconds")
+        result.execution_cpu_seconds = report.get("cpu_seconds")
         result.tampered += report.get("tampered", [])
         result.timeouts = report.get("timeouts", [])
         result.unshadowed = report.get("unshadowed", [])

@@ -33,6 +33,7 @@ from __future__ import annotations
 import ast
 import builtins
 import json
+import resource
 import secrets
 import time
 from pathlib import Path
@@ -64,6 +65,17 @@ def message_cap(max_output_bytes: int) -> int:
     grade or the feedback uses, and the worker never allocates it.
     """
     return -1 if max_output_bytes < 0 else max(MIN_MESSAGE_CAP, 2 * max_output_bytes)
+
+
+def children_cpu_seconds() -> float:
+    """User + system CPU seconds of this process's finished (waited-for) child processes, and theirs.
+
+    A grading worker runs one notebook at a time, so the change across a run is its kernel's
+    CPU time: a measure of the lesson's cost that, unlike wall time, does not grow when the
+    host is busy with something else (another worker, another tenant of the machine).
+    """
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def cap_context(context: zmq.Context, max_message_bytes: int) -> None:
@@ -278,12 +290,15 @@ class SandboxedExecute(Execute):
         self._drops: set[str] = set()
         self._iopub_timeout = self.iopub_timeout
         self._report = {"timeouts": [], "notebook_timeout": False, "tampered": [], "unshadowed": [],
-                        "truncated": [], "unverified": [], "seconds": 0.0, "died": ""}
-        start = time.monotonic()
+                        "truncated": [], "unverified": [], "seconds": 0.0, "cpu_seconds": None, "died": ""}
+        start, children = time.monotonic(), children_cpu_seconds()
         try:
             return super().preprocess(nb, resources, km)
         finally:
             self._report["seconds"] = round(time.monotonic() - start, 3)
+            # The kernel is this worker's child (or the sandbox's, which waits for it), reaped by the
+            # time the notebook is done: its CPU time is what the run cost, whatever else the host ran.
+            self._report["cpu_seconds"] = round(children_cpu_seconds() - children, 3)
             if self.report_path:
                 Path(self.report_path).write_text(json.dumps(self._report, indent=1), encoding="utf-8")
 

@@ -96,6 +96,7 @@ class Result:
     truncated: list[str] = field(default_factory=list)
     seconds: float = 0.0  # the whole job
     execution_seconds: float | None = None  # running the notebook
+    execution_cpu_seconds: float | None = None  # the kernel's CPU time (user + system) running it
     timings: dict[str, float] = field(default_factory=dict)
     sha256: str = ""
     feedback_error: str = ""

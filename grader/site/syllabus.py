@@ -6,7 +6,9 @@ show a "coming soon" page for them.
 
 The times are a student's, not the machine's: reading the prose and the code shown, doing
 the exercises, and running the lesson once in full. :func:`estimated_minutes` is the
-rule of thumb behind them, and a test keeps every stated time at or above it.
+rule of thumb behind them, and a test keeps every stated time at or above it. The run
+times in the summaries are ``make course``'s per-lesson seconds (each reference run alone,
+one TensorFlow thread, on the course's 2-core machine), to the nearest half minute.
 """
 
 from __future__ import annotations
@@ -49,15 +51,17 @@ SYLLABUS = (
             "Keras preprocessing layers, vocabularies, text and multi-valued features, the two towers."),
     Planned("04_retrieval", "Two-tower retrieval with TFRS", 170,
             "In-batch softmax, the log-Q correction, an ablation on three evaluation protocols, and cold start. "
-            "Its full run trains 18 models: about 3.5 min on two CPU cores."),
+            "Its full run trains 18 models: about 2.5 min on two CPU cores."),
     Planned("05_ranking", "Ranking with explicit feedback", 170,
             "Rating prediction, deep & cross networks, NDCG, and the two-stage pipeline. "
-            "Its full run trains 13 models: about 3.5 min on two CPU cores."),
+            "Its full run trains 13 models: about 2.5 min on two CPU cores."),
     Planned("06_annoy", "Approximate nearest neighbours with Annoy", 150,
             "Random-projection forests, recall versus latency, and when ANN pays off. "
             "Its full run (one retrieval model, then index benchmarks): under 2 min on two CPU cores."),
     Planned("07_tf_serving", "TensorFlow Serving", 120,
-            "SavedModels with named signatures, versions, config, labels, warm-up, REST and gRPC, batching."),
+            "SavedModels with named signatures, versions, config, labels, warm-up, REST and gRPC, batching. "
+            "Its full run (training and exporting the two models): about 1 min on two CPU cores."),
     Planned("08_service", "The recommendation service", 120,
-            "FastAPI over both stages: backends, the seen filter, the cold-start fallback, latency and monitoring."),
+            "FastAPI over both stages: backends, the seen filter, the cold-start fallback, latency and monitoring. "
+            "Its full run (models, index, a load test): about 1 min on two CPU cores."),
 )
