@@ -101,19 +101,6 @@ def test_nest_builds_readable_keys():
         nest({"a.b": 1, "a.b.c": 2})
 
 
-def test_course_table_shows_each_lessons_wall_and_cpu_seconds():
-    """The kernel's CPU seconds stand beside the wall seconds; a result stored before they existed shows a dash."""
-    from grader.grading.course import format_table
-
-    base = {"points": 10, "max_points": 10, "stub_points": 0, "run": "ran", "metrics": {}}
-    rows = [dict(base, lesson="04_retrieval", seconds=184.1, cpu_seconds=150.2),
-            dict(base, lesson="05_ranking", seconds=166.2, cpu_seconds=None)]
-    lines = format_table(rows, []).splitlines()
-    assert lines[0].split()[:3] == ["lesson", "seconds", "CPU"]
-    assert lines[2].split()[:3] == ["04_retrieval", "184.1", "150.2"]
-    assert lines[3].split()[:3] == ["05_ranking", "166.2", "-"]
-
-
 def test_checks_compare_plain_data_and_refuse_lookalikes():
     """What test cells compare goes through movierec.checks: exact Python types, or a TypeError."""
     import numpy as np

@@ -33,6 +33,7 @@ from __future__ import annotations
 import ast
 import builtins
 import json
+import os
 import resource
 import secrets
 import time
@@ -71,11 +72,37 @@ def children_cpu_seconds() -> float:
     """User + system CPU seconds of this process's finished (waited-for) child processes, and theirs.
 
     A grading worker runs one notebook at a time, so the change across a run is its kernel's
-    CPU time: a measure of the lesson's cost that, unlike wall time, does not grow when the
-    host is busy with something else (another worker, another tenant of the machine).
+    CPU time when the kernel is its own child (no sandbox): a measure of the lesson's cost
+    that, unlike wall time, does not grow when the host is busy with something else.
     """
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU seconds (user + system, their finished children's included) of process ``root`` and its descendants.
+
+    Read from ``/proc`` while they run: a sandboxed kernel is the sandbox's grandchild, whose
+    time never reaches this process's ``RUSAGE_CHILDREN``. 0.0 where ``/proc`` cannot tell.
+    """
+    stats: dict[int, tuple[int, float]] = {}  # pid -> (parent pid, CPU seconds)
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()  # after "pid (comm)": state, ppid, ...
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        stats[int(entry.name)] = (int(fields[1]), sum(int(value) for value in fields[11:15]) / tick)
+    below, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        if pid in stats and pid not in below:
+            below.add(pid)
+            todo += [child for child, (parent, _) in stats.items() if parent == pid]
+    return sum(stats[pid][1] for pid in below)
 
 
 def cap_context(context: zmq.Context, max_message_bytes: int) -> None:
@@ -280,6 +307,9 @@ class SandboxedExecute(Execute):
         watch, self._watch = getattr(self, "_watch", None), None
         if watch is not None:
             watch.close()  # before the client destroys its context, which waits for every socket
+        pid = getattr(getattr(self.km, "provisioner", None), "pid", None)
+        if pid and getattr(self, "_report", None) is not None:  # the kernel's CPU time, before it stops
+            self._report["kernel_tree_cpu_seconds"] = tree_cpu_seconds(pid)
         await super()._async_cleanup_kernel()
 
     _cleanup_kernel = run_sync(_async_cleanup_kernel)
@@ -296,9 +326,11 @@ class SandboxedExecute(Execute):
             return super().preprocess(nb, resources, km)
         finally:
             self._report["seconds"] = round(time.monotonic() - start, 3)
-            # The kernel is this worker's child (or the sandbox's, which waits for it), reaped by the
-            # time the notebook is done: its CPU time is what the run cost, whatever else the host ran.
-            self._report["cpu_seconds"] = round(children_cpu_seconds() - children, 3)
+            # The kernel's CPU time: what the run cost, whatever else the host ran. A kernel that is this
+            # worker's child is counted once reaped; a sandboxed one (the sandbox's grandchild) only by the
+            # /proc sample taken just before it stopped. Each can miss time, neither counts any twice: the larger.
+            sampled = self._report.pop("kernel_tree_cpu_seconds", 0.0)
+            self._report["cpu_seconds"] = round(max(children_cpu_seconds() - children, sampled), 3)
             if self.report_path:
                 Path(self.report_path).write_text(json.dumps(self._report, indent=1), encoding="utf-8")
 
