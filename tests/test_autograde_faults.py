@@ -420,9 +420,10 @@ def test_a_run_records_its_kernels_cpu_time_beside_its_wall_time(fault_run):
     """A spinning cell costs CPU time, a sleeping one only wall time: the CPU seconds measure the lesson's work."""
     loop, sleepy, reference = (json.loads((fault_run["results"] / student / "01_intro" / "result.json").read_text())
                                for student in ("loop", "sleepy", "reference"))
-    assert loop["execution_cpu_seconds"] >= 0.8 * CONFIG["cell_timeout"], loop  # the loop spun until its cell timed out
+    # The loop is the reference plus a cell that spins until its 20 s timeout: however busy the machine (CI runs
+    # other tests beside it, so the spin may get half a core), that is seconds of CPU more than the reference.
+    assert 0 < reference["execution_cpu_seconds"] < loop["execution_cpu_seconds"] - 2, (reference, loop)
     assert sleepy["execution_cpu_seconds"] < sleepy["execution_seconds"] - 3 * SLEEP, sleepy  # 4 sleeps ran
-    assert 0 < reference["execution_cpu_seconds"] < loop["execution_cpu_seconds"]
 
 
 def test_a_kernel_that_dies_is_an_error_row(fault_run):
