@@ -8,10 +8,9 @@ Python work over and over on one core and records how long each repetition took.
 steady CPU they all take about the median; ``slow_share`` is the share of the probe's
 wall time spent in repetitions at least ``factor`` times slower than that median.
 
-Measured here (2 vCPUs, nothing else running), the same probe gave ``slow_share``
-between a few hundredths and about a tenth from one run to the next: the serving
-benchmark records it before and after its load, so a p99 can be read next to the
-steadiness of the machine that produced it.
+Its ``slow_share`` moves from one run to the next and from one machine to another, with
+nothing else of ours running: the serving benchmark records it before and after its load,
+so a p99 can be read next to the steadiness of the machine that produced it.
 """
 
 from __future__ import annotations

@@ -874,6 +874,11 @@ class MovieRanker(tf.keras.Model):
         return rating
 
 
+def refit_epochs(best_epoch: int) -> int:
+    """The refit's epoch count: 10% more than the early-stopping run's best, for 10% more ratings (a rule of thumb)."""
+    return max(1, round(1.1 * best_epoch))
+
+
 def train_ranking_model(
     train: tf.data.Dataset | dict,
     movies: tf.data.Dataset | dict,
@@ -979,7 +984,7 @@ def train_ranking_model(
         curves = result.history
         best_epoch = int(np.argmin(curves["val_rmse"])) + 1
         model.epochs_trained = best_epoch
-        epochs = max(1, round(1.1 * best_epoch)) if refit else None
+        epochs = refit_epochs(best_epoch) if refit else None
     if epochs is not None:
         model = build(columns)
         model.fit(inputs(columns), columns["user_rating"], batch_size=batch_size, epochs=epochs, verbose=verbose)
@@ -1349,9 +1354,9 @@ if not QUICK and isinstance(baseline, RankingModel):  # the claims of the text b
 # features alone move it by less than half a hundredth either way — on a random split
 # the ids of users and movies with dozens of training ratings already say most of what
 # age, occupation and genres say (section 11 turns to users the model has never seen,
-# where only the side features can tell it anything); and the last row, which adds the history
-# block and the parallel cross layer at once, takes off more than another hundredth and
-# is the best model of the table (the cell checks all three in the full run). Which of
+# where only the side features can tell it anything); and the last row, which adds the
+# history block and the parallel cross layer at once, takes off more than another
+# hundredth and is the best model of the table (the cell checks all three in the full run). Which of
 # those two ingredients buys how much is not measured here: that takes one more model
 # per ingredient, each removed from the best model in turn and trained to
 # convergence, a good experiment to run yourself. The bias terms also give unknown ids
@@ -1911,7 +1916,7 @@ ut_train_rows, ut_validation_rows, ut_test_rows = split_rows(user_temporal_split
 ut_known = take_rows(all_features, np.concatenate([ut_train_rows, ut_validation_rows]))  # the models train on both
 ut_test = take_rows(all_features, ut_test_rows)
 ut_retrieval = train_retrieval_model(ut_known, movie_features, features=True, epochs=1 if QUICK else None)
-ut_best = train_ranking_model(ut_known, movie_features, epochs=max(1, round(1.1 * best.best_epoch)))  # the refit rule
+ut_best = train_ranking_model(ut_known, movie_features, epochs=refit_epochs(best.best_epoch))
 ut_rmse = rmse_of(ut_best, ut_test)
 print(f"per-user temporal: {len(ut_test_rows)} held-out ratings; best ranker test RMSE {ut_rmse:.3f} "
       f"(random split: {best_rmse:.3f})")

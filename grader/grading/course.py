@@ -130,10 +130,9 @@ def run_course(lessons: list[Lesson] | None = None, force: bool = False, site: b
     # else running (two at once on two cores made lesson 04 take 184 s instead of 142 s); the stubs, quick
     # runs of seconds each, then share the workers.
     everything = entries(lessons)
-    runs = [grade([entry for entry in everything if (entry.student == "reference") == references], workspace=COURSE,
-                  results=RESULTS, config=COURSE_CONFIG, force=force, jobs=1 if references else None,
-                  on_plan=plan("reference" if references else "stub"), progress=sys.stderr.isatty())
-            for references in (True, False)]
+    options = dict(workspace=COURSE, results=RESULTS, config=COURSE_CONFIG, force=force, progress=sys.stderr.isatty())
+    runs = [grade([e for e in everything if e.student == "reference"], jobs=1, on_plan=plan("reference"), **options),
+            grade([e for e in everything if e.student != "reference"], on_plan=plan("stub"), **options)]
     started = runs[0].started
     found = {(r.student, r.lesson): r for run in runs for r in run.results}
     rows, grades, metrics = [], [], {}
@@ -149,7 +148,7 @@ def run_course(lessons: list[Lesson] | None = None, force: bool = False, site: b
             "title": lesson.title(),
             "seconds": round(reference.execution_seconds or reference.seconds, 1),
             # The kernel's CPU time: unlike the wall time above, it does not grow with the host's other load
-            # (make course runs two lessons at once; a cloud VM shares its cores).
+            # (a cloud VM shares its cores).
             "cpu_seconds": None if (cpu := reference.execution_cpu_seconds) is None else round(cpu, 1),
             "points": reference.points,
             "max_points": reference.max_points,

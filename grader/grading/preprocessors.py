@@ -85,7 +85,8 @@ def tree_cpu_seconds(root: int) -> float:
     Read from ``/proc`` while they run: a sandboxed kernel is the sandbox's grandchild, whose
     time never reaches this process's ``RUSAGE_CHILDREN``. 0.0 where ``/proc`` cannot tell.
     """
-    stats: dict[int, tuple[int, float]] = {}  # pid -> (parent pid, CPU seconds)
+    cpu: dict[int, float] = {}
+    children: dict[int, list[int]] = {}
     tick = os.sysconf("SC_CLK_TCK")
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -95,14 +96,15 @@ def tree_cpu_seconds(root: int) -> float:
                 fields = handle.read().rsplit(b")", 1)[1].split()  # after "pid (comm)": state, ppid, ...
         except OSError:  # gone meanwhile, or not ours to read
             continue
-        stats[int(entry.name)] = (int(fields[1]), sum(int(value) for value in fields[11:15]) / tick)
-    below, todo = set(), [root]
-    while todo:
+        pid = int(entry.name)
+        cpu[pid] = sum(int(value) for value in fields[11:15]) / tick  # utime, stime, cutime, cstime
+        children.setdefault(int(fields[1]), []).append(pid)
+    total, todo = 0.0, [root] if root in cpu else []
+    while todo:  # a tree: every pid has one parent, so none is reached twice
         pid = todo.pop()
-        if pid in stats and pid not in below:
-            below.add(pid)
-            todo += [child for child, (parent, _) in stats.items() if parent == pid]
-    return sum(stats[pid][1] for pid in below)
+        total += cpu[pid]
+        todo += children.get(pid, [])
+    return total
 
 
 def cap_context(context: zmq.Context, max_message_bytes: int) -> None:
@@ -308,8 +310,8 @@ class SandboxedExecute(Execute):
         if watch is not None:
             watch.close()  # before the client destroys its context, which waits for every socket
         pid = getattr(getattr(self.km, "provisioner", None), "pid", None)
-        if pid and getattr(self, "_report", None) is not None:  # the kernel's CPU time, before it stops
-            self._report["kernel_tree_cpu_seconds"] = tree_cpu_seconds(pid)
+        if pid:  # the kernel's CPU time, read before it stops
+            self._kernel_cpu = tree_cpu_seconds(pid)
         await super()._async_cleanup_kernel()
 
     _cleanup_kernel = run_sync(_async_cleanup_kernel)
@@ -321,7 +323,7 @@ class SandboxedExecute(Execute):
         self._iopub_timeout = self.iopub_timeout
         self._report = {"timeouts": [], "notebook_timeout": False, "tampered": [], "unshadowed": [],
                         "truncated": [], "unverified": [], "seconds": 0.0, "cpu_seconds": None, "died": ""}
-        start, children = time.monotonic(), children_cpu_seconds()
+        start, children, self._kernel_cpu = time.monotonic(), children_cpu_seconds(), 0.0
         try:
             return super().preprocess(nb, resources, km)
         finally:
@@ -329,8 +331,7 @@ class SandboxedExecute(Execute):
             # The kernel's CPU time: what the run cost, whatever else the host ran. A kernel that is this
             # worker's child is counted once reaped; a sandboxed one (the sandbox's grandchild) only by the
             # /proc sample taken just before it stopped. Each can miss time, neither counts any twice: the larger.
-            sampled = self._report.pop("kernel_tree_cpu_seconds", 0.0)
-            self._report["cpu_seconds"] = round(max(children_cpu_seconds() - children, sampled), 3)
+            self._report["cpu_seconds"] = round(max(children_cpu_seconds() - children, self._kernel_cpu), 3)
             if self.report_path:
                 Path(self.report_path).write_text(json.dumps(self._report, indent=1), encoding="utf-8")
 
